@@ -1,0 +1,28 @@
+"""gdcore: linear least squares by gradient descent, fast and checkable.
+
+Batch, stochastic (per-sample) and mini-batch gradient descent on
+``y ~ X @ w + b`` with a compiled Cython core (``gdcore._kernels``) and a
+plain-Python reference path (:mod:`gdcore.reference`) that computes the same
+numbers. See DESIGN.md in the repository for the contract.
+"""
+
+from . import reference
+from ._api import fit, predict, value_and_grad
+from ._data import make_regression
+from ._estimator import LinearRegressor
+from ._kernels import OPENMP
+from ._results import DivergenceError, FitResult
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DivergenceError",
+    "FitResult",
+    "LinearRegressor",
+    "OPENMP",
+    "fit",
+    "make_regression",
+    "predict",
+    "reference",
+    "value_and_grad",
+]

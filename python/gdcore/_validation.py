@@ -1,0 +1,197 @@
+"""Input checks, done once at the boundary before any kernel runs.
+
+Every check raises ``TypeError`` (wrong kind of object) or ``ValueError`` (right
+kind, bad value) with a message that names the argument, says what was expected
+and shows what came. Nothing here modifies its input: arrays are converted to
+float64 C-contiguous only when they are not already (a documented copy), and
+arrays that a kernel writes to are always fresh copies made by the caller.
+
+Finiteness of ``X`` and ``y`` is not checked here on the fast path, because
+that would cost an extra pass over ``X``: a non-finite input makes the loss
+non-finite, and only then :func:`raise_if_nonfinite_input` finds the culprit.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import operator
+from typing import Any
+
+import numpy as np
+
+METHODS = ("batch", "sgd", "minibatch")
+BACKENDS = ("cython", "reference")
+#: loss name -> loss factor ``a``: the loss is ``a * mean(r**2)``.
+LOSS_FACTORS = {"mse": 1.0, "half_mse": 0.5}
+
+_NUMERIC_KINDS = "biuf"
+
+
+def _describe(value: Any) -> str:
+    """Short description of what came, for error messages."""
+    if isinstance(value, np.ndarray):
+        return f"array of dtype {value.dtype} and shape {value.shape}"
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{text} (type {type(value).__name__})"
+
+
+def as_float_array(value: Any, name: str) -> np.ndarray:
+    """Return ``value`` as a float64 array, C-contiguous, copying only if needed.
+
+    A float64 C-contiguous ndarray (a read-only memmap included) is returned as
+    is. Integer, boolean, float16/32 and Fortran-ordered arrays, lists and other
+    array-likes are converted once. Complex, string, object and other dtypes
+    raise ``TypeError``.
+    """
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be a real numeric array-like; got {_describe(value)}")
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError) as exc:
+        # ragged nested lists, objects numpy cannot turn into an array
+        raise TypeError(
+            f"{name} must be a real numeric array-like; got {_describe(value)} ({exc})"
+        ) from None
+    if array.dtype.kind not in _NUMERIC_KINDS:
+        kind = "complex" if array.dtype.kind == "c" else str(array.dtype)
+        raise TypeError(
+            f"{name} must hold real numbers (bool, integer or float); got {kind} data "
+            f"({_describe(array)})"
+        )
+    if array.dtype == np.float64 and array.flags.c_contiguous:
+        return array
+    return np.ascontiguousarray(array, dtype=np.float64)
+
+
+def check_X(X: Any, name: str = "X") -> np.ndarray:
+    """Return ``X`` as a float64 C-contiguous 2-D array; 1-D means one feature."""
+    array = as_float_array(X, name)
+    if array.ndim == 1:
+        array = array.reshape(-1, 1)
+    elif array.ndim != 2:
+        raise ValueError(
+            f"{name} must be 1-D (n_samples,) or 2-D (n_samples, n_features); "
+            f"got {array.ndim}-D with shape {array.shape}"
+        )
+    if array.shape[0] == 0:
+        raise ValueError(f"{name} must have at least one sample; got shape {array.shape}")
+    if array.shape[1] == 0:
+        raise ValueError(f"{name} must have at least one feature; got shape {array.shape}")
+    return array
+
+
+def check_X_y(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Check ``X`` and the target ``y`` (1-D, one value per row of ``X``)."""
+    X = check_X(X)
+    y = as_float_array(y, "y")
+    if y.ndim != 1:
+        raise ValueError(f"y must be 1-D (n_samples,); got {y.ndim}-D with shape {y.shape}")
+    if y.shape[0] != X.shape[0]:
+        raise ValueError(
+            f"X and y must have the same number of samples; got X with {X.shape[0]} "
+            f"and y with {y.shape[0]}"
+        )
+    return X, y
+
+
+def check_weights(w: Any, n_features: int, name: str) -> np.ndarray:
+    """Return ``w`` as a finite float64 C-contiguous vector of length ``n_features``.
+
+    The result may share memory with ``w``: callers that update it in place
+    copy it first.
+    """
+    array = as_float_array(w, name)
+    if array.ndim != 1 or array.shape[0] != n_features:
+        raise ValueError(
+            f"{name} must have shape ({n_features},) to match X's {n_features} "
+            f"feature(s); got shape {array.shape}"
+        )
+    if not np.isfinite(array).all():
+        position = int(np.flatnonzero(~np.isfinite(array))[0])
+        raise ValueError(
+            f"{name} must be finite; got {array[position]} at index {position}"
+        )
+    return array
+
+
+def check_real(value: Any, name: str, *, positive: bool = False) -> float:
+    """Return ``value`` as a finite Python float (``> 0`` if ``positive``)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        if not (isinstance(value, np.ndarray) and value.ndim == 0
+                and value.dtype.kind in "iuf"):
+            raise TypeError(f"{name} must be a real number; got {_describe(value)}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be finite; got {number}")
+    if positive and number <= 0.0:
+        raise ValueError(f"{name} must be a positive number; got {number}")
+    return number
+
+
+def check_int(value: Any, name: str, *, minimum: int) -> int:
+    """Return ``value`` as a Python int ``>= minimum``; bools are refused."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an integer; got {_describe(value)}")
+    try:
+        number = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer; got {_describe(value)}") from None
+    if number < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {number}")
+    return number
+
+
+def check_bool(value: Any, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False; got {_describe(value)}")
+    return bool(value)
+
+
+def check_choice(value: Any, name: str, choices: tuple[str, ...] | dict) -> str:
+    options = ", ".join(repr(c) for c in choices)
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be one of {options}; got {_describe(value)}")
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {options}; got {value!r}")
+    return value
+
+
+def check_loss(loss: Any) -> float:
+    """Return the loss factor ``a`` of a loss name."""
+    return LOSS_FACTORS[check_choice(loss, "loss", LOSS_FACTORS)]
+
+
+def check_n_threads(n_threads: Any) -> int | None:
+    if n_threads is None:
+        return None
+    return check_int(n_threads, "n_threads", minimum=1)
+
+
+def check_seed(seed: Any) -> Any:
+    """Accept what ``numpy.random.default_rng`` accepts: None, an int >= 0, a
+    ``SeedSequence`` or a ``Generator``."""
+    if seed is None or isinstance(seed, (np.random.SeedSequence, np.random.Generator)):
+        return seed
+    return check_int(seed, "seed", minimum=0)
+
+
+def raise_if_nonfinite_input(X: np.ndarray, y: np.ndarray | None = None) -> None:
+    """Raise ``ValueError`` naming the first non-finite value of ``X`` or ``y``.
+
+    Called only after a kernel saw a non-finite loss, so the common path never
+    pays for this pass over ``X``.
+    """
+    for name, array in (("X", X), ("y", y)):
+        if array is None:
+            continue
+        bad = ~np.isfinite(array)
+        if bad.any():
+            position = tuple(int(i) for i in np.argwhere(bad)[0])
+            where = position[0] if len(position) == 1 else position
+            raise ValueError(
+                f"{name} must contain only finite values; got {array[position]} "
+                f"at index {where}"
+            )
