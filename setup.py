@@ -4,16 +4,24 @@ Metadata lives in pyproject.toml; this file only defines the extension modules.
 Every ``gdcore/<name>.pyx`` becomes the module ``gdcore._<name>`` inside the
 package whose Python code lives in ``python/gdcore``.
 
+The kernels (gdcore/kernels.pxi) are compiled three times on x86-64 with GCC
+or Clang: ``_kernels`` for any CPU, ``_kernels_avx2`` for x86-64-v3 (AVX2,
+FMA) and ``_kernels_avx512`` for x86-64-v4 (AVX-512); the package picks the
+best one the running CPU supports. ``-ffp-contract=off`` keeps the three
+builds' results bit-for-bit identical (no fused multiply-add rounding).
+Elsewhere only the portable module is built.
+
 Environment variables read at build time:
 
-GDCORE_NATIVE=1     compile for the build machine's CPU (``-march=native``);
-                    the default build is portable.
+GDCORE_NATIVE=1     compile one module for the build machine's CPU
+                    (``-march=native``) instead of the three above.
 GDCORE_DEBUG=1      turn Cython bounds checking, wraparound and initialised-view
                     checks back on, compile with ``-O0 -g``.
 GDCORE_OPENMP=0     build without OpenMP even when the compiler supports it.
 """
 
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -30,12 +38,27 @@ def _flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _compiler() -> str | None:
+    return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+
+
+def _compiles(source: str, flags: list) -> bool:
+    """True if the C compiler builds and links ``source`` with ``flags``."""
+    compiler = _compiler()
+    if compiler is None:
+        return False
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "check.c")
+        with open(src, "w") as fh:
+            fh.write(source)
+        result = subprocess.run([compiler, *flags, src, "-o", os.path.join(tmp, "check")],
+                                capture_output=True)
+    return result.returncode == 0
+
+
 def _compiler_accepts_openmp() -> bool:
     """Compile and link a tiny OpenMP program; False (with a warning) if that fails."""
     if os.environ.get("GDCORE_OPENMP", "1").strip() == "0":
-        return False
-    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if compiler is None:
         return False
     source = textwrap.dedent(
         """
@@ -48,15 +71,7 @@ def _compiler_accepts_openmp() -> bool:
         }
         """
     )
-    with tempfile.TemporaryDirectory() as tmp:
-        src = os.path.join(tmp, "check_openmp.c")
-        with open(src, "w") as fh:
-            fh.write(source)
-        result = subprocess.run(
-            [compiler, "-fopenmp", src, "-o", os.path.join(tmp, "check_openmp")],
-            capture_output=True,
-        )
-    if result.returncode != 0:
+    if not _compiles(source, ["-fopenmp"]):
         sys.stderr.write(
             "warning: the C compiler does not support OpenMP; gdcore's full-batch "
             "gradient will run on one core\n"
@@ -65,15 +80,29 @@ def _compiler_accepts_openmp() -> bool:
     return True
 
 
+def _instruction_set_variants() -> dict:
+    """Module suffix -> extra flags for each kernel build to compile."""
+    if _flag("GDCORE_NATIVE"):
+        return {"": ["-march=native"]}
+    variants = {"": []}
+    if platform.machine().lower() in {"x86_64", "amd64"} and sys.platform != "win32":
+        probe = "int main(void) { return 0; }\n"
+        for suffix, level in (("_avx2", "x86-64-v3"), ("_avx512", "x86-64-v4")):
+            if _compiles(probe, [f"-march={level}"]):
+                variants[suffix] = [f"-march={level}", "-mtune=generic"]
+            else:
+                sys.stderr.write(f"warning: the C compiler does not know -march={level}; "
+                                 f"skipping gdcore._kernels{suffix}\n")
+    return variants
+
+
 debug = _flag("GDCORE_DEBUG")
 openmp = _compiler_accepts_openmp()
 
-compile_args = ["-O0", "-g"] if debug else ["-O3"]
+base_args = (["-O0", "-g"] if debug else ["-O3"]) + ["-ffp-contract=off"]
 link_args = []
-if _flag("GDCORE_NATIVE"):
-    compile_args.append("-march=native")
 if openmp:
-    compile_args.append("-fopenmp")
+    base_args.append("-fopenmp")
     link_args.append("-fopenmp")
 
 directives = {
@@ -84,17 +113,22 @@ directives = {
     "cdivision": True,
 }
 
-extensions = [
-    Extension(
-        "gdcore._" + os.path.splitext(os.path.basename(path))[0],
+variants = _instruction_set_variants()
+extensions = []
+for path in sorted(glob(os.path.join("gdcore", "*.pyx"))):
+    name = os.path.splitext(os.path.basename(path))[0]
+    # kernels_avx2.pyx -> variant "_avx2" of kernels; plain modules have variant "".
+    suffix = next((s for s in variants if s and name.endswith(s)), "")
+    if name.startswith("kernels") and name != "kernels" and not suffix:
+        continue  # an instruction-set variant this build skips
+    extensions.append(Extension(
+        "gdcore._" + name,
         [path],
         include_dirs=[numpy.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-        extra_compile_args=compile_args,
+        extra_compile_args=base_args + variants[suffix],
         extra_link_args=link_args,
-    )
-    for path in sorted(glob(os.path.join("gdcore", "*.pyx")))
-]
+    ))
 
 setup(
     package_dir={"gdcore": "python/gdcore"},

@@ -10,6 +10,7 @@ from . import reference
 from ._api import fit, predict, value_and_grad
 from ._data import make_regression
 from ._estimator import LinearRegressor
+from ._dispatch import KERNELS_NAME as KERNELS
 from ._kernels import OPENMP
 from ._results import DivergenceError, FitResult
 
@@ -18,6 +19,7 @@ __version__ = "0.1.0"
 __all__ = [
     "DivergenceError",
     "FitResult",
+    "KERNELS",
     "LinearRegressor",
     "OPENMP",
     "fit",

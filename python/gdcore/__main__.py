@@ -15,7 +15,9 @@ from typing import Sequence
 
 import numpy as np
 
-from . import DivergenceError, _kernels, fit, make_regression, value_and_grad
+from . import DivergenceError, fit, make_regression, value_and_grad
+from ._dispatch import KERNELS_NAME
+from ._dispatch import kernels as _kernels
 
 #: Learning rates that converge on standard-normal features (mse): full-batch
 #: steps may be large; a per-sample step must stay below about 1/n_features.
@@ -86,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     made = time.perf_counter() - started
     print(f"data: {args.n_samples:,} x {args.n_features} float64 "
           f"({X.nbytes / 1e6:,.0f} MB), noise {args.noise}, made in {made:.2f} s; "
-          f"backend {args.backend}, OpenMP {'on' if _kernels.OPENMP else 'off'} "
+          f"backend {args.backend} ({KERNELS_NAME} kernels), OpenMP {'on' if _kernels.OPENMP else 'off'} "
           f"({args.threads or _kernels.max_threads()} threads for full batch)")
 
     header = (f"{'method':<10} {'batch':>7} {'lr':>7} {'epochs':>6} {'final loss':>12} "

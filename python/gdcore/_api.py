@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 import numpy as np
 
-from . import _kernels, _training, _validation, reference
+from . import _training, _validation, reference
+from ._dispatch import kernels as _kernels
 from ._results import FitResult
 
 
@@ -114,12 +116,15 @@ def predict(X: Any, w: Any, b: float = 0.0) -> np.ndarray:
     ------
     TypeError, ValueError
         Bad shapes or dtypes; non-finite values in ``X``, ``w`` or ``b``.
+        When the inputs are finite but a prediction overflows, it is returned
+        as ``inf``.
     """
     X = _validation.check_X(X)
     w = _validation.check_weights(w, X.shape[1], "w")
     b = _validation.check_real(b, "b")
-    predictions = X @ w
-    predictions += b
+    with np.errstate(invalid="ignore", over="ignore"):
+        predictions = X @ w
+        predictions += b
     if not np.isfinite(predictions).all():
         _validation.raise_if_nonfinite_input(X)
     return predictions
@@ -195,7 +200,7 @@ def fit(X: Any, y: Any, *, method: str = "minibatch", batch_size: int = 32,
     method = _validation.check_choice(method, "method", _validation.METHODS)
     batch_size = _validation.check_int(batch_size, "batch_size", minimum=1)
     lr = _validation.check_real(lr, "lr", positive=True)
-    epochs = _validation.check_int(epochs, "epochs", minimum=0)
+    epochs = _validation.check_int(epochs, "epochs", minimum=0, maximum=sys.maxsize)
     if w0 is None:
         w = np.zeros(n_features)
     else:

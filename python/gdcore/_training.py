@@ -55,7 +55,7 @@ def train(engine: Engine, X: np.ndarray, y: np.ndarray, w: np.ndarray, b: float,
     n = X.shape[0]
     data = engine.prepare(X, y)
     steps_per_epoch = -(-n // batch_size)
-    history = np.empty(epochs)
+    history: list[float] = []
     # One batch holds every sample, so its order cannot matter: draw none.
     shuffle = shuffle and batch_size < n
     rng = np.random.default_rng(seed) if shuffle else None
@@ -89,9 +89,9 @@ def train(engine: Engine, X: np.ndarray, y: np.ndarray, w: np.ndarray, b: float,
                 f"training diverged in epoch {epoch}, step {step}: the loss or the "
                 f"parameters stopped being finite (lr={lr} is probably too large for "
                 f"this data); the error's w and b hold the last finite parameters",
-                w=w, b=b, epoch=epoch, step=step, history=history[:epoch].copy())
-        history[epoch] = loss_sum / steps_per_epoch
+                w=w, b=b, epoch=epoch, step=step, history=np.array(history))
+        history.append(loss_sum / steps_per_epoch)
 
-    return FitResult(w=w, b=float(b), history=history, epochs_run=epochs,
+    return FitResult(w=w, b=float(b), history=np.array(history), epochs_run=epochs,
                      n_steps=n_steps, batch_size=batch_size, method=method,
                      backend=engine.name)

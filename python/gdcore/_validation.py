@@ -26,6 +26,9 @@ BACKENDS = ("cython", "reference")
 LOSS_FACTORS = {"mse": 1.0, "half_mse": 0.5}
 
 _NUMERIC_KINDS = "biuf"
+#: Upper bound of ``n_threads`` (the kernels use at most one thread per row
+#: block anyway, and OpenMP takes a C int).
+MAX_THREADS = 1024
 
 
 def _describe(value: Any) -> str:
@@ -123,7 +126,11 @@ def check_real(value: Any, name: str, *, positive: bool = False) -> float:
         if not (isinstance(value, np.ndarray) and value.ndim == 0
                 and value.dtype.kind in "iuf"):
             raise TypeError(f"{name} must be a real number; got {_describe(value)}")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ValueError(f"{name} must be a finite number; got {_describe(value)}, "
+                         f"too large for a float") from None
     if not math.isfinite(number):
         raise ValueError(f"{name} must be finite; got {number}")
     if positive and number <= 0.0:
@@ -131,16 +138,17 @@ def check_real(value: Any, name: str, *, positive: bool = False) -> float:
     return number
 
 
-def check_int(value: Any, name: str, *, minimum: int) -> int:
-    """Return ``value`` as a Python int ``>= minimum``; bools are refused."""
+def check_int(value: Any, name: str, *, minimum: int, maximum: int | None = None) -> int:
+    """Return ``value`` as a Python int in ``[minimum, maximum]``; bools are refused."""
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be an integer; got {_describe(value)}")
     try:
         number = operator.index(value)
     except TypeError:
         raise TypeError(f"{name} must be an integer; got {_describe(value)}") from None
-    if number < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {number}")
+    if number < minimum or (maximum is not None and number > maximum):
+        expected = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+        raise ValueError(f"{name} must be an integer {expected}; got {number}")
     return number
 
 
@@ -167,7 +175,7 @@ def check_loss(loss: Any) -> float:
 def check_n_threads(n_threads: Any) -> int | None:
     if n_threads is None:
         return None
-    return check_int(n_threads, "n_threads", minimum=1)
+    return check_int(n_threads, "n_threads", minimum=1, maximum=MAX_THREADS)
 
 
 def check_seed(seed: Any) -> Any:
