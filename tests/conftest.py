@@ -66,15 +66,10 @@ def _numpy_fit(X, y, *, lr, epochs, batch_size, loss="mse", w0=None, b0=0.0,
 
 def _shuffle_orders(n, epochs, seed):
     """The row order of each epoch with ``shuffle=True``, as documented in
-    ``gdcore.fit``: epoch 0 visits ``default_rng(seed).permutation(n)``, each
-    later epoch shuffles the previous order again with the same generator."""
+    ``gdcore.fit``: a fresh ``rng.permutation(n)`` every epoch, all drawn from
+    one ``rng = default_rng(seed)``."""
     rng = np.random.default_rng(seed)
-    order = rng.permutation(n)
-    orders = [order.copy()]
-    for _ in range(1, epochs):
-        rng.shuffle(order)
-        orders.append(order.copy())
-    return orders
+    return [rng.permutation(n) for _ in range(epochs)]
 
 
 def _regression(n, d, seed=0, *, noise=0.5, bias=0.3):

@@ -443,16 +443,22 @@ def test_kernel_refuses_to_update_a_silent_copy():
     """Arrays a kernel writes must be float64, C-contiguous and writeable:
     anything else raises instead of updating a temporary copy."""
     X = np.ascontiguousarray(X0)
-    good = np.zeros(3)
-    args = (X, Y0, None)
-    tail = (0.0, 3, 0.01, 1.0, True, 100, 1)
-    gdcore._kernels.run_epoch(*args, good, *tail)          # the good call works
+    rule = gdcore._kernels.Rule(lr=0.01, batch_size=3)
+
+    def run(params, grad_sum):
+        return gdcore._kernels.run_epoch(X, Y0, None, None, params, None, None, grad_sum,
+                                         rule, 0, 0, 100)
+
+    good = np.zeros(4)
+    run(good, np.zeros(4))                                   # the good call works
     assert np.any(good != 0)
-    read_only = np.zeros(3)
+    read_only = np.zeros(4)
     read_only.flags.writeable = False
-    for bad in (np.zeros(3, dtype=np.float32), np.zeros(6)[::2], read_only, [0.0] * 3):
+    for bad in (np.zeros(4, dtype=np.float32), np.zeros(8)[::2], read_only, [0.0] * 4):
         with pytest.raises((TypeError, ValueError)):
-            gdcore._kernels.run_epoch(*args, bad, *tail)
+            run(bad, np.zeros(4))
+        with pytest.raises((TypeError, ValueError)):
+            run(np.zeros(4), bad)
     grad = np.zeros(3, dtype=np.float32)
     with pytest.raises((TypeError, ValueError)):
         gdcore._kernels.value_and_grad(X, Y0, W0, 0.0, 1.0, grad, 1)

@@ -6,13 +6,13 @@ plain-Python reference path (:mod:`gdcore.reference`) that computes the same
 numbers. See DESIGN.md in the repository for the contract.
 """
 
-from . import reference
-from ._api import fit, predict, value_and_grad
+from . import reference, schedules
+from ._api import fit, max_stable_lr, predict, value_and_grad
 from ._data import make_regression
 from ._estimator import LinearRegressor
 from ._dispatch import KERNELS_NAME as KERNELS
 from ._kernels import OPENMP
-from ._results import DivergenceError, FitResult
+from ._results import DivergenceError, FitResult, TrainState
 
 __version__ = "0.1.0"
 
@@ -22,9 +22,12 @@ __all__ = [
     "KERNELS",
     "LinearRegressor",
     "OPENMP",
+    "TrainState",
     "fit",
     "make_regression",
+    "max_stable_lr",
     "predict",
     "reference",
+    "schedules",
     "value_and_grad",
 ]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 import sys
-from typing import Any
+import warnings
+from typing import Any, Callable
 
 import numpy as np
 
-from . import _training, _validation, reference
+from . import _training, _validation, reference, schedules
 from ._dispatch import kernels as _kernels
-from ._results import FitResult
+from ._results import FitResult, TrainState
 
 
 def _threads(n_threads: int | None) -> int:
@@ -25,11 +26,15 @@ class CythonEngine:
     def prepare(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return X, y
 
-    def run_epoch(self, data, order, w, b, *, batch_size, lr, loss_factor, fit_intercept,
-                  max_steps, n_threads):
+    def subset_loss(self, data, rows, params, loss_factor):
         X, y = data
-        return _kernels.run_epoch(X, y, order, w, b, batch_size, lr, loss_factor,
-                                  fit_intercept, max_steps, n_threads)
+        return _kernels.subset_loss(X, y, rows, params, loss_factor)
+
+    def run_epoch(self, data, order, weights, params, velocity, average, grad_sum, rule,
+                  global_step, first_step, stop_step):
+        X, y = data
+        return _kernels.run_epoch(X, y, order, weights, params, velocity, average, grad_sum,
+                                  _kernels.Rule(**rule), global_step, first_step, stop_step)
 
 
 _ENGINES = {"cython": CythonEngine(), "reference": reference.ENGINE}
@@ -133,8 +138,16 @@ def predict(X: Any, w: Any, b: float = 0.0) -> np.ndarray:
 def fit(X: Any, y: Any, *, method: str = "minibatch", batch_size: int = 32,
         lr: float = 0.01, epochs: int = 10, w0: Any = None, b0: float = 0.0,
         fit_intercept: bool = True, loss: str = "mse", shuffle: bool = True,
-        seed: Any = None, backend: str = "cython",
-        n_threads: int | None = None) -> FitResult:
+        seed: Any = None, backend: str = "cython", n_threads: int | None = None,
+        momentum: float = 0.0, nesterov: bool = False, dampening: float = 0.0,
+        weight_decay: float = 0.0, l1: float = 0.0, decay_bias: bool = False,
+        schedule: Any = "constant", average: bool | int = False,
+        sample_weight: Any = None, tol: float | None = None, stop_on: str = "loss",
+        n_iter_no_change: int = 5, validation_fraction: float | None = None,
+        on_divergence: str = "raise", check_lr: bool = False,
+        callback: Callable[[dict], Any] | None = None, callback_every: int | None = None,
+        verbose: int = 0, progress: bool = False,
+        warm_start: FitResult | TrainState | None = None) -> FitResult:
     """Train ``y ~ X @ w + b`` by gradient descent on the squared error.
 
     Parameters
@@ -165,35 +178,97 @@ def fit(X: Any, y: Any, *, method: str = "minibatch", batch_size: int = 32,
     loss : {"mse", "half_mse"}, default "mse"
         ``mean(r**2)`` or ``0.5 * mean(r**2)``.
     shuffle : bool, default True
-        Visit the samples in a random order, a fresh permutation every epoch,
-        drawn from ``numpy.random.default_rng(seed)`` (epoch 0 uses
-        ``rng.permutation(n)``; each later epoch shuffles the previous order
-        in place). False visits 0..n-1 every epoch.
+        Visit the samples in a random order, ``rng.permutation(n)`` drawn
+        afresh every epoch from ``rng = numpy.random.default_rng(seed)``.
+        False visits 0..n-1 every epoch.
     seed : int, SeedSequence, Generator or None, default None
-        Seed of the shuffling; same seed, same result.
+        Seed of the shuffling (and of the validation split); same seed, same bits.
     backend : {"cython", "reference"}, default "cython"
         Compiled kernels, or the plain-Python reference path (same results to
         ``rtol=1e-9``).
     n_threads : int or None, default None
         Threads for the full-data gradient of ``method="batch"`` (None:
         OpenMP's default). Results are bit-for-bit the same for any value.
+    momentum : float, default 0.0
+        Momentum factor ``mu >= 0`` (PyTorch's convention): the buffer starts
+        as the first gradient, ``v = g``; after that ``v = mu * v +
+        (1 - dampening) * g``, and the step is ``lr * v``.
+    nesterov : bool, default False
+        Nesterov momentum: the step is ``lr * (g + mu * v)``. Needs
+        ``momentum > 0`` and ``dampening = 0``.
+    dampening : float, default 0.0
+        In [0, 1]; see ``momentum``.
+    weight_decay : float, default 0.0
+        L2 penalty ``weight_decay / 2 * |w|^2``: adds ``weight_decay * w`` to
+        the gradient. The intercept is not decayed unless ``decay_bias``.
+    l1 : float, default 0.0
+        L1 penalty ``l1 * |w|_1``: adds ``l1 * sign(w)`` (a subgradient,
+        ``sign(0) = 0``). With ``weight_decay`` too: elastic net.
+    decay_bias : bool, default False
+        Apply the penalties to the intercept as well.
+    schedule : str or gdcore.schedules.Schedule, default "constant"
+        Learning-rate schedule; see :mod:`gdcore.schedules` for the formulas.
+    average : bool or int, default False
+        Averaged SGD: return the mean of the iterates after every step from
+        global step ``average`` on (``True``: from the first step).
+    sample_weight : array-like of shape (n_samples,) or None
+        Non-negative weights, divided by their mean over the training rows (a
+        copy): a batch's loss is ``a * sum(s * r**2) / m``. Weight 0 drops a
+        sample; multiplying all weights by a constant changes nothing; an
+        integer weight k equals repeating the sample k times exactly for
+        ``method="batch"`` (and in expectation otherwise).
+    tol : float or None, default None
+        Early stopping (None: off). With ``stop_on="loss"`` or
+        ``"validation"``: stop after ``n_iter_no_change`` epochs in a row whose
+        loss is not below ``best - tol``. With ``"grad_norm"``: stop when the
+        epoch's gradient norm (``result.grad_norm``) is ``<= tol``.
+    stop_on : {"loss", "grad_norm", "validation"}, default "loss"
+    n_iter_no_change : int, default 5
+    validation_fraction : float or None, default None
+        Hold out this fraction of the rows (a seeded random subset, at least
+        one row) and record their loss after each epoch in
+        ``result.val_loss``; the rest is trained on. Defaults to 0.1 when
+        ``stop_on="validation"``.
+    on_divergence : {"raise", "stop", "halve"}, default "raise"
+        When a loss or the parameters stop being finite (checked at every
+        update): raise :class:`DivergenceError`; stop and return the last
+        finite parameters (``stop_reason="diverged"``); or halve the learning
+        rate and rerun the epoch from its start (with a ``RuntimeWarning``; up
+        to 30 times, then raise). Halving cannot help when the loss at the
+        start of the epoch is already non-finite (typical of full-batch runs
+        that grew for many epochs); then it raises at once.
+    check_lr : bool, default False
+        Estimate the largest stable full-batch rate (:func:`max_stable_lr`, a
+        few passes over X) and warn if ``lr`` is above it.
+    callback : callable or None
+        Called after each epoch (and every ``callback_every`` steps) with a
+        dict: ``epoch``, ``step`` (None at an epoch's end), ``global_step``,
+        ``w``, ``b``, ``loss`` (the epoch's, or None mid-epoch), ``history``.
+        Returning ``True`` stops training (``stop_reason="callback"``).
+    callback_every : int or None
+    verbose : int, default 0
+        1: print a line per epoch (loss, gradient norm, rate, samples/s).
+    progress : bool, default False
+        Show a tqdm progress bar (needs tqdm).
+    warm_start : FitResult, TrainState or None
+        Continue from a previous run's state: ``epochs`` more epochs, exactly
+        as if the run had not stopped (rng, schedule, momentum, averaging
+        included). The other options should be those of the first run.
 
     Returns
     -------
     FitResult
-        ``w``, ``b``, ``history`` (loss per epoch), ``epochs_run``,
-        ``n_steps``, ``batch_size``.
 
     Raises
     ------
     TypeError, ValueError
-        Bad inputs (see DESIGN.md): raised before any training, except that a
-        non-finite value in ``X`` or ``y`` is found when it first makes a loss
-        non-finite; either way nothing passed in is modified.
+        Bad inputs: raised before any training, except that a non-finite value
+        in ``X`` or ``y`` is found when it first makes a loss non-finite;
+        either way nothing passed in is modified.
     DivergenceError
         The loss or the parameters stopped being finite (learning rate too
-        large). The error carries the last finite parameters, the epoch and
-        step, and the history so far.
+        large) and ``on_divergence="raise"``. The error carries the last
+        finite parameters, the epoch and step, and the history so far.
     """
     X, y = _validation.check_X_y(X, y)
     n_samples, n_features = X.shape
@@ -201,10 +276,6 @@ def fit(X: Any, y: Any, *, method: str = "minibatch", batch_size: int = 32,
     batch_size = _validation.check_int(batch_size, "batch_size", minimum=1)
     lr = _validation.check_real(lr, "lr", positive=True)
     epochs = _validation.check_int(epochs, "epochs", minimum=0, maximum=sys.maxsize)
-    if w0 is None:
-        w = np.zeros(n_features)
-    else:
-        w = _validation.check_weights(w0, n_features, "w0").copy()
     b0 = _validation.check_real(b0, "b0")
     fit_intercept = _validation.check_bool(fit_intercept, "fit_intercept")
     loss_factor = _validation.check_loss(loss)
@@ -212,9 +283,138 @@ def fit(X: Any, y: Any, *, method: str = "minibatch", batch_size: int = 32,
     seed = _validation.check_seed(seed)
     _validation.check_choice(backend, "backend", _validation.BACKENDS)
     n_threads = _validation.check_n_threads(n_threads)
+    momentum = _validation.check_non_negative(momentum, "momentum")
+    nesterov = _validation.check_bool(nesterov, "nesterov")
+    dampening = _validation.check_real(dampening, "dampening")
+    if not 0.0 <= dampening <= 1.0:
+        raise ValueError(f"dampening must be in [0, 1]; got {dampening}")
+    if nesterov and (momentum == 0.0 or dampening != 0.0):
+        raise ValueError(f"nesterov=True needs momentum > 0 and dampening = 0; got "
+                         f"momentum={momentum}, dampening={dampening}")
+    weight_decay = _validation.check_non_negative(weight_decay, "weight_decay")
+    l1 = _validation.check_non_negative(l1, "l1")
+    decay_bias = _validation.check_bool(decay_bias, "decay_bias")
+    schedule = schedules.check_schedule(schedule)
+    average_from = _validation.check_average(average)
+    if tol is not None:
+        tol = _validation.check_non_negative(tol, "tol")
+    stop_on = _validation.check_choice(stop_on, "stop_on", ("loss", "grad_norm", "validation"))
+    n_iter_no_change = _validation.check_int(n_iter_no_change, "n_iter_no_change", minimum=1)
+    if validation_fraction is None and stop_on == "validation":
+        validation_fraction = 0.1
+    if validation_fraction is not None:
+        validation_fraction = _validation.check_real(validation_fraction,
+                                                     "validation_fraction")
+        if not 0.0 < validation_fraction < 1.0:
+            raise ValueError(f"validation_fraction must be in (0, 1); got "
+                             f"{validation_fraction}")
+    on_divergence = _validation.check_choice(on_divergence, "on_divergence",
+                                             ("raise", "stop", "halve"))
+    check_lr = _validation.check_bool(check_lr, "check_lr")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable or None; got "
+                        f"{_validation.describe(callback)}")
+    if callback_every is not None:
+        callback_every = _validation.check_int(callback_every, "callback_every", minimum=1)
+    verbose = _validation.check_int(verbose, "verbose", minimum=0)
+    progress = _validation.check_bool(progress, "progress")
 
-    resolved_batch = {"batch": n_samples, "sgd": 1}.get(method, min(batch_size, n_samples))
-    return _training.train(
-        _ENGINES[backend], X, y, w, b0, method=method, batch_size=resolved_batch, lr=lr,
-        epochs=epochs, loss_factor=loss_factor, fit_intercept=fit_intercept,
-        shuffle=shuffle, seed=seed, n_threads=_threads(n_threads))
+    train_rows, val_rows = _split(n_samples, validation_fraction, seed)
+    weights = _validation.check_sample_weight(sample_weight, n_samples, train_rows)
+    if warm_start is None:
+        params = np.empty(n_features + 1)
+        params[:n_features] = (0.0 if w0 is None
+                               else _validation.check_weights(w0, n_features, "w0"))
+        params[n_features] = b0
+    elif w0 is not None or b0 != 0.0:
+        raise ValueError("pass either w0 / b0 or warm_start, not both: a warm start "
+                         "continues from its own parameters")
+    n_train = n_samples if train_rows is None else train_rows.shape[0]
+    config = _training.Config(
+        method=method, lr=lr, epochs=epochs, loss_factor=loss_factor,
+        batch_size={"batch": n_train, "sgd": 1}.get(method, min(batch_size, n_train)),
+        fit_intercept=fit_intercept, shuffle=shuffle, n_threads=_threads(n_threads),
+        schedule=schedule, momentum=momentum, dampening=dampening, nesterov=nesterov,
+        weight_decay=weight_decay, l1=l1, decay_bias=decay_bias, average_from=average_from,
+        tol=tol, stop_on=stop_on, n_iter_no_change=n_iter_no_change,
+        on_divergence=on_divergence, callback=callback, callback_every=callback_every,
+        verbose=verbose, progress=progress)
+    if warm_start is None:
+        state = _training.new_state(params, config, seed)
+    else:
+        state = _training.resume_state(warm_start, config, n_features, seed)
+    if check_lr:
+        limit = max_stable_lr(X, loss=loss, fit_intercept=fit_intercept)
+        if lr > limit:
+            warnings.warn(f"lr={lr:g} is above the largest stable full-batch rate "
+                          f"{limit:.4g} for this X (gdcore.max_stable_lr); training is "
+                          f"likely to diverge: try lr <= {0.5 * limit:.3g}",
+                          RuntimeWarning, stacklevel=2)
+    data = _training.Data(X=X, y=y, weights=weights, train_rows=train_rows,
+                          val_rows=val_rows)
+    return _training.train(_ENGINES[backend], data, config, state)
+
+
+def _split(n_samples: int, fraction: float | None,
+           seed: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Sorted training and held-out row indices (None, None: no split)."""
+    if fraction is None:
+        return None, None
+    n_val = max(1, int(round(fraction * n_samples)))
+    if n_val >= n_samples:
+        raise ValueError(f"validation_fraction={fraction} leaves no sample to train on "
+                         f"with {n_samples} samples")
+    if isinstance(seed, np.random.Generator):
+        split_rng = seed.spawn(1)[0]
+    else:
+        root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+        split_rng = np.random.default_rng(root.spawn(1)[0])
+    perm = split_rng.permutation(n_samples)
+    return np.sort(perm[n_val:]).astype(np.intp), np.sort(perm[:n_val]).astype(np.intp)
+
+
+def max_stable_lr(X: Any, *, loss: str = "mse", fit_intercept: bool = True,
+                  iterations: int = 20, n_threads: int | None = None) -> float:
+    """Largest learning rate for which full-batch gradient descent is stable.
+
+    The loss is quadratic with Hessian ``H = (2a/n) A.T @ A``, ``A = [X, 1]``
+    (just ``X`` without intercept) and ``a`` the loss factor; gradient descent
+    converges iff ``lr < 2 / lambda_max(H)``. ``lambda_max`` is estimated by
+    power iteration in the compiled core (one pass over ``X`` per iteration);
+    the estimate approaches it from below, so the bound returned is, if
+    anything, slightly optimistic.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features) or (n_samples,)
+    loss : {"mse", "half_mse"}, default "mse"
+    fit_intercept : bool, default True
+    iterations : int, default 20
+        Power iterations (passes over ``X``).
+    n_threads : int or None, default None
+
+    Returns
+    -------
+    float
+        ``2 / lambda_max(H)`` (``inf`` when ``H`` is zero).
+    """
+    X = _validation.check_X(X)
+    loss_factor = _validation.check_loss(loss)
+    fit_intercept = _validation.check_bool(fit_intercept, "fit_intercept")
+    iterations = _validation.check_int(iterations, "iterations", minimum=1)
+    threads = _threads(_validation.check_n_threads(n_threads))
+    n, d = X.shape
+    v = np.ones(d + 1) if fit_intercept else np.append(np.ones(d), 0.0)
+    v /= np.linalg.norm(v)
+    out = np.empty(d + 2)
+    eigenvalue = 0.0
+    for _ in range(iterations):
+        _kernels.full_sums(X, None, None, v[:d], float(v[d]), out, threads)
+        product = np.append(out[2:], out[1] if fit_intercept else 0.0) / n
+        eigenvalue = float(np.linalg.norm(product))
+        if not math.isfinite(eigenvalue):
+            _validation.raise_if_nonfinite_input(X)
+        if eigenvalue == 0.0:
+            return math.inf      # X is all zeros (no intercept): any rate is stable
+        v = product / eigenvalue
+    return 2.0 / (2.0 * loss_factor * eigenvalue)

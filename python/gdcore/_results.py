@@ -7,6 +7,28 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
+@dataclass
+class TrainState:
+    """Everything a run needs to continue exactly where it stopped.
+
+    ``fit(..., warm_start=result)`` (or ``warm_start=result.state``) and
+    ``LinearRegressor.partial_fit`` resume from it: 3 epochs and then 2 more
+    give the same bits as 5 epochs in one call, schedules, momentum, averaging
+    and shuffling included. Treat it as opaque; it is copied, never shared.
+    """
+
+    params: np.ndarray                 # (d + 1,): w, then b
+    velocity: np.ndarray | None        # momentum buffer (d + 1,)
+    average: np.ndarray | None         # running mean of the iterates (d + 1,)
+    global_step: int                   # updates applied since training began
+    epoch: int                         # epochs completed since training began
+    rng: np.random.Generator | None    # the shuffling generator
+    schedule_state: dict               # e.g. the plateau's rate and counters
+    lr_scale: float                    # 1, halved by on_divergence="halve"
+    best_score: float                  # early stopping: best monitored value
+    no_improvement: int                # early stopping: epochs without improvement
+
+
 @dataclass(frozen=True)
 class FitResult:
     """Parameters and record of a :func:`gdcore.fit` run.
@@ -14,7 +36,8 @@ class FitResult:
     Attributes
     ----------
     w : ndarray of shape (n_features,)
-        Learned weights (a new array; ``w0`` is never modified).
+        Learned weights (a new array; ``w0`` is never modified). With
+        ``average``, the averaged weights.
     b : float
         Learned intercept (``b0`` when ``fit_intercept=False``).
     history : ndarray of shape (epochs_run,)
@@ -22,12 +45,27 @@ class FitResult:
         loss, computed with the parameters before that batch's update. For
         ``method="batch"`` it is the full-data loss before the epoch's update.
     epochs_run : int
-        Number of complete epochs.
+        Number of complete epochs run by this call.
     n_steps : int
-        Number of parameter updates applied.
+        Number of parameter updates applied by this call.
     batch_size : int
         Batch size actually used: ``n_samples`` for ``"batch"``, 1 for ``"sgd"``,
         ``min(batch_size, n_samples)`` for ``"minibatch"``.
+    method, backend : str
+    grad_norm : ndarray of shape (epochs_run,)
+        Norm of the mean over the epoch's steps of the gradient each step used
+        (penalties included). For ``"batch"`` it is the full-data gradient
+        norm before the epoch's update.
+    lr_history : ndarray of shape (epochs_run,)
+        Learning rate of each epoch (before any per-step decay).
+    val_loss : ndarray of shape (epochs_run,) or None
+        Loss on the held-out validation rows after each epoch.
+    stop_reason : str
+        ``"max_epochs"``, ``"tol (loss)"``, ``"tol (grad_norm)"``,
+        ``"tol (validation)"``, ``"callback"`` or ``"diverged"`` (with
+        ``on_divergence="stop"``).
+    state : TrainState
+        What ``warm_start`` needs to continue this run.
     """
 
     w: np.ndarray
@@ -36,8 +74,13 @@ class FitResult:
     epochs_run: int
     n_steps: int
     batch_size: int
-    method: str = field(default="minibatch")
-    backend: str = field(default="cython")
+    method: str = "minibatch"
+    backend: str = "cython"
+    grad_norm: np.ndarray | None = None
+    lr_history: np.ndarray | None = None
+    val_loss: np.ndarray | None = None
+    stop_reason: str = "max_epochs"
+    state: TrainState | None = field(default=None, repr=False)
 
 
 class DivergenceError(FloatingPointError):

@@ -31,7 +31,7 @@ _NUMERIC_KINDS = "biuf"
 MAX_THREADS = 1024
 
 
-def _describe(value: Any) -> str:
+def describe(value: Any) -> str:
     """Short description of what came, for error messages."""
     if isinstance(value, np.ndarray):
         return f"array of dtype {value.dtype} and shape {value.shape}"
@@ -50,19 +50,19 @@ def as_float_array(value: Any, name: str) -> np.ndarray:
     raise ``TypeError``.
     """
     if isinstance(value, (str, bytes)):
-        raise TypeError(f"{name} must be a real numeric array-like; got {_describe(value)}")
+        raise TypeError(f"{name} must be a real numeric array-like; got {describe(value)}")
     try:
         array = np.asarray(value)
     except (ValueError, TypeError) as exc:
         # ragged nested lists, objects numpy cannot turn into an array
         raise TypeError(
-            f"{name} must be a real numeric array-like; got {_describe(value)} ({exc})"
+            f"{name} must be a real numeric array-like; got {describe(value)} ({exc})"
         ) from None
     if array.dtype.kind not in _NUMERIC_KINDS:
         kind = "complex" if array.dtype.kind == "c" else str(array.dtype)
         raise TypeError(
             f"{name} must hold real numbers (bool, integer or float); got {kind} data "
-            f"({_describe(array)})"
+            f"({describe(array)})"
         )
     if array.dtype == np.float64 and array.flags.c_contiguous:
         return array
@@ -125,11 +125,11 @@ def check_real(value: Any, name: str, *, positive: bool = False) -> float:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         if not (isinstance(value, np.ndarray) and value.ndim == 0
                 and value.dtype.kind in "iuf"):
-            raise TypeError(f"{name} must be a real number; got {_describe(value)}")
+            raise TypeError(f"{name} must be a real number; got {describe(value)}")
     try:
         number = float(value)
     except OverflowError:
-        raise ValueError(f"{name} must be a finite number; got {_describe(value)}, "
+        raise ValueError(f"{name} must be a finite number; got {describe(value)}, "
                          f"too large for a float") from None
     if not math.isfinite(number):
         raise ValueError(f"{name} must be finite; got {number}")
@@ -141,11 +141,11 @@ def check_real(value: Any, name: str, *, positive: bool = False) -> float:
 def check_int(value: Any, name: str, *, minimum: int, maximum: int | None = None) -> int:
     """Return ``value`` as a Python int in ``[minimum, maximum]``; bools are refused."""
     if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an integer; got {_describe(value)}")
+        raise TypeError(f"{name} must be an integer; got {describe(value)}")
     try:
         number = operator.index(value)
     except TypeError:
-        raise TypeError(f"{name} must be an integer; got {_describe(value)}") from None
+        raise TypeError(f"{name} must be an integer; got {describe(value)}") from None
     if number < minimum or (maximum is not None and number > maximum):
         expected = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
         raise ValueError(f"{name} must be an integer {expected}; got {number}")
@@ -154,14 +154,14 @@ def check_int(value: Any, name: str, *, minimum: int, maximum: int | None = None
 
 def check_bool(value: Any, name: str) -> bool:
     if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False; got {_describe(value)}")
+        raise TypeError(f"{name} must be True or False; got {describe(value)}")
     return bool(value)
 
 
 def check_choice(value: Any, name: str, choices: tuple[str, ...] | dict) -> str:
     options = ", ".join(repr(c) for c in choices)
     if not isinstance(value, str):
-        raise TypeError(f"{name} must be one of {options}; got {_describe(value)}")
+        raise TypeError(f"{name} must be one of {options}; got {describe(value)}")
     if value not in choices:
         raise ValueError(f"{name} must be one of {options}; got {value!r}")
     return value
@@ -203,3 +203,42 @@ def raise_if_nonfinite_input(X: np.ndarray, y: np.ndarray | None = None) -> None
                 f"{name} must contain only finite values; got {array[position]} "
                 f"at index {where}"
             )
+
+
+def check_non_negative(value: Any, name: str) -> float:
+    """Return ``value`` as a finite float ``>= 0``."""
+    number = check_real(value, name)
+    if number < 0.0:
+        raise ValueError(f"{name} must be >= 0; got {number}")
+    return number
+
+
+def check_average(average: Any) -> int:
+    """``average`` (False, True or a step >= 0) -> first averaged step, or -1."""
+    if isinstance(average, (bool, np.bool_)):
+        return 0 if average else -1
+    return check_int(average, "average", minimum=0)
+
+
+def check_sample_weight(sample_weight: Any, n_samples: int,
+                        train_rows: np.ndarray | None) -> np.ndarray | None:
+    """Return the weights divided by their mean over the training rows (a copy).
+
+    Weights must be finite, non-negative and not all zero on the training rows.
+    """
+    if sample_weight is None:
+        return None
+    weights = as_float_array(sample_weight, "sample_weight")
+    if weights.ndim != 1 or weights.shape[0] != n_samples:
+        raise ValueError(f"sample_weight must have shape ({n_samples},), one weight per "
+                         f"sample; got shape {weights.shape}")
+    bad = ~np.isfinite(weights) | (weights < 0)
+    if bad.any():
+        position = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"sample_weight must be finite and >= 0; got "
+                         f"{weights[position]} at index {position}")
+    used = weights if train_rows is None else weights[train_rows]
+    mean = float(used.mean())
+    if mean == 0.0:
+        raise ValueError("sample_weight must not be all zero (on the training rows)")
+    return weights / mean

@@ -40,8 +40,8 @@ def dot(x: Sequence[float], w: Sequence[float]) -> float:
 
 
 def loss_and_gradient(rows: Sequence[Sequence[float]], targets: Sequence[float],
-                      w: Sequence[float], b: float,
-                      loss_factor: float) -> tuple[float, Vector, float]:
+                      w: Sequence[float], b: float, loss_factor: float,
+                      weights: Sequence[float] | None = None) -> tuple[float, Vector, float]:
     """Loss of a batch and its gradient with respect to ``w`` and ``b``.
 
     Parameters
@@ -53,6 +53,8 @@ def loss_and_gradient(rows: Sequence[Sequence[float]], targets: Sequence[float],
     b : float
     loss_factor : float
         ``a`` in ``L = a * mean(r**2)``: 1.0 for mse, 0.5 for half_mse.
+    weights : sequence of m floats, optional
+        Sample weights ``s``: then ``L = a * sum(s * r**2) / m``.
 
     Returns
     -------
@@ -61,52 +63,100 @@ def loss_and_gradient(rows: Sequence[Sequence[float]], targets: Sequence[float],
     grad_b : float
     """
     m = len(rows)
+    if weights is None:
+        weights = [1.0] * m
     sum_of_squares = 0.0
     sum_r_x = [0.0] * len(w)
     sum_r = 0.0
-    for x, target in zip(rows, targets):
+    for x, target, weight in zip(rows, targets, weights):
         r = dot(x, w) + b - target
-        sum_of_squares += r * r
+        weighted_r = weight * r
+        sum_of_squares += weighted_r * r
         for j in range(len(w)):
-            sum_r_x[j] += r * x[j]
-        sum_r += r
+            sum_r_x[j] += weighted_r * x[j]
+        sum_r += weighted_r
     loss = loss_factor * sum_of_squares / m
     grad_w = [2.0 * loss_factor * s / m for s in sum_r_x]
     grad_b = 2.0 * loss_factor * sum_r / m
     return loss, grad_w, grad_b
 
 
+def sign(v: float) -> float:
+    return (v > 0) - (v < 0)
+
+
+def apply_update(params: Vector, grad: Vector, velocity: Vector, average: Vector,
+                 grad_sum: Vector, rule: dict, t: int, lr: float) -> None:
+    """One step of the update rule on ``params = w + [b]``, in place.
+
+    For each parameter ``p`` with loss gradient ``g`` (the intercept only if
+    ``fit_intercept``):
+
+    1. penalty: ``g += l2 * p + l1 * sign(p)`` (the intercept only with
+       ``decay_bias``);
+    2. ``grad_sum += g`` (for the epoch's gradient norm);
+    3. momentum (PyTorch's convention): ``v = g`` at the very first step
+       (``t == 0``), afterwards ``v = momentum * v + (1 - dampening) * g``;
+       the step direction is ``v``, or ``g + momentum * v`` with Nesterov;
+    4. ``p -= lr * direction``;
+    5. averaging: from step ``average_from`` on, ``average`` is the running
+       mean of the parameters after each step.
+    """
+    d = len(params) - 1
+    n_params = d + 1 if rule["fit_intercept"] else d
+    for j in range(n_params):
+        g = grad[j]
+        if j < d or rule["decay_bias"]:
+            g = g + rule["l2"] * params[j] + rule["l1"] * sign(params[j])
+        grad_sum[j] += g
+        if rule["momentum"] != 0.0:
+            if t == 0:
+                velocity[j] = g
+            else:
+                velocity[j] = rule["momentum"] * velocity[j] + (1.0 - rule["dampening"]) * g
+            g = g + rule["momentum"] * velocity[j] if rule["nesterov"] else velocity[j]
+        params[j] -= lr * g
+    if 0 <= rule["average_from"] <= t:
+        count = t - rule["average_from"] + 1
+        for j in range(n_params):
+            average[j] += (params[j] - average[j]) / count
+
+
 def train_epoch(rows: Sequence[Sequence[float]], targets: Sequence[float],
-                order: Sequence[int], w: Vector, b: float, *, batch_size: int,
-                lr: float, loss_factor: float, fit_intercept: bool,
-                max_steps: int) -> tuple[Vector, float, int, float, bool]:
-    """One epoch of (mini-)batch gradient descent.
+                order: Sequence[int], weights: Sequence[float] | None, params: Vector,
+                velocity: Vector, average: Vector, grad_sum: Vector, rule: dict,
+                global_step: int, first_step: int, stop_step: int) -> tuple[int, float, bool]:
+    """Steps ``first_step .. stop_step - 1`` of one epoch of (mini-)batch descent.
 
     The samples are taken in ``order`` and cut into consecutive batches of
-    ``batch_size`` (the last one may be smaller). For each batch, in turn: the
-    loss and gradient at the current parameters, then one step
-    ``w = w - lr * grad_w`` (and ``b = b - lr * grad_b`` if ``fit_intercept``).
-    ``batch_size = 1`` is per-sample SGD; ``batch_size >= n`` is full-batch
-    gradient descent. At most ``max_steps`` batches are used.
+    ``rule["batch_size"]`` (the last one may be smaller). For each batch, in
+    turn: the loss and gradient at the current parameters, then one step of
+    :func:`apply_update` with rate ``lr / (t + 1) ** power`` (``t`` the global
+    step). ``batch_size = 1`` is per-sample SGD; ``batch_size >= len(order)``
+    is full-batch gradient descent.
 
-    Returns ``(w, b, steps, loss_sum, nonfinite)``: the new parameters, the
-    number of steps taken, the sum of the batch losses, and whether the epoch
-    stopped early at a batch whose loss was not finite (its step not taken).
+    Returns ``(steps, loss_sum, nonfinite)``: the number of steps taken, the
+    sum of their batch losses, and whether the epoch stopped early at a batch
+    whose loss was not finite (its step not taken).
     """
-    n = len(rows)
-    batches = [order[start:start + batch_size] for start in range(0, n, batch_size)]
+    batch_size = rule["batch_size"]
+    batches = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
     loss_sum = 0.0
-    for step, batch in enumerate(batches[:max_steps]):
-        batch_rows = [rows[i] for i in batch]
-        batch_targets = [targets[i] for i in batch]
-        loss, grad_w, grad_b = loss_and_gradient(batch_rows, batch_targets, w, b, loss_factor)
+    steps = 0
+    for step in range(first_step, min(stop_step, len(batches))):
+        batch = batches[step]
+        t = global_step + step - first_step
+        batch_weights = None if weights is None else [weights[i] for i in batch]
+        loss, grad_w, grad_b = loss_and_gradient(
+            [rows[i] for i in batch], [targets[i] for i in batch], params[:-1], params[-1],
+            rule["loss_factor"], batch_weights)
         if not math.isfinite(loss):
-            return w, b, step, loss_sum, True
+            return steps, loss_sum, True
         loss_sum += loss
-        w = [wj - lr * gj for wj, gj in zip(w, grad_w)]
-        if fit_intercept:
-            b = b - lr * grad_b
-    return w, b, min(len(batches), max_steps), loss_sum, False
+        lr = rule["lr"] / math.pow(t + 1, rule["power"]) if rule["power"] else rule["lr"]
+        apply_update(params, grad_w + [grad_b], velocity, average, grad_sum, rule, t, lr)
+        steps += 1
+    return steps, loss_sum, False
 
 
 class ReferenceEngine:
@@ -117,15 +167,26 @@ class ReferenceEngine:
     def prepare(self, X: np.ndarray, y: np.ndarray) -> tuple[list, list]:
         return X.tolist(), y.tolist()
 
-    def run_epoch(self, data, order, w, b, *, batch_size, lr, loss_factor, fit_intercept,
-                  max_steps, n_threads):
+    def subset_loss(self, data, rows, params, loss_factor):
+        all_rows, targets = data
+        values = params.tolist()
+        loss, _, _ = loss_and_gradient([all_rows[i] for i in rows], [targets[i] for i in rows],
+                                       values[:-1], values[-1], loss_factor)
+        return loss
+
+    def run_epoch(self, data, order, weights, params, velocity, average, grad_sum, rule,
+                  global_step, first_step, stop_step):
         rows, targets = data
         visit = list(range(len(rows))) if order is None else order.tolist()
-        new_w, b, steps, loss_sum, nonfinite = train_epoch(
-            rows, targets, visit, w.tolist(), float(b), batch_size=batch_size, lr=lr,
-            loss_factor=loss_factor, fit_intercept=fit_intercept, max_steps=max_steps)
-        w[:] = new_w
-        return b, steps, loss_sum, nonfinite
+        lists = [None if a is None else a.tolist()
+                 for a in (params, velocity, average, grad_sum)]
+        steps, loss_sum, nonfinite = train_epoch(
+            rows, targets, visit, None if weights is None else weights.tolist(), *lists,
+            rule, global_step, first_step, stop_step)
+        for array, values in zip((params, velocity, average, grad_sum), lists):
+            if array is not None:
+                array[:] = values
+        return steps, loss_sum, nonfinite
 
 
 ENGINE = ReferenceEngine()
@@ -164,3 +225,34 @@ def fit(X: Any, y: Any, **options: Any) -> FitResult:
         raise TypeError("gdcore.reference.fit always uses the reference backend; "
                         "do not pass backend")
     return compiled_fit(X, y, backend="reference", **options)
+
+
+# ---------------------------------------------------------------------------
+# Loss landscapes: the loss at many candidate parameter vectors
+# ---------------------------------------------------------------------------
+
+def loss_values(rows: Sequence[Sequence[float]], targets: Sequence[float],
+                candidates: Sequence[Sequence[float]], intercepts: Sequence[float],
+                loss_factor: float) -> list[float]:
+    """Loss of the model at each candidate ``(candidates[k], intercepts[k])``.
+
+    For each candidate in turn: ``r = w . x + b - y`` for every sample, the
+    squares added up in sample order, ``a * sum / n``. The compiled
+    ``gdcore.loss_grid`` does the same arithmetic in the same order.
+    """
+    n = len(rows)
+    losses = []
+    for w, b in zip(candidates, intercepts):
+        sum_of_squares = 0.0
+        for x, target in zip(rows, targets):
+            r = dot(x, w) + b - target
+            sum_of_squares += r * r
+        losses.append(loss_factor * sum_of_squares / n)
+    return losses
+
+
+def loss_grid(X: Any, y: Any, W: Any, b: Any = 0.0, *, loss: str = "mse") -> np.ndarray:
+    """Plain-Python twin of :func:`gdcore.loss_grid` (same arguments and checks)."""
+    from .landscape import loss_grid as compiled_loss_grid
+
+    return compiled_loss_grid(X, y, W, b, loss=loss, backend="reference")
