@@ -8,7 +8,9 @@ import pytest
 import gdcore
 
 PARAMS = ["method", "batch_size", "lr", "epochs", "fit_intercept", "loss", "shuffle", "seed",
-          "backend"]
+          "backend", "momentum", "nesterov", "dampening", "weight_decay", "l1", "decay_bias",
+          "schedule", "average", "tol", "stop_on", "n_iter_no_change", "validation_fraction",
+          "on_divergence", "random_state"]
 
 
 @pytest.fixture(scope="module")
@@ -99,9 +101,16 @@ def test_get_params_and_set_params():
 
 def test_defaults_match_the_design():
     """The constructor defaults are those of DESIGN.md's API section."""
-    assert gdcore.LinearRegressor().get_params() == dict(
-        method="minibatch", batch_size=32, lr=0.01, epochs=10, fit_intercept=True,
-        loss="mse", shuffle=True, seed=None, backend="cython")
+    params = gdcore.LinearRegressor().get_params()
+    design = dict(method="minibatch", batch_size=32, lr=0.01, epochs=10, fit_intercept=True,
+                  loss="mse", shuffle=True, seed=None, backend="cython")
+    assert {name: params[name] for name in design} == design
+    # the options added since then are off by default: plain gradient descent
+    assert dict(params, **design) == dict(
+        design, momentum=0.0, nesterov=False, dampening=0.0, weight_decay=0.0, l1=0.0,
+        decay_bias=False, schedule="constant", average=False, tol=None, stop_on="loss",
+        n_iter_no_change=5, validation_fraction=None, on_divergence="raise",
+        random_state=None)
 
 
 def test_repr_shows_the_non_default_parameters():

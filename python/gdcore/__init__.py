@@ -12,7 +12,7 @@ from ._data import make_regression
 from ._estimator import LinearRegressor
 from ._dispatch import KERNELS_NAME as KERNELS
 from ._kernels import OPENMP
-from ._results import DivergenceError, FitResult, TrainState
+from ._results import DivergenceError, FitResult, NotFittedError, TrainState
 
 __version__ = "0.1.0"
 
@@ -21,6 +21,7 @@ __all__ = [
     "FitResult",
     "KERNELS",
     "LinearRegressor",
+    "NotFittedError",
     "OPENMP",
     "TrainState",
     "fit",

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
+import sys
 from typing import Any
 
 import numpy as np
 
 from . import _api, _validation
+from ._results import NotFittedError
 
 
 class LinearRegressor:
     """Linear least-squares regression trained by gradient descent.
 
     The constructor only stores its arguments (scikit-learn convention); they
-    are checked by :meth:`fit`, which calls :func:`gdcore.fit`.
+    are checked by :meth:`fit`, which calls :func:`gdcore.fit` with them — see
+    there for their meaning. It follows scikit-learn's estimator API without
+    depending on scikit-learn, and passes ``check_estimator`` (except
+    ``check_fit1d``: a 1-D ``X`` is one feature here, by design).
 
     Parameters
     ----------
@@ -27,6 +33,13 @@ class LinearRegressor:
     shuffle : bool, default True
     seed : int, SeedSequence or None, default None
     backend : {"cython", "reference"}, default "cython"
+    momentum, nesterov, dampening, weight_decay, l1, decay_bias, schedule, average, tol, \
+stop_on, n_iter_no_change, validation_fraction, on_divergence
+        As in :func:`gdcore.fit`.
+    random_state : int, SeedSequence or None, default None
+        ``seed`` under scikit-learn's name, so that its tooling
+        (``check_estimator``, ``set_random_state``) can seed the model; set
+        at most one of the two.
 
     Attributes
     ----------
@@ -37,9 +50,12 @@ class LinearRegressor:
     loss_curve_ : ndarray of shape (n_iter_,)
         Mean training loss of each epoch (see :class:`gdcore.FitResult`).
     n_iter_ : int
-        Epochs run.
+        Epochs run (over all :meth:`partial_fit` calls since the last
+        :meth:`fit`).
     n_features_in_ : int
         Number of features seen by :meth:`fit`.
+    result_ : FitResult
+        The last run's full record (gradient norms, rates, stop reason, state).
 
     Examples
     --------
@@ -52,7 +68,13 @@ class LinearRegressor:
 
     def __init__(self, method: str = "minibatch", batch_size: int = 32, lr: float = 0.01,
                  epochs: int = 10, fit_intercept: bool = True, loss: str = "mse",
-                 shuffle: bool = True, seed: Any = None, backend: str = "cython") -> None:
+                 shuffle: bool = True, seed: Any = None, backend: str = "cython",
+                 momentum: float = 0.0, nesterov: bool = False, dampening: float = 0.0,
+                 weight_decay: float = 0.0, l1: float = 0.0, decay_bias: bool = False,
+                 schedule: Any = "constant", average: bool | int = False,
+                 tol: float | None = None, stop_on: str = "loss",
+                 n_iter_no_change: int = 5, validation_fraction: float | None = None,
+                 on_divergence: str = "raise", random_state: Any = None) -> None:
         self.method = method
         self.batch_size = batch_size
         self.lr = lr
@@ -62,6 +84,20 @@ class LinearRegressor:
         self.shuffle = shuffle
         self.seed = seed
         self.backend = backend
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.dampening = dampening
+        self.weight_decay = weight_decay
+        self.l1 = l1
+        self.decay_bias = decay_bias
+        self.schedule = schedule
+        self.average = average
+        self.tol = tol
+        self.stop_on = stop_on
+        self.n_iter_no_change = n_iter_no_change
+        self.validation_fraction = validation_fraction
+        self.on_divergence = on_divergence
+        self.random_state = random_state
 
     @classmethod
     def _param_names(cls) -> list[str]:
@@ -93,52 +129,118 @@ class LinearRegressor:
                    if value is not defaults[name] and value != defaults[name]]
         return f"LinearRegressor({', '.join(changed)})"
 
-    def fit(self, X: Any, y: Any) -> "LinearRegressor":
+    def __sklearn_tags__(self):
+        """Estimator tags for scikit-learn (imported only when scikit-learn asks)."""
+        from sklearn.utils import InputTags, RegressorTags, Tags, TargetTags
+
+        return Tags(estimator_type="regressor", target_tags=TargetTags(required=True),
+                    regressor_tags=RegressorTags(), input_tags=InputTags())
+
+    def _fit_options(self) -> dict[str, Any]:
+        options = self.get_params()
+        options.pop("epochs")
+        random_state = options.pop("random_state")
+        if random_state is not None:
+            if options["seed"] is not None:
+                raise ValueError(f"set seed or random_state, not both; got "
+                                 f"seed={options['seed']!r}, random_state={random_state!r}")
+            options["seed"] = random_state
+        return options
+
+    def _store(self, result) -> "LinearRegressor":
+        self.coef_ = result.w
+        self.intercept_ = result.b
+        self.n_features_in_ = result.w.shape[0]
+        self.result_ = result
+        return self
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> "LinearRegressor":
         """Train on ``X``, ``y`` from zero weights; returns ``self``.
 
         On error (bad input, or :class:`gdcore.DivergenceError`) the fitted
         attributes of an earlier fit are left as they were.
         """
-        result = _api.fit(
-            X, y, method=self.method, batch_size=self.batch_size, lr=self.lr,
-            epochs=self.epochs, fit_intercept=self.fit_intercept, loss=self.loss,
-            shuffle=self.shuffle, seed=self.seed, backend=self.backend)
-        self.coef_ = result.w
-        self.intercept_ = result.b
+        result = _api.fit(X, y, epochs=self.epochs, sample_weight=sample_weight,
+                          **self._fit_options())
         self.loss_curve_ = result.history
         self.n_iter_ = result.epochs_run
-        self.n_features_in_ = result.w.shape[0]
-        return self
+        return self._store(result)
+
+    def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> "LinearRegressor":
+        """One more epoch over ``X``, ``y``, continuing from the current state.
+
+        The first call starts from zero weights. Each call continues the
+        optimiser state (step count, momentum, schedule, averaging, shuffling
+        generator), so ``k`` calls on the same data give exactly the
+        parameters of ``fit`` with ``epochs=k``; successive calls may pass
+        different chunks of a stream (same number of features).
+        """
+        previous = getattr(self, "result_", None)
+        if previous is not None:
+            X = _validation.check_X(X)
+            if X.shape[1] != self.n_features_in_:
+                raise ValueError(f"X has {X.shape[1]} features, but LinearRegressor is "
+                                 f"expecting {self.n_features_in_} features as input (as "
+                                 f"in the previous fit)")
+        result = _api.fit(X, y, epochs=1, sample_weight=sample_weight,
+                          warm_start=previous, **self._fit_options())
+        if previous is None:
+            self.loss_curve_ = result.history
+        else:
+            self.loss_curve_ = np.concatenate([self.loss_curve_, result.history])
+        self.n_iter_ = len(self.loss_curve_)
+        return self._store(result)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "coef_"):
-            raise AttributeError(
+            raise _not_fitted_error()(
                 "this LinearRegressor is not fitted yet; call fit(X, y) first")
 
     def predict(self, X: Any) -> np.ndarray:
         """Predictions ``X @ coef_ + intercept_``, shape (n_samples,)."""
         self._check_fitted()
-        X = _validation.check_X(X)
-        if X.shape[1] != self.n_features_in_:
+        X_checked = _validation.check_X(X)
+        if X_checked.shape[1] != self.n_features_in_:
+            hint = ""
+            if np.ndim(X) == 1:
+                hint = (" (a 1-D X means one feature: Reshape your data with "
+                        "X.reshape(1, -1) if it is a single sample)")
             raise ValueError(
-                f"X must have {self.n_features_in_} feature(s), as in fit; got "
-                f"{X.shape[1]}")
-        return _api.predict(X, self.coef_, self.intercept_)
+                f"X has {X_checked.shape[1]} features, but LinearRegressor is expecting "
+                f"{self.n_features_in_} features as input (as in fit){hint}")
+        return _api.predict(X_checked, self.coef_, self.intercept_)
 
-    def score(self, X: Any, y: Any) -> float:
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Coefficient of determination R^2 of the predictions on ``X``, ``y``.
 
-        ``1 - sum((y - y_hat)**2) / sum((y - mean(y))**2)``; when ``y`` is
-        constant, 1.0 for a perfect prediction and 0.0 otherwise (as
-        scikit-learn's ``r2_score``).
+        ``1 - sum(s * (y - y_hat)**2) / sum(s * (y - mean_s(y))**2)`` with
+        sample weights ``s`` (all 1 by default); when ``y`` is constant, 1.0
+        for a perfect prediction and 0.0 otherwise (as scikit-learn's
+        ``r2_score``).
         """
         X, y = _validation.check_X_y(X, y)
         if not np.isfinite(y).all():
             _validation.raise_if_nonfinite_input(X, y)
+        weights = np.ones_like(y) if sample_weight is None else \
+            _validation.check_sample_weight(sample_weight, y.shape[0], None)
         residual = y - self.predict(X)
-        ss_res = float(residual @ residual)
-        centred = y - y.mean()
-        ss_tot = float(centred @ centred)
+        ss_res = float(weights @ residual**2)
+        centred = y - np.average(y, weights=weights)
+        ss_tot = float(weights @ centred**2)
         if ss_tot == 0.0:
             return 1.0 if ss_res == 0.0 else 0.0
         return 1.0 - ss_res / ss_tot
+
+
+def _not_fitted_error() -> type:
+    """gdcore's NotFittedError; when scikit-learn is loaded, a subclass that is
+    also scikit-learn's, so its tooling recognises the error."""
+    sklearn_exceptions = sys.modules.get("sklearn.exceptions")
+    if sklearn_exceptions is None:
+        return NotFittedError
+    return _also(sklearn_exceptions.NotFittedError)
+
+
+@functools.lru_cache(maxsize=None)
+def _also(base: type) -> type:
+    return type("NotFittedError", (NotFittedError, base), {"__module__": __name__})

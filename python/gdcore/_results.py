@@ -123,3 +123,7 @@ class DivergenceError(FloatingPointError):
 
 def _rebuild_divergence_error(message, w, b, epoch, step, history):
     return DivergenceError(message, w=w, b=b, epoch=epoch, step=step, history=history)
+
+
+class NotFittedError(ValueError, AttributeError):
+    """An estimator was used before ``fit`` (like scikit-learn's, which it mirrors)."""

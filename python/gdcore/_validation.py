@@ -41,6 +41,14 @@ def describe(value: Any) -> str:
     return f"{text} (type {type(value).__name__})"
 
 
+class DataTypeError(TypeError, ValueError):
+    """Data of a kind gdcore does not take (complex, strings, objects, sparse).
+
+    A ``TypeError`` (the type is wrong) that is also a ``ValueError``, which is
+    how scikit-learn and its estimator checks report such input.
+    """
+
+
 def as_float_array(value: Any, name: str) -> np.ndarray:
     """Return ``value`` as a float64 array, C-contiguous, copying only if needed.
 
@@ -50,19 +58,25 @@ def as_float_array(value: Any, name: str) -> np.ndarray:
     raise ``TypeError``.
     """
     if isinstance(value, (str, bytes)):
-        raise TypeError(f"{name} must be a real numeric array-like; got {describe(value)}")
+        raise DataTypeError(f"{name} must be a real numeric array-like; got "
+                            f"{describe(value)}")
+    if type(value).__module__.startswith("scipy.sparse"):
+        raise DataTypeError(f"{name} is a sparse {type(value).__name__}; sparse input is "
+                            f"not supported: pass a dense array ({name}.toarray())")
     try:
         array = np.asarray(value)
     except (ValueError, TypeError) as exc:
         # ragged nested lists, objects numpy cannot turn into an array
-        raise TypeError(
+        raise DataTypeError(
             f"{name} must be a real numeric array-like; got {describe(value)} ({exc})"
         ) from None
+    if array.dtype.kind == "c":
+        raise DataTypeError(f"{name} must hold real numbers; got complex data "
+                            f"({describe(array)}): Complex data not supported")
     if array.dtype.kind not in _NUMERIC_KINDS:
-        kind = "complex" if array.dtype.kind == "c" else str(array.dtype)
-        raise TypeError(
-            f"{name} must hold real numbers (bool, integer or float); got {kind} data "
-            f"({describe(array)})"
+        raise DataTypeError(
+            f"{name} must hold real numbers (bool, integer or float); got {array.dtype} "
+            f"data ({describe(array)})"
         )
     if array.dtype == np.float64 and array.flags.c_contiguous:
         return array
@@ -79,16 +93,18 @@ def check_X(X: Any, name: str = "X") -> np.ndarray:
             f"{name} must be 1-D (n_samples,) or 2-D (n_samples, n_features); "
             f"got {array.ndim}-D with shape {array.shape}"
         )
-    if array.shape[0] == 0:
-        raise ValueError(f"{name} must have at least one sample; got shape {array.shape}")
-    if array.shape[1] == 0:
-        raise ValueError(f"{name} must have at least one feature; got shape {array.shape}")
+    for axis, what in ((0, "sample"), (1, "feature")):
+        if array.shape[axis] == 0:
+            raise ValueError(f"{name} must have at least one {what}: found 0 {what}(s) "
+                             f"(shape={array.shape}) while a minimum of 1 is required.")
     return array
 
 
 def check_X_y(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
     """Check ``X`` and the target ``y`` (1-D, one value per row of ``X``)."""
     X = check_X(X)
+    if y is None:
+        raise ValueError("fit requires y to be passed, but the target y is None")
     y = as_float_array(y, "y")
     if y.ndim != 1:
         raise ValueError(f"y must be 1-D (n_samples,); got {y.ndim}-D with shape {y.shape}")
@@ -200,8 +216,8 @@ def raise_if_nonfinite_input(X: np.ndarray, y: np.ndarray | None = None) -> None
             position = tuple(int(i) for i in np.argwhere(bad)[0])
             where = position[0] if len(position) == 1 else position
             raise ValueError(
-                f"{name} must contain only finite values; got {array[position]} "
-                f"at index {where}"
+                f"{name} must contain only finite values (no NaN or inf); got "
+                f"{array[position]} at index {where}"
             )
 
 
