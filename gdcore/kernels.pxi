@@ -147,10 +147,12 @@ cdef struct Step:
     # The C view of a Rule plus the state arrays, read inside nogil blocks.
     double lr, power, two_a, l2, l1, momentum, dampening
     bint nesterov, decay_bias, fit_intercept
-    Py_ssize_t d, average_from
-    double *velocity      # (d+1,) momentum buffer, or NULL
-    double *average       # (d+1,) running mean of the iterates, or NULL
-    double *grad_sum      # (d+1,) IN/OUT: sum of the steps' gradients (penalty included)
+    Py_ssize_t d, k, average_from   # k: number of outputs
+    # State arrays, laid out like params: (d * k) weights W[j, c] at j * k + c,
+    # then k intercepts. Single output: k = 1, so w[0:d] then b.
+    double *velocity      # ((d+1)*k,) momentum buffer, or NULL
+    double *average       # ((d+1)*k,) running mean of the iterates, or NULL
+    double *grad_sum      # ((d+1)*k,) IN/OUT: sum of the steps' gradients (penalty incl.)
     const double *weight  # (n,) sample weights (mean 1), or NULL
 
 
@@ -268,23 +270,40 @@ cdef inline void _update(const Step *s, double *p, double scale, const double *s
         p[j] -= lr * (ng * gj + nv * vj)
 
 
-cdef void _apply_step(const Step *s, double *params, double scale, const double *src,
-                      double bias_grad, Py_ssize_t t, double lr) noexcept nogil:
-    # One step at global step t with rate lr. IN/OUT params (d+1,) and the
-    # state arrays of s. The loss gradient is scale * src[0:d] for w and
-    # bias_grad for b; the intercept moves only with fit_intercept, and is
-    # penalised only with decay_bias. Then the running average is updated.
-    cdef Py_ssize_t j, count, d = s.d
-    cdef Py_ssize_t n_params = d + 1 if s.fit_intercept else d
-    cdef double one = 1.0
-    _update(s, params, scale, src, d, True, lr, t, s.velocity, s.grad_sum)
+cdef inline double *_offset(double *array, Py_ssize_t j) noexcept nogil:
+    return array + j if array != NULL else NULL
+
+
+cdef inline void _update_bias(const Step *s, double *params, double scale,
+                              const double *src, Py_ssize_t t, double lr) noexcept nogil:
+    # The k intercepts (after the d * k weights) take a step with loss gradient
+    # scale * src[0:k], only with fit_intercept, penalised only with decay_bias.
+    cdef Py_ssize_t at = s.d * s.k
     if s.fit_intercept:
-        _update(s, params + d, bias_grad, &one, 1, s.decay_bias, lr, t,
-                s.velocity + d if s.velocity != NULL else NULL, s.grad_sum + d)
+        _update(s, params + at, scale, src, s.k, s.decay_bias, lr, t,
+                _offset(s.velocity, at), s.grad_sum + at)
+
+
+cdef inline void _average_step(const Step *s, const double *params,
+                               Py_ssize_t t) noexcept nogil:
+    # From global step average_from on: average = running mean of the iterates.
+    cdef Py_ssize_t j, count
+    cdef Py_ssize_t n_params = (s.d + 1) * s.k if s.fit_intercept else s.d * s.k
     if s.average_from >= 0 and t >= s.average_from:
         count = t - s.average_from + 1
         for j in range(n_params):
             s.average[j] += (params[j] - s.average[j]) / count
+
+
+cdef void _apply_step(const Step *s, double *params, double scale, const double *src,
+                      double bias_scale, const double *bias_src, Py_ssize_t t,
+                      double lr) noexcept nogil:
+    # One step at global step t with rate lr. IN/OUT params and the state
+    # arrays of s. The loss gradient is scale * src[0:d*k] for the weights and
+    # bias_scale * bias_src[0:k] for the intercepts.
+    _update(s, params, scale, src, s.d * s.k, True, lr, t, s.velocity, s.grad_sum)
+    _update_bias(s, params, bias_scale, bias_src, t, lr)
+    _average_step(s, params, t)
 
 
 # ---------------------------------------------------------------------------
@@ -467,7 +486,7 @@ cdef EpochOutcome _full_batch_epoch(
         out.nonfinite = True
         return out
     c = s.two_a / n
-    _apply_step(s, params, c, sums + 2, c * sums[1], t, _step_lr(s, t))
+    _apply_step(s, params, c, sums + 2, c, sums + 1, t, _step_lr(s, t))
     out.steps = 1
     out.loss_sum = sums[0] / n
     return out
@@ -482,7 +501,7 @@ cdef EpochOutcome _sgd_epoch(
     cdef Py_ssize_t k, i, d = s.d
     cdef Py_ssize_t stop = n if stop_step > n else stop_step
     cdef Py_ssize_t ahead = _prefetch_distance(d)
-    cdef double r, sq, g, total = 0.0
+    cdef double r, sq, g, total = 0.0, one = 1.0
     cdef const double *x
     out.nonfinite = False
     out.steps = 0
@@ -501,7 +520,8 @@ cdef EpochOutcome _sgd_epoch(
             out.nonfinite = True
             break
         total += sq
-        _apply_step(s, params, g, x, g, t + k - first_step, _step_lr(s, t + k - first_step))
+        _apply_step(s, params, g, x, g, &one, t + k - first_step,
+                    _step_lr(s, t + k - first_step))
         out.steps += 1
     out.loss_sum = total
     return out
@@ -548,11 +568,34 @@ cdef EpochOutcome _minibatch_epoch(
             break
         total += sum_sq / m
         c = s.two_a / m
-        _apply_step(s, params, c, g, c * sum_r, t + u - first_step,
+        _apply_step(s, params, c, g, c, &sum_r, t + u - first_step,
                     _step_lr(s, t + u - first_step))
         out.steps += 1
     out.loss_sum = total
     return out
+
+
+cdef void _fill_step(Step *s, Rule rule, Py_ssize_t d, Py_ssize_t k, double[::1] velocity,
+                     double[::1] average, double[::1] grad_sum,
+                     const double[::1] weight):
+    # OUT s: the C view of rule and of the state arrays (None -> NULL).
+    s.d = d
+    s.k = k
+    s.lr = rule.lr
+    s.power = rule.power
+    s.two_a = 2.0 * rule.loss_factor
+    s.l2 = rule.l2
+    s.l1 = rule.l1
+    s.momentum = rule.momentum
+    s.dampening = rule.dampening
+    s.nesterov = rule.nesterov
+    s.decay_bias = rule.decay_bias
+    s.fit_intercept = rule.fit_intercept
+    s.average_from = rule.average_from
+    s.velocity = &velocity[0] if velocity is not None else NULL
+    s.average = &average[0] if average is not None else NULL
+    s.grad_sum = &grad_sum[0]
+    s.weight = &weight[0] if weight is not None else NULL
 
 
 def run_epoch(const double[:, ::1] X,         # IN (n, d)
@@ -586,22 +629,7 @@ def run_epoch(const double[:, ::1] X,         # IN (n, d)
     cdef Py_ssize_t batch_size = rule.batch_size
     cdef int n_threads = rule.n_threads
     cdef EpochOutcome out
-    s.d = d
-    s.lr = rule.lr
-    s.power = rule.power
-    s.two_a = 2.0 * rule.loss_factor
-    s.l2 = rule.l2
-    s.l1 = rule.l1
-    s.momentum = rule.momentum
-    s.dampening = rule.dampening
-    s.nesterov = rule.nesterov
-    s.decay_bias = rule.decay_bias
-    s.fit_intercept = rule.fit_intercept
-    s.average_from = rule.average_from
-    s.velocity = &velocity[0] if velocity is not None else NULL
-    s.average = &average[0] if average is not None else NULL
-    s.grad_sum = &grad_sum[0]
-    s.weight = &weight[0] if weight is not None else NULL
+    _fill_step(&s, rule, d, 1, velocity, average, grad_sum, weight)
     try:
         if batch_size >= n:
             scratch = _alloc(_n_blocks(n) * _block_stride(d))
@@ -620,6 +648,313 @@ def run_epoch(const double[:, ::1] X,         # IN (n, d)
                 out = _minibatch_epoch(&s, &X[0, 0], &y[0], order_ptr, n, batch_size,
                                        &params[0], global_step, first_step, stop_step,
                                        scratch)
+    finally:
+        free(scratch)
+        free(sums)
+    return out.steps, rule.loss_factor * out.loss_sum, bool(out.nonfinite)
+
+
+# ---------------------------------------------------------------------------
+# Multi-output targets: Y of shape (n, k), W of shape (d, k), b of shape (k,)
+# ---------------------------------------------------------------------------
+# The loss is the sum over outputs of each output's loss,
+# a * sum_c mean_i r[i, c]**2, so k outputs train exactly as k single-output
+# problems would, in one pass over X. params = W (row-major, W[j, c] at
+# j * k + c) followed by b; the update rule above works on that flat layout.
+
+cdef inline void _residuals(const double *x, const double *params, const double *y_row,
+                            Py_ssize_t d, Py_ssize_t k, double *r) noexcept nogil:
+    # OUT r[0:k] = x @ W + b - y_row, with W = params[0:d*k], b = params[d*k:]
+    cdef Py_ssize_t j, c
+    cdef double xj
+    cdef const double *W_j
+    for c in range(k):
+        r[c] = 0.0
+    for j in range(d):
+        xj = x[j]
+        W_j = params + j * k
+        for c in range(k):
+            r[c] += xj * W_j[c]
+    for c in range(k):
+        r[c] = r[c] + params[d * k + c] - y_row[c]
+
+
+cdef inline double _weigh_residuals(double *r, Py_ssize_t k, double weight) noexcept nogil:
+    # r <- weight * r; returns weight * |r|^2 (of the r given)
+    cdef Py_ssize_t c
+    cdef double sq = 0.0, sr
+    for c in range(k):
+        sr = weight * r[c]
+        sq += sr * r[c]
+        r[c] = sr
+    return sq
+
+
+cdef inline void _outer_add(const double *x, const double *v, Py_ssize_t d, Py_ssize_t k,
+                            double *G) noexcept nogil:
+    # G[j, c] += x[j] * v[c]
+    cdef Py_ssize_t j, c
+    cdef double xj
+    cdef double *G_j
+    for j in range(d):
+        xj = x[j]
+        G_j = G + j * k
+        for c in range(k):
+            G_j[c] += xj * v[c]
+
+
+cdef inline Py_ssize_t _multi_stride(Py_ssize_t d, Py_ssize_t k) noexcept nogil:
+    # a block's partial sums: [S, R(k), G(d*k)] plus k doubles of residual
+    # scratch, padded to whole cache lines plus one line of gap
+    return ((1 + k + d * k + k + LINE_DOUBLES - 1) // LINE_DOUBLES + 1) * LINE_DOUBLES
+
+
+cdef void _block_sums_multi(const double *X, const double *Y, const double *weight,
+                            const Py_ssize_t *rows, const double *params,
+                            Py_ssize_t start, Py_ssize_t stop, Py_ssize_t d, Py_ssize_t k,
+                            double *out) noexcept nogil:
+    # OUT out[0] = sum s*|r|^2, out[1:1+k] = sum s*r, out[1+k:1+k+d*k] = sum
+    # s * x (x) r over rows rows[start..stop-1] (rows NULL: start..stop-1).
+    # Scratch: out[1+k+d*k : 1+2k+d*k].
+    cdef Py_ssize_t i, c, kk
+    cdef double sum_sq = 0.0
+    cdef double *R = out + 1
+    cdef double *G = out + 1 + k
+    cdef double *r = G + d * k
+    cdef const double *x
+    for c in range(k + d * k):
+        R[c] = 0.0
+    for kk in range(start, stop):
+        i = _row(rows, kk)
+        x = X + i * d
+        _residuals(x, params, Y + i * k, d, k, r)
+        sum_sq += _weigh_residuals(r, k, weight[i] if weight != NULL else 1.0)
+        for c in range(k):
+            R[c] += r[c]
+        _outer_add(x, r, d, k, G)
+    out[0] = sum_sq
+
+
+cdef void _full_sums_multi(const double *X, const double *Y, const double *weight,
+                           const Py_ssize_t *rows, const double *params, Py_ssize_t n,
+                           Py_ssize_t d, Py_ssize_t k, double *partials, int n_threads,
+                           double *out) noexcept nogil:
+    # Sums of _block_sums_multi over n rows, fixed blocks reduced in order.
+    # IN: partials, scratch of _n_blocks(n) * _multi_stride(d, k) doubles.
+    # OUT: out[0:1+k+d*k] as _block_sums_multi's.
+    cdef Py_ssize_t blocks = _n_blocks(n)
+    cdef Py_ssize_t stride = _multi_stride(d, k)
+    cdef Py_ssize_t per_block = (n + blocks - 1) // blocks
+    cdef Py_ssize_t c, q, size = 1 + k + d * k
+    if n_threads > blocks:
+        n_threads = <int> blocks
+    if n_threads <= 1:
+        for c in range(blocks):
+            _block_sums_multi(X, Y, weight, rows, params, _block_start(c, per_block, n),
+                              _block_start(c + 1, per_block, n), d, k,
+                              partials + c * stride)
+    else:
+        for c in prange(blocks, schedule="static", num_threads=n_threads):
+            _block_sums_multi(X, Y, weight, rows, params, _block_start(c, per_block, n),
+                              _block_start(c + 1, per_block, n), d, k,
+                              partials + c * stride)
+    for q in range(size):
+        out[q] = 0.0
+    for c in range(blocks):
+        for q in range(size):
+            out[q] += partials[c * stride + q]
+
+
+def full_sums_multi(const double[:, ::1] X,      # IN (n, d)
+                    const double[:, ::1] Y,      # IN (n, k)
+                    const double[::1] params,    # IN ((d + 1) * k,): W, then b
+                    double[::1] out,             # OUT (1 + k + d*k,): S, R, G
+                    int n_threads):
+    """Raw multi-output sums over all rows: ``sum |r|^2``, ``sum r`` (k,) and
+    ``X.T @ r`` (d * k, row-major), ``r = X @ W + b - Y``."""
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = Y.shape[1]
+    cdef double *partials = _alloc(_n_blocks(n) * _multi_stride(d, k))
+    try:
+        with nogil:
+            _full_sums_multi(&X[0, 0], &Y[0, 0], NULL, NULL, &params[0], n, d, k,
+                             partials, n_threads, &out[0])
+    finally:
+        free(partials)
+
+
+def subset_loss_multi(const double[:, ::1] X,       # IN (n, d)
+                      const double[:, ::1] Y,       # IN (n, k)
+                      const Py_ssize_t[::1] rows,   # IN (m,) row indices
+                      const double[::1] params,     # IN ((d + 1) * k,)
+                      double loss_factor):
+    """Loss (summed over outputs) over the rows ``rows``."""
+    cdef Py_ssize_t d = X.shape[1], k = Y.shape[1], m = rows.shape[0], q, i, c
+    cdef double total = 0.0
+    cdef double *r = _alloc(k)
+    try:
+        with nogil:
+            for q in range(m):
+                i = rows[q]
+                _residuals(&X[i, 0], &params[0], &Y[i, 0], d, k, r)
+                for c in range(k):
+                    total += r[c] * r[c]
+    finally:
+        free(r)
+    return loss_factor * total / m
+
+
+cdef EpochOutcome _full_batch_epoch_multi(
+        const Step *s, const double *X, const double *Y, const Py_ssize_t *order,
+        Py_ssize_t n, double *params, Py_ssize_t t, Py_ssize_t first_step,
+        Py_ssize_t stop_step, double *partials, double *sums,
+        int n_threads) noexcept nogil:
+    # One gradient step on all rows. IN/OUT params. Scratch: partials, sums.
+    cdef EpochOutcome out
+    cdef double c
+    out.steps = 0
+    out.loss_sum = 0.0
+    out.nonfinite = False
+    if first_step > 0 or stop_step < 1:
+        return out
+    _full_sums_multi(X, Y, s.weight, order, params, n, s.d, s.k, partials, n_threads, sums)
+    if not (sums[0] <= DBL_MAX):
+        out.nonfinite = True
+        return out
+    c = s.two_a / n
+    _apply_step(s, params, c, sums + 1 + s.k, c, sums + 1, t, _step_lr(s, t))
+    out.steps = 1
+    out.loss_sum = sums[0] / n
+    return out
+
+
+cdef EpochOutcome _sgd_epoch_multi(
+        const Step *s, const double *X, const double *Y, const Py_ssize_t *order,
+        Py_ssize_t n, double *params, Py_ssize_t t, Py_ssize_t first_step,
+        Py_ssize_t stop_step, double *r) noexcept nogil:
+    # One update per row. IN/OUT params. Scratch: r (k,).
+    cdef EpochOutcome out
+    cdef Py_ssize_t q, i, j, c, u, d = s.d, k = s.k
+    cdef Py_ssize_t stop = n if stop_step > n else stop_step
+    cdef Py_ssize_t ahead = _prefetch_distance(d)
+    cdef double sq, lr, total = 0.0
+    cdef const double *x
+    out.nonfinite = False
+    out.steps = 0
+    for q in range(first_step, stop):
+        i = _row(order, q)
+        if order != NULL and q + ahead < n:
+            _prefetch_row(X + order[q + ahead] * d, d)
+        x = X + i * d
+        _residuals(x, params, Y + i * k, d, k, r)
+        sq = _weigh_residuals(r, k, s.weight[i] if s.weight != NULL else 1.0)
+        if not (sq <= DBL_MAX):
+            out.nonfinite = True
+            break
+        total += sq
+        for c in range(k):
+            r[c] = s.two_a * r[c]      # dL/db[c]; dL/dW[j, c] = x[j] * r[c]
+        u = t + q - first_step
+        lr = _step_lr(s, u)
+        for j in range(d):
+            _update(s, params + j * k, x[j], r, k, True, lr, u,
+                    _offset(s.velocity, j * k), s.grad_sum + j * k)
+        _update_bias(s, params, 1.0, r, u, lr)
+        _average_step(s, params, u)
+        out.steps += 1
+    out.loss_sum = total
+    return out
+
+
+cdef EpochOutcome _minibatch_epoch_multi(
+        const Step *s, const double *X, const double *Y, const Py_ssize_t *order,
+        Py_ssize_t n, Py_ssize_t batch_size, double *params, Py_ssize_t t,
+        Py_ssize_t first_step, Py_ssize_t stop_step, double *scratch) noexcept nogil:
+    # One update per batch. IN/OUT params. Scratch: [R(k), G(d*k), r(k)].
+    cdef EpochOutcome out
+    cdef Py_ssize_t v, q, c, i, start, stop, m, d = s.d, k = s.k
+    cdef Py_ssize_t n_batches = (n + batch_size - 1) // batch_size
+    cdef Py_ssize_t last = n_batches if stop_step > n_batches else stop_step
+    cdef Py_ssize_t ahead = _prefetch_distance(d)
+    cdef double sum_sq, step_scale, total = 0.0
+    cdef double *R = scratch
+    cdef double *G = scratch + k
+    cdef double *r = G + d * k
+    cdef const double *x
+    out.nonfinite = False
+    out.steps = 0
+    for v in range(first_step, last):
+        start = v * batch_size
+        stop = start + batch_size
+        if stop > n:
+            stop = n
+        m = stop - start
+        for c in range(k + d * k):
+            R[c] = 0.0
+        sum_sq = 0.0
+        for q in range(start, stop):
+            i = _row(order, q)
+            if order != NULL and q + ahead < n:
+                _prefetch_row(X + order[q + ahead] * d, d)
+            x = X + i * d
+            _residuals(x, params, Y + i * k, d, k, r)
+            sum_sq += _weigh_residuals(r, k, s.weight[i] if s.weight != NULL else 1.0)
+            for c in range(k):
+                R[c] += r[c]
+            _outer_add(x, r, d, k, G)
+        if not (sum_sq <= DBL_MAX):
+            out.nonfinite = True
+            break
+        total += sum_sq / m
+        step_scale = s.two_a / m
+        _apply_step(s, params, step_scale, G, step_scale, R, t + v - first_step,
+                    _step_lr(s, t + v - first_step))
+        out.steps += 1
+    out.loss_sum = total
+    return out
+
+
+def run_epoch_multi(const double[:, ::1] X,         # IN (n, d)
+                    const double[:, ::1] Y,         # IN (n, k)
+                    const Py_ssize_t[::1] order,    # IN row order, or None for 0..n-1
+                    const double[::1] weight,       # IN (n,) sample weights, or None
+                    double[::1] params,             # IN/OUT ((d + 1) * k,): W, then b
+                    double[::1] velocity,           # IN/OUT like params, or None
+                    double[::1] average,            # IN/OUT like params, or None
+                    double[::1] grad_sum,           # IN/OUT like params
+                    Rule rule,
+                    Py_ssize_t global_step,
+                    Py_ssize_t first_step,
+                    Py_ssize_t stop_step):
+    """:func:`run_epoch` for k outputs at once; same arguments and result."""
+    cdef Py_ssize_t n = order.shape[0] if order is not None else X.shape[0]
+    cdef Py_ssize_t d = X.shape[1], k = Y.shape[1]
+    cdef Step s
+    cdef double *scratch = NULL
+    cdef double *sums = NULL
+    cdef const Py_ssize_t *order_ptr = &order[0] if order is not None else NULL
+    cdef Py_ssize_t batch_size = rule.batch_size
+    cdef int n_threads = rule.n_threads
+    cdef EpochOutcome out
+    _fill_step(&s, rule, d, k, velocity, average, grad_sum, weight)
+    try:
+        if batch_size >= n:
+            scratch = _alloc(_n_blocks(n) * _multi_stride(d, k))
+            sums = _alloc(1 + k + d * k)
+            with nogil:
+                out = _full_batch_epoch_multi(&s, &X[0, 0], &Y[0, 0], order_ptr, n,
+                                              &params[0], global_step, first_step,
+                                              stop_step, scratch, sums, n_threads)
+        elif batch_size == 1:
+            scratch = _alloc(k)
+            with nogil:
+                out = _sgd_epoch_multi(&s, &X[0, 0], &Y[0, 0], order_ptr, n, &params[0],
+                                       global_step, first_step, stop_step, scratch)
+        else:
+            scratch = _alloc(2 * k + d * k)
+            with nogil:
+                out = _minibatch_epoch_multi(&s, &X[0, 0], &Y[0, 0], order_ptr, n,
+                                             batch_size, &params[0], global_step,
+                                             first_step, stop_step, scratch)
     finally:
         free(scratch)
         free(sums)

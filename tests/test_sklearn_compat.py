@@ -23,12 +23,11 @@ from sklearn.utils.estimator_checks import check_estimator  # noqa: E402
 EXPECTED_FAILED = {
     "check_fit1d": "a 1-D X is one feature in gdcore (DESIGN.md), not an error",
     "check_dtype_object": "object arrays are refused (TypeError) rather than converted",
-    "check_supervised_y_2d": "y must be 1-D; multi-output targets are not supported yet",
 }
 
 
 def test_check_estimator_passes():
-    """Every scikit-learn estimator check passes, but the three listed above."""
+    """Every scikit-learn estimator check passes, but the two listed above."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         results = check_estimator(gdcore.LinearRegressor(), on_fail=None,

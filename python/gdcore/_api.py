@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import sys
 import warnings
@@ -28,13 +29,15 @@ class CythonEngine:
 
     def subset_loss(self, data, rows, params, loss_factor):
         X, y = data
-        return _kernels.subset_loss(X, y, rows, params, loss_factor)
+        kernel = _kernels.subset_loss if y.ndim == 1 else _kernels.subset_loss_multi
+        return kernel(X, y, rows, params, loss_factor)
 
     def run_epoch(self, data, order, weights, params, velocity, average, grad_sum, rule,
                   global_step, first_step, stop_step):
         X, y = data
-        return _kernels.run_epoch(X, y, order, weights, params, velocity, average, grad_sum,
-                                  _kernels.Rule(**rule), global_step, first_step, stop_step)
+        kernel = _kernels.run_epoch if y.ndim == 1 else _kernels.run_epoch_multi
+        return kernel(X, y, order, weights, params, velocity, average, grad_sum,
+                      _kernels.Rule(**rule), global_step, first_step, stop_step)
 
 
 _ENGINES = {"cython": CythonEngine(), "reference": reference.ENGINE}
@@ -54,14 +57,15 @@ def value_and_grad(X: Any, y: Any, w: Any, b: float = 0.0, *, loss: str = "mse",
     X : array-like of shape (n_samples, n_features) or (n_samples,)
         Samples; 1-D means one feature. Used as is when float64 and
         C-contiguous (read-only memmaps included), otherwise converted once.
-    y : array-like of shape (n_samples,)
-        Targets.
-    w : array-like of shape (n_features,)
+    y : array-like of shape (n_samples,) or (n_samples, k)
+        Targets; 2-D for k outputs.
+    w : array-like of shape (n_features,), or (n_features, k) for k outputs
         Weights at which to evaluate. Must be finite.
-    b : float, default 0.0
+    b : float, or array-like of shape (k,) for k outputs, default 0.0
         Intercept at which to evaluate. Must be finite.
     loss : {"mse", "half_mse"}, default "mse"
-        ``mse`` is ``mean(r**2)``, ``half_mse`` is ``0.5 * mean(r**2)``.
+        ``mse`` is ``mean(r**2)``, ``half_mse`` is ``0.5 * mean(r**2)``; with
+        k outputs, the sum over outputs of each output's loss.
     backend : {"cython", "reference"}, default "cython"
         Compiled kernel, or the plain-Python reference path.
     n_threads : int or None, default None
@@ -71,10 +75,10 @@ def value_and_grad(X: Any, y: Any, w: Any, b: float = 0.0, *, loss: str = "mse",
     Returns
     -------
     loss : float
-    grad_w : ndarray of shape (n_features,)
+    grad_w : ndarray of shape (n_features,) or (n_features, k)
         ``dL/dw = (2a/n) * X.T @ r`` (``a`` = 1 for mse, 0.5 for half_mse).
-    grad_b : float
-        ``dL/db = (2a/n) * sum(r)``.
+    grad_b : float, or ndarray of shape (k,)
+        ``dL/db = (2a/n) * sum(r)`` (over the samples).
 
     Raises
     ------
@@ -84,12 +88,15 @@ def value_and_grad(X: Any, y: Any, w: Any, b: float = 0.0, *, loss: str = "mse",
         loss overflows (huge ``w``), the non-finite values are returned.
     """
     X, y = _validation.check_X_y(X, y)
-    w = _validation.check_weights(w, X.shape[1], "w")
-    b = _validation.check_real(b, "b")
+    outputs = _validation.n_outputs(y)
+    w = _validation.check_weights(w, X.shape[1], "w", outputs)
+    b = _validation.check_intercept(b, "b", outputs)
     loss_factor = _validation.check_loss(loss)
     _validation.check_choice(backend, "backend", _validation.BACKENDS)
     n_threads = _validation.check_n_threads(n_threads)
 
+    if outputs is not None:
+        return _value_and_grad_multi(X, y, w, b, loss_factor, backend, _threads(n_threads))
     if backend == "cython":
         grad_w = np.empty(X.shape[1])
         value, grad_b = _kernels.value_and_grad(X, y, w, b, loss_factor, grad_w,
@@ -103,6 +110,25 @@ def value_and_grad(X: Any, y: Any, w: Any, b: float = 0.0, *, loss: str = "mse",
     return float(value), grad_w, float(grad_b)
 
 
+def _value_and_grad_multi(X, Y, W, b, loss_factor, backend, n_threads):
+    n, d = X.shape
+    k = Y.shape[1]
+    params = np.concatenate([W.ravel(), b])
+    if backend == "cython":
+        sums = np.empty(1 + k + d * k)
+        _kernels.full_sums_multi(X, Y, params, sums, n_threads)
+        scale = 2.0 * loss_factor / n
+        value = loss_factor * sums[0] / n
+        grad_W, grad_b = scale * sums[1 + k:].reshape(d, k), scale * sums[1:1 + k]
+    else:
+        value, grad_list, grad_b_list = reference.loss_and_gradient_multi(
+            X.tolist(), Y.tolist(), W.tolist(), b.tolist(), loss_factor)
+        grad_W, grad_b = np.array(grad_list), np.array(grad_b_list)
+    if not math.isfinite(value):
+        _validation.raise_if_nonfinite_input(X, Y)
+    return float(value), grad_W, grad_b
+
+
 def predict(X: Any, w: Any, b: float = 0.0) -> np.ndarray:
     """Predictions ``X @ w + b`` of the linear model.
 
@@ -110,12 +136,12 @@ def predict(X: Any, w: Any, b: float = 0.0) -> np.ndarray:
     ----------
     X : array-like of shape (n_samples, n_features) or (n_samples,)
         Samples; 1-D means one feature.
-    w : array-like of shape (n_features,)
-    b : float, default 0.0
+    w : array-like of shape (n_features,), or (n_features, k) for k outputs
+    b : float, or array-like of shape (k,) for k outputs, default 0.0
 
     Returns
     -------
-    ndarray of shape (n_samples,)
+    ndarray of shape (n_samples,), or (n_samples, k)
 
     Raises
     ------
@@ -125,8 +151,9 @@ def predict(X: Any, w: Any, b: float = 0.0) -> np.ndarray:
         as ``inf``.
     """
     X = _validation.check_X(X)
-    w = _validation.check_weights(w, X.shape[1], "w")
-    b = _validation.check_real(b, "b")
+    outputs = np.shape(w)[1] if np.ndim(w) == 2 else None
+    w = _validation.check_weights(w, X.shape[1], "w", outputs)
+    b = _validation.check_intercept(b, "b", outputs)
     with np.errstate(invalid="ignore", over="ignore"):
         predictions = X @ w
         predictions += b
@@ -156,8 +183,11 @@ def fit(X: Any, y: Any, *, method: str = "minibatch", batch_size: int = 32,
         Samples; 1-D means one feature. A float64 C-contiguous array (a
         read-only memmap included) is used as is and never copied; anything
         else is converted to one once. Never modified.
-    y : array-like of shape (n_samples,)
-        Targets. Never modified.
+    y : array-like of shape (n_samples,) or (n_samples, k)
+        Targets. Never modified. 2-D trains k outputs at once, in the same
+        passes over ``X``: ``W`` of shape (n_features, k), ``b`` of shape
+        (k,); the loss is the sum over outputs of each output's loss, so each
+        output learns exactly what it would learn alone.
     method : {"batch", "sgd", "minibatch"}, default "minibatch"
         ``batch``: one update per epoch on all samples. ``sgd``: one update per
         sample. ``minibatch``: one update per ``batch_size`` samples; the last
@@ -169,9 +199,9 @@ def fit(X: Any, y: Any, *, method: str = "minibatch", batch_size: int = 32,
         Learning rate, a positive finite number: ``w -= lr * dL/dw``.
     epochs : int, default 10
         Passes over the data (0 returns the initial parameters).
-    w0 : array-like of shape (n_features,) or None, default None
+    w0 : array-like of shape (n_features,) (or (n_features, k)) or None
         Initial weights (zeros when None). Copied, never modified.
-    b0 : float, default 0.0
+    b0 : float (or array-like of shape (k,)), default 0.0
         Initial intercept; stays fixed when ``fit_intercept=False``.
     fit_intercept : bool, default True
         Learn ``b``; when False, ``b`` stays at ``b0``.
@@ -210,7 +240,8 @@ def fit(X: Any, y: Any, *, method: str = "minibatch", batch_size: int = 32,
         Learning-rate schedule; see :mod:`gdcore.schedules` for the formulas.
     average : bool or int, default False
         Averaged SGD: return the mean of the iterates after every step from
-        global step ``average`` on (``True``: from the first step).
+        global step ``average`` on (``True``: from the first step). Until
+        that step is reached, the plain last iterate is returned.
     sample_weight : array-like of shape (n_samples,) or None
         Non-negative weights, divided by their mean over the training rows (a
         copy): a batch's loss is ``a * sum(s * r**2) / m``. Weight 0 drops a
@@ -239,7 +270,9 @@ def fit(X: Any, y: Any, *, method: str = "minibatch", batch_size: int = 32,
         that grew for many epochs); then it raises at once.
     check_lr : bool, default False
         Estimate the largest stable full-batch rate (:func:`max_stable_lr`, a
-        few passes over X) and warn if ``lr`` is above it.
+        few passes over X) and warn if ``lr`` is above it. The estimate is for
+        the unweighted loss over all rows (sample weights and a validation
+        split are not taken into account).
     callback : callable or None
         Called after each epoch (and every ``callback_every`` steps) with a
         dict: ``epoch``, ``step`` (None at an epoch's end), ``global_step``,
@@ -253,7 +286,10 @@ def fit(X: Any, y: Any, *, method: str = "minibatch", batch_size: int = 32,
     warm_start : FitResult, TrainState or None
         Continue from a previous run's state: ``epochs`` more epochs, exactly
         as if the run had not stopped (rng, schedule, momentum, averaging
-        included). The other options should be those of the first run.
+        included). The other options should be those of the first run. A
+        run that stopped in the middle of an epoch (a callback, or
+        ``on_divergence="stop"``) continues with a whole new epoch from the
+        parameters it stopped at.
 
     Returns
     -------
@@ -272,11 +308,12 @@ def fit(X: Any, y: Any, *, method: str = "minibatch", batch_size: int = 32,
     """
     X, y = _validation.check_X_y(X, y)
     n_samples, n_features = X.shape
+    outputs = _validation.n_outputs(y)
     method = _validation.check_choice(method, "method", _validation.METHODS)
     batch_size = _validation.check_int(batch_size, "batch_size", minimum=1)
     lr = _validation.check_real(lr, "lr", positive=True)
     epochs = _validation.check_int(epochs, "epochs", minimum=0, maximum=sys.maxsize)
-    b0 = _validation.check_real(b0, "b0")
+    b0 = _validation.check_intercept(b0, "b0", outputs)
     fit_intercept = _validation.check_bool(fit_intercept, "fit_intercept")
     loss_factor = _validation.check_loss(loss)
     shuffle = _validation.check_bool(shuffle, "shuffle")
@@ -322,14 +359,14 @@ def fit(X: Any, y: Any, *, method: str = "minibatch", batch_size: int = 32,
     train_rows, val_rows = _split(n_samples, validation_fraction, seed)
     weights = _validation.check_sample_weight(sample_weight, n_samples, train_rows)
     if warm_start is None:
-        params = np.empty(n_features + 1)
-        params[:n_features] = (0.0 if w0 is None
-                               else _validation.check_weights(w0, n_features, "w0"))
-        params[n_features] = b0
-    elif w0 is not None or b0 != 0.0:
+        w_init = (np.zeros((n_features,) if outputs is None else (n_features, outputs))
+                  if w0 is None else _validation.check_weights(w0, n_features, "w0", outputs))
+        params = np.concatenate([w_init.ravel(), np.ravel(b0)])
+    elif w0 is not None or np.any(b0 != 0.0):
         raise ValueError("pass either w0 / b0 or warm_start, not both: a warm start "
                          "continues from its own parameters")
     n_train = n_samples if train_rows is None else train_rows.shape[0]
+    params_size = (n_features + 1) * (outputs or 1)
     config = _training.Config(
         method=method, lr=lr, epochs=epochs, loss_factor=loss_factor,
         batch_size={"batch": n_train, "sgd": 1}.get(method, min(batch_size, n_train)),
@@ -342,7 +379,7 @@ def fit(X: Any, y: Any, *, method: str = "minibatch", batch_size: int = 32,
     if warm_start is None:
         state = _training.new_state(params, config, seed)
     else:
-        state = _training.resume_state(warm_start, config, n_features, seed)
+        state = _training.resume_state(warm_start, config, params_size, seed)
     if check_lr:
         limit = max_stable_lr(X, loss=loss, fit_intercept=fit_intercept)
         if lr > limit:
@@ -367,7 +404,10 @@ def _split(n_samples: int, fraction: float | None,
     if isinstance(seed, np.random.Generator):
         split_rng = seed.spawn(1)[0]
     else:
-        root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+        # spawn() advances a SeedSequence: work on a copy, so the caller's seed
+        # gives the same split every time
+        root = (copy.deepcopy(seed) if isinstance(seed, np.random.SeedSequence)
+                else np.random.SeedSequence(seed))
         split_rng = np.random.default_rng(root.spawn(1)[0])
     perm = split_rng.permutation(n_samples)
     return np.sort(perm[n_val:]).astype(np.intp), np.sort(perm[:n_val]).astype(np.intp)
@@ -404,7 +444,11 @@ def max_stable_lr(X: Any, *, loss: str = "mse", fit_intercept: bool = True,
     iterations = _validation.check_int(iterations, "iterations", minimum=1)
     threads = _threads(_validation.check_n_threads(n_threads))
     n, d = X.shape
-    v = np.ones(d + 1) if fit_intercept else np.append(np.ones(d), 0.0)
+    # A seeded random start: a fixed one (all ones, say) can be orthogonal to
+    # the top eigenvector and never find it.
+    v = np.random.default_rng(0).standard_normal(d + 1)
+    if not fit_intercept:
+        v[d] = 0.0
     v /= np.linalg.norm(v)
     out = np.empty(d + 2)
     eigenvalue = 0.0

@@ -43,9 +43,10 @@ stop_on, n_iter_no_change, validation_fraction, on_divergence
 
     Attributes
     ----------
-    coef_ : ndarray of shape (n_features,)
-        Learned weights.
-    intercept_ : float
+    coef_ : ndarray of shape (n_features,), or (n_outputs, n_features)
+        Learned weights; for a 2-D ``y``, one row per output (scikit-learn's
+        layout; ``result_.w`` holds the (n_features, n_outputs) matrix).
+    intercept_ : float, or ndarray of shape (n_outputs,)
         Learned intercept (0.0 when ``fit_intercept=False``).
     loss_curve_ : ndarray of shape (n_iter_,)
         Mean training loss of each epoch (see :class:`gdcore.FitResult`).
@@ -133,7 +134,8 @@ stop_on, n_iter_no_change, validation_fraction, on_divergence
         """Estimator tags for scikit-learn (imported only when scikit-learn asks)."""
         from sklearn.utils import InputTags, RegressorTags, Tags, TargetTags
 
-        return Tags(estimator_type="regressor", target_tags=TargetTags(required=True),
+        return Tags(estimator_type="regressor",
+                    target_tags=TargetTags(required=True, multi_output=True),
                     regressor_tags=RegressorTags(), input_tags=InputTags())
 
     def _fit_options(self) -> dict[str, Any]:
@@ -148,7 +150,7 @@ stop_on, n_iter_no_change, validation_fraction, on_divergence
         return options
 
     def _store(self, result) -> "LinearRegressor":
-        self.coef_ = result.w
+        self.coef_ = result.w if result.w.ndim == 1 else result.w.T.copy()
         self.intercept_ = result.b
         self.n_features_in_ = result.w.shape[0]
         self.result_ = result
@@ -208,7 +210,7 @@ stop_on, n_iter_no_change, validation_fraction, on_divergence
             raise ValueError(
                 f"X has {X_checked.shape[1]} features, but LinearRegressor is expecting "
                 f"{self.n_features_in_} features as input (as in fit){hint}")
-        return _api.predict(X_checked, self.coef_, self.intercept_)
+        return _api.predict(X_checked, self.coef_.T, self.intercept_)
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Coefficient of determination R^2 of the predictions on ``X``, ``y``.
@@ -216,20 +218,29 @@ stop_on, n_iter_no_change, validation_fraction, on_divergence
         ``1 - sum(s * (y - y_hat)**2) / sum(s * (y - mean_s(y))**2)`` with
         sample weights ``s`` (all 1 by default); when ``y`` is constant, 1.0
         for a perfect prediction and 0.0 otherwise (as scikit-learn's
-        ``r2_score``).
+        ``r2_score``). With several outputs, the mean of the outputs' R^2.
         """
         X, y = _validation.check_X_y(X, y)
         if not np.isfinite(y).all():
             _validation.raise_if_nonfinite_input(X, y)
-        weights = np.ones_like(y) if sample_weight is None else \
+        weights = np.ones(y.shape[0]) if sample_weight is None else \
             _validation.check_sample_weight(sample_weight, y.shape[0], None)
-        residual = y - self.predict(X)
-        ss_res = float(weights @ residual**2)
-        centred = y - np.average(y, weights=weights)
-        ss_tot = float(weights @ centred**2)
-        if ss_tot == 0.0:
-            return 1.0 if ss_res == 0.0 else 0.0
-        return 1.0 - ss_res / ss_tot
+        predictions = self.predict(X)
+        if predictions.shape != y.shape:
+            raise ValueError(f"y must have shape {predictions.shape} to match the fitted "
+                             f"outputs; got {y.shape}")
+        targets = y.reshape(y.shape[0], -1)
+        residuals = (targets - predictions.reshape(targets.shape)).T
+        scores = []
+        for target, residual in zip(targets.T, residuals):
+            ss_res = float(weights @ residual**2)
+            centred = target - np.average(target, weights=weights)
+            ss_tot = float(weights @ centred**2)
+            if ss_tot == 0.0:
+                scores.append(1.0 if ss_res == 0.0 else 0.0)
+            else:
+                scores.append(1.0 - ss_res / ss_tot)
+        return float(np.mean(scores))
 
 
 def _not_fitted_error() -> type:

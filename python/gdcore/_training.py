@@ -95,6 +95,15 @@ class Data:
     def n_train(self) -> int:
         return self.X.shape[0] if self.train_rows is None else self.train_rows.shape[0]
 
+    def split(self, params: np.ndarray) -> dict[str, Any]:
+        """Copies of ``w`` and ``b`` out of the flat parameter vector: a vector
+        and a float for a 1-D y, W (n_features, k) and b (k,) for k outputs."""
+        d = self.X.shape[1]
+        if self.y.ndim == 1:
+            return {"w": params[:d].copy(), "b": float(params[d])}
+        k = self.y.shape[1]
+        return {"w": params[:d * k].reshape(d, k).copy(), "b": params[d * k:].copy()}
+
 
 def _finite(params: np.ndarray) -> bool:
     return bool(np.isfinite(params).all())
@@ -116,16 +125,16 @@ def new_state(params: np.ndarray, config: Config, seed: Any) -> TrainState:
     )
 
 
-def resume_state(previous: Any, config: Config, n_features: int, seed: Any) -> TrainState:
+def resume_state(previous: Any, config: Config, params_size: int, seed: Any) -> TrainState:
     """A copy of a previous run's state (``FitResult`` or ``TrainState``),
     completed with what this run's options need and that run did not keep."""
     source = previous.state if isinstance(previous, FitResult) else previous
     if not isinstance(source, TrainState):
         raise TypeError(f"warm_start must be a FitResult or a TrainState; got "
                         f"{type(previous).__name__}")
-    if source.params.shape != (n_features + 1,):
-        raise ValueError(f"warm_start holds parameters for {source.params.shape[0] - 1} "
-                         f"feature(s); X has {n_features}")
+    if source.params.shape != (params_size,):
+        raise ValueError(f"warm_start holds {source.params.shape[0]} parameters; this X and "
+                         f"y need {params_size} (features + 1 intercept, per output)")
     state = copy.deepcopy(source)
     if config.momentum != 0.0 and state.velocity is None:
         state.velocity = np.zeros_like(state.params)
@@ -202,7 +211,6 @@ def train(engine: Engine, data: Data, config: Config, state: TrainState) -> FitR
     """Run ``config.epochs`` more epochs from ``state`` (updated in place)."""
     prepared = engine.prepare(data.X, data.y)
     n_train = data.n_train
-    d = data.X.shape[1]
     steps_per_epoch = -(-n_train // config.batch_size)
     chunk = config.callback_every or steps_per_epoch
     history: dict[str, list[float]] = {"loss": [], "grad_norm": [], "lr": []}
@@ -226,9 +234,10 @@ def train(engine: Engine, data: Data, config: Config, state: TrainState) -> FitR
         lr = config.schedule.epoch_lr(config.lr, state.epoch, state.schedule_state)
         lr *= state.lr_scale
         rule = _rule(config, lr)
-        order = _epoch_order(data, state, config, buffer)
+        # taken before the order is drawn, so a retry draws the same order
         snapshot = copy.deepcopy(state)
-        grad_sum = np.zeros(d + 1)
+        order = _epoch_order(data, state, config, buffer)
+        grad_sum = np.zeros_like(state.params)
         loss_sum = 0.0
         done = 0
         failure = None
@@ -271,14 +280,15 @@ def train(engine: Engine, data: Data, config: Config, state: TrainState) -> FitR
             arrays = _history_arrays(history)
             raise DivergenceError(
                 message + "; the error's w and b hold the last finite parameters",
-                w=state.params[:d].copy(), b=float(state.params[d]), epoch=state.epoch,
+                **data.split(state.params), epoch=state.epoch,
                 step=step, history=arrays["loss"])
         if stop_requested:
             return result("callback")
 
         # The epoch ran to its end.
         loss = loss_sum / steps_per_epoch
-        grad_norm = float(np.linalg.norm(grad_sum)) / steps_per_epoch
+        with np.errstate(over="ignore"):
+            grad_norm = float(np.linalg.norm(grad_sum)) / steps_per_epoch
         history["loss"].append(loss)
         history["grad_norm"].append(grad_norm)
         history["lr"].append(lr)
@@ -341,12 +351,12 @@ def _converged(config: Config, state: TrainState, history: dict) -> bool:
 def _call_back(config: Config, state: TrainState, data: Data, history: dict, *,
                step: int | None, loss: float | None) -> bool:
     """Call the user's callback; True when it asks to stop."""
-    d = data.X.shape[1]
     info = {"epoch": state.epoch if step is not None else state.epoch - 1,
             "step": step, "global_step": state.global_step,
-            "w": state.params[:d].copy(), "b": float(state.params[d]), "loss": loss,
+            **data.split(state.params), "loss": loss,
             "history": _history_arrays(history)}
-    return config.callback(info) is True
+    answer = config.callback(info)
+    return isinstance(answer, (bool, np.bool_)) and bool(answer)
 
 
 def _history_arrays(history: dict) -> dict[str, np.ndarray]:
@@ -355,11 +365,11 @@ def _history_arrays(history: dict) -> dict[str, np.ndarray]:
 
 def _result(engine: Engine, data: Data, config: Config, state: TrainState, history: dict,
             stop_reason: str, n_steps: int) -> FitResult:
-    d = data.X.shape[1]
     arrays = _history_arrays(history)
-    params = state.average if state.average is not None else state.params
+    averaging = state.average is not None and state.global_step > config.average_from >= 0
+    params = state.average if averaging else state.params
     return FitResult(
-        w=params[:d].copy(), b=float(params[d]), history=arrays["loss"],
+        **data.split(params), history=arrays["loss"],
         epochs_run=len(arrays["loss"]), n_steps=n_steps,
         batch_size=config.batch_size, method=config.method, backend=engine.name,
         grad_norm=arrays["grad_norm"], lr_history=arrays["lr"],

@@ -101,13 +101,15 @@ def check_X(X: Any, name: str = "X") -> np.ndarray:
 
 
 def check_X_y(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Check ``X`` and the target ``y`` (1-D, one value per row of ``X``)."""
+    """Check ``X`` and the target ``y``: one value per row of ``X``, shape
+    (n_samples,), or (n_samples, k) for k outputs."""
     X = check_X(X)
     if y is None:
         raise ValueError("fit requires y to be passed, but the target y is None")
     y = as_float_array(y, "y")
-    if y.ndim != 1:
-        raise ValueError(f"y must be 1-D (n_samples,); got {y.ndim}-D with shape {y.shape}")
+    if y.ndim not in (1, 2) or (y.ndim == 2 and y.shape[1] == 0):
+        raise ValueError(f"y must have shape (n_samples,) or (n_samples, n_outputs) with "
+                         f"n_outputs >= 1; got shape {y.shape}")
     if y.shape[0] != X.shape[0]:
         raise ValueError(
             f"X and y must have the same number of samples; got X with {X.shape[0]} "
@@ -116,24 +118,50 @@ def check_X_y(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
     return X, y
 
 
-def check_weights(w: Any, n_features: int, name: str) -> np.ndarray:
-    """Return ``w`` as a finite float64 C-contiguous vector of length ``n_features``.
+def n_outputs(y: np.ndarray) -> int | None:
+    """None for a 1-D target (one output, vectors w and scalar b); k for (n, k)."""
+    return None if y.ndim == 1 else y.shape[1]
+
+
+def check_weights(w: Any, n_features: int, name: str,
+                  outputs: int | None = None) -> np.ndarray:
+    """Return ``w`` as a finite float64 C-contiguous array of shape
+    ``(n_features,)``, or ``(n_features, outputs)`` for several outputs.
 
     The result may share memory with ``w``: callers that update it in place
     copy it first.
     """
     array = as_float_array(w, name)
-    if array.ndim != 1 or array.shape[0] != n_features:
+    shape = (n_features,) if outputs is None else (n_features, outputs)
+    if array.shape != shape:
+        what = "" if outputs is None else f" and y's {outputs} output(s)"
         raise ValueError(
-            f"{name} must have shape ({n_features},) to match X's {n_features} "
-            f"feature(s); got shape {array.shape}"
+            f"{name} must have shape {shape} to match X's {n_features} feature(s){what}; "
+            f"got shape {array.shape}"
         )
-    if not np.isfinite(array).all():
-        position = int(np.flatnonzero(~np.isfinite(array))[0])
-        raise ValueError(
-            f"{name} must be finite; got {array[position]} at index {position}"
-        )
+    _raise_if_nonfinite(array, name)
     return array
+
+
+def check_intercept(b: Any, name: str, outputs: int | None = None) -> float | np.ndarray:
+    """A finite scalar intercept; with several outputs, a scalar (the same for
+    each) or one value per output, returned as an array of shape (outputs,)."""
+    if outputs is None or np.ndim(b) == 0:
+        value = check_real(b, name)
+        return value if outputs is None else np.full(outputs, value)
+    array = as_float_array(b, name)
+    if array.shape != (outputs,):
+        raise ValueError(f"{name} must be a number or have shape ({outputs},), one "
+                         f"intercept per output; got shape {array.shape}")
+    _raise_if_nonfinite(array, name)
+    return array
+
+
+def _raise_if_nonfinite(array: np.ndarray, name: str) -> None:
+    if not np.isfinite(array).all():
+        position = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
+        where = position[0] if len(position) == 1 else position
+        raise ValueError(f"{name} must be finite; got {array[position]} at index {where}")
 
 
 def check_real(value: Any, name: str, *, positive: bool = False) -> float:

@@ -81,13 +81,51 @@ def loss_and_gradient(rows: Sequence[Sequence[float]], targets: Sequence[float],
     return loss, grad_w, grad_b
 
 
+def loss_and_gradient_multi(rows: Sequence[Sequence[float]],
+                            targets: Sequence[Sequence[float]],
+                            W: Sequence[Sequence[float]], b: Sequence[float],
+                            loss_factor: float, weights: Sequence[float] | None = None
+                            ) -> tuple[float, list, Vector]:
+    """Loss and gradient of a batch for k outputs at once.
+
+    ``W`` is d lists of k weights, ``b`` k intercepts, each target a list of k
+    values. The loss is the sum over outputs of each output's loss,
+    ``a * sum_c sum_i s_i * r[i][c]**2 / m``, so the k outputs train exactly
+    as k separate problems would. Returns ``(loss, grad_W, grad_b)`` with
+    ``grad_W`` d lists of k.
+    """
+    m, d, k = len(rows), len(W), len(b)
+    if weights is None:
+        weights = [1.0] * m
+    sum_of_squares = 0.0
+    sum_r_x = [[0.0] * k for _ in range(d)]
+    sum_r = [0.0] * k
+    for x, target, weight in zip(rows, targets, weights):
+        for c in range(k):
+            prediction = 0.0
+            for j in range(d):
+                prediction += x[j] * W[j][c]
+            r = prediction + b[c] - target[c]
+            weighted_r = weight * r
+            sum_of_squares += weighted_r * r
+            for j in range(d):
+                sum_r_x[j][c] += weighted_r * x[j]
+            sum_r[c] += weighted_r
+    scale = 2.0 * loss_factor / m
+    grad_W = [[scale * value for value in row] for row in sum_r_x]
+    return loss_factor * sum_of_squares / m, grad_W, [scale * value for value in sum_r]
+
+
 def sign(v: float) -> float:
     return (v > 0) - (v < 0)
 
 
 def apply_update(params: Vector, grad: Vector, velocity: Vector, average: Vector,
-                 grad_sum: Vector, rule: dict, t: int, lr: float) -> None:
+                 grad_sum: Vector, rule: dict, t: int, lr: float, n_outputs: int = 1) -> None:
     """One step of the update rule on ``params = w + [b]``, in place.
+
+    (With k outputs, ``params`` is the d x k weights row by row, then the k
+    intercepts; everything below applies to each entry alike.)
 
     For each parameter ``p`` with loss gradient ``g`` (the intercept only if
     ``fit_intercept``):
@@ -102,11 +140,11 @@ def apply_update(params: Vector, grad: Vector, velocity: Vector, average: Vector
     5. averaging: from step ``average_from`` on, ``average`` is the running
        mean of the parameters after each step.
     """
-    d = len(params) - 1
-    n_params = d + 1 if rule["fit_intercept"] else d
+    n_weights = len(params) - n_outputs
+    n_params = len(params) if rule["fit_intercept"] else n_weights
     for j in range(n_params):
         g = grad[j]
-        if j < d or rule["decay_bias"]:
+        if j < n_weights or rule["decay_bias"]:
             g = g + rule["l2"] * params[j] + rule["l1"] * sign(params[j])
         grad_sum[j] += g
         if rule["momentum"] != 0.0:
@@ -125,7 +163,8 @@ def apply_update(params: Vector, grad: Vector, velocity: Vector, average: Vector
 def train_epoch(rows: Sequence[Sequence[float]], targets: Sequence[float],
                 order: Sequence[int], weights: Sequence[float] | None, params: Vector,
                 velocity: Vector, average: Vector, grad_sum: Vector, rule: dict,
-                global_step: int, first_step: int, stop_step: int) -> tuple[int, float, bool]:
+                global_step: int, first_step: int, stop_step: int,
+                n_outputs: int = 1) -> tuple[int, float, bool]:
     """Steps ``first_step .. stop_step - 1`` of one epoch of (mini-)batch descent.
 
     The samples are taken in ``order`` and cut into consecutive batches of
@@ -147,16 +186,31 @@ def train_epoch(rows: Sequence[Sequence[float]], targets: Sequence[float],
         batch = batches[step]
         t = global_step + step - first_step
         batch_weights = None if weights is None else [weights[i] for i in batch]
-        loss, grad_w, grad_b = loss_and_gradient(
-            [rows[i] for i in batch], [targets[i] for i in batch], params[:-1], params[-1],
+        loss, gradient = batch_loss_and_gradient(
+            [rows[i] for i in batch], [targets[i] for i in batch], params, n_outputs,
             rule["loss_factor"], batch_weights)
         if not math.isfinite(loss):
             return steps, loss_sum, True
         loss_sum += loss
         lr = rule["lr"] / math.pow(t + 1, rule["power"]) if rule["power"] else rule["lr"]
-        apply_update(params, grad_w + [grad_b], velocity, average, grad_sum, rule, t, lr)
+        apply_update(params, gradient, velocity, average, grad_sum, rule, t, lr, n_outputs)
         steps += 1
     return steps, loss_sum, False
+
+
+def batch_loss_and_gradient(rows, targets, params: Vector, n_outputs: int,
+                            loss_factor: float, weights=None) -> tuple[float, Vector]:
+    """Loss and gradient of a batch at ``params`` (laid out as in
+    :func:`apply_update`); the gradient comes back in the same layout."""
+    if n_outputs == 1 and not isinstance(targets[0], list):
+        loss, grad_w, grad_b = loss_and_gradient(rows, targets, params[:-1], params[-1],
+                                                 loss_factor, weights)
+        return loss, grad_w + [grad_b]
+    d = len(params) // n_outputs - 1
+    W = [params[j * n_outputs:(j + 1) * n_outputs] for j in range(d)]
+    loss, grad_W, grad_b = loss_and_gradient_multi(rows, targets, W, params[d * n_outputs:],
+                                                   loss_factor, weights)
+    return loss, [value for row in grad_W for value in row] + grad_b
 
 
 class ReferenceEngine:
@@ -164,25 +218,25 @@ class ReferenceEngine:
 
     name = "reference"
 
-    def prepare(self, X: np.ndarray, y: np.ndarray) -> tuple[list, list]:
-        return X.tolist(), y.tolist()
+    def prepare(self, X: np.ndarray, y: np.ndarray) -> tuple[list, list, int]:
+        return X.tolist(), y.tolist(), 1 if y.ndim == 1 else y.shape[1]
 
     def subset_loss(self, data, rows, params, loss_factor):
-        all_rows, targets = data
-        values = params.tolist()
-        loss, _, _ = loss_and_gradient([all_rows[i] for i in rows], [targets[i] for i in rows],
-                                       values[:-1], values[-1], loss_factor)
+        all_rows, targets, n_outputs = data
+        loss, _ = batch_loss_and_gradient([all_rows[i] for i in rows],
+                                          [targets[i] for i in rows], params.tolist(),
+                                          n_outputs, loss_factor)
         return loss
 
     def run_epoch(self, data, order, weights, params, velocity, average, grad_sum, rule,
                   global_step, first_step, stop_step):
-        rows, targets = data
+        rows, targets, n_outputs = data
         visit = list(range(len(rows))) if order is None else order.tolist()
         lists = [None if a is None else a.tolist()
                  for a in (params, velocity, average, grad_sum)]
         steps, loss_sum, nonfinite = train_epoch(
             rows, targets, visit, None if weights is None else weights.tolist(), *lists,
-            rule, global_step, first_step, stop_step)
+            rule, global_step, first_step, stop_step, n_outputs)
         for array, values in zip((params, velocity, average, grad_sum), lists):
             if array is not None:
                 array[:] = values

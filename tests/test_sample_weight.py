@@ -1,0 +1,299 @@
+"""Sample weights: weights are divided by their mean over the training rows and
+a batch's loss is ``a * sum(s * r**2) / m``. Weight 0 drops a sample, an
+integer weight k repeats it k times (exactly for full batch), a common factor
+changes nothing; sgd and mini-batch follow a NumPy replay of those semantics;
+both backends agree; bad weights raise naming ``sample_weight``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import gdcore
+
+BACKENDS = ["cython", "reference"]
+LOSS_FACTOR = {"mse": 1.0, "half_mse": 0.5}
+METHODS = [("batch", 21), ("sgd", 1), ("minibatch", 4)]   # n = 21: 5 x 4 + 1
+
+
+def _weighted_oracle(X, y, weights, *, lr, epochs, batch_size, loss="mse", orders=None,
+                     momentum=0.0):
+    """Weighted (mini-)batch descent, the documented semantics in NumPy:
+    s = weights / mean(weights); per batch of m rows loss a*sum(s r^2)/m,
+    gradient (2a/m) [X_b, 1]^T (s r); optional momentum (buffer = first
+    gradient). A zero-weight row is still a step (of zero gradient)."""
+    n, d = X.shape
+    a = LOSS_FACTOR[loss]
+    s = np.asarray(weights, dtype=np.float64)
+    s = s / s.mean()
+    theta, v, t = np.zeros(d + 1), np.zeros(d + 1), 0
+    history = []
+    for epoch in range(epochs):
+        order = np.arange(n) if orders is None else np.asarray(orders[epoch])
+        losses = []
+        for start in range(0, n, batch_size):
+            rows = order[start:start + batch_size]
+            m = len(rows)
+            A = np.c_[X[rows], np.ones(m)]
+            r = A @ theta - y[rows]
+            losses.append(a * np.sum(s[rows] * r ** 2) / m)
+            g = 2 * a / m * (A.T @ (s[rows] * r))
+            if momentum:
+                v = g if t == 0 else momentum * v + g
+                g = v
+            theta = theta - lr * g
+            t += 1
+        history.append(np.mean(losses))
+    return theta[:d], float(theta[d]), np.array(history)
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y, _ = gdcore.make_regression(21, 3, noise=0.5, bias=-0.4, seed=13)
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def weights():
+    return np.random.default_rng(0).uniform(0.2, 3.0, 21)
+
+
+def _orders(n, epochs, seed):
+    rng = np.random.default_rng(seed)
+    return [rng.permutation(n) for _ in range(epochs)]
+
+
+# ---------------------------------------------------------------------------
+# Oracle and agreement
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("loss", ["mse", "half_mse"])
+@pytest.mark.parametrize("shuffle", [False, True], ids=["ordered", "shuffled"])
+@pytest.mark.parametrize("method,batch_size", METHODS)
+def test_matches_weighted_oracle(data, weights, backend, method, batch_size, shuffle, loss):
+    X, y = data
+    result = gdcore.fit(X, y, method=method, batch_size=batch_size, lr=0.02, epochs=3,
+                        loss=loss, sample_weight=weights, shuffle=shuffle, seed=6,
+                        backend=backend)
+    size = {"batch": 21, "sgd": 1}.get(method, batch_size)
+    orders = _orders(21, 3, 6) if shuffle and method != "batch" else None
+    w, b, history = _weighted_oracle(X, y, weights, lr=0.02, epochs=3, batch_size=size,
+                                     loss=loss, orders=orders)
+    np.testing.assert_allclose(result.w, w, rtol=1e-11, atol=1e-14)
+    assert result.b == pytest.approx(b, rel=1e-11, abs=1e-14)
+    np.testing.assert_allclose(result.history, history, rtol=1e-11, atol=1e-14)
+    # the weights matter
+    unweighted = gdcore.fit(X, y, method=method, batch_size=batch_size, lr=0.02, epochs=3,
+                            loss=loss, shuffle=shuffle, seed=6, backend=backend)
+    assert not np.allclose(result.w, unweighted.w, rtol=1e-4)
+
+
+@pytest.mark.parametrize("shuffle", [False, True], ids=["ordered", "shuffled"])
+@pytest.mark.parametrize("method,batch_size", METHODS)
+def test_backends_agree(data, weights, method, batch_size, shuffle):
+    X, y = data
+    w = weights.copy()
+    w[[2, 9, 20]] = 0.0
+    options = dict(method=method, batch_size=batch_size, lr=0.03, epochs=3, sample_weight=w,
+                   shuffle=shuffle, seed=1, momentum=0.4, weight_decay=0.05,
+                   schedule="invscaling", average=True)
+    compiled = gdcore.fit(X, y, backend="cython", **options)
+    reference = gdcore.fit(X, y, backend="reference", **options)
+    np.testing.assert_allclose(compiled.w, reference.w, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(compiled.b, reference.b, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(compiled.history, reference.history, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(compiled.grad_norm, reference.grad_norm, rtol=1e-9,
+                               atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("method,batch_size", METHODS)
+def test_momentum_with_zero_weights_matches_oracle(data, backend, method, batch_size):
+    """A zero-weight sample in sgd is a step of zero gradient: with momentum the
+    buffer still moves the parameters (so it is not the same as dropping the
+    row there); the oracle does the same."""
+    X, y = data
+    w = np.ones(21)
+    w[::3] = 0.0
+    result = gdcore.fit(X, y, method=method, batch_size=batch_size, lr=0.02, epochs=2,
+                        sample_weight=w, momentum=0.5, shuffle=False, backend=backend)
+    size = {"batch": 21, "sgd": 1}.get(method, batch_size)
+    expected_w, expected_b, history = _weighted_oracle(X, y, w, lr=0.02, epochs=2,
+                                                       batch_size=size, momentum=0.5)
+    np.testing.assert_allclose(result.w, expected_w, rtol=1e-11, atol=1e-14)
+    assert result.b == pytest.approx(expected_b, rel=1e-11, abs=1e-14)
+    np.testing.assert_allclose(result.history, history, rtol=1e-11, atol=1e-14)
+
+
+# ---------------------------------------------------------------------------
+# Exact properties
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("loss", ["mse", "half_mse"])
+@pytest.mark.parametrize("options", [{}, dict(momentum=0.7, weight_decay=0.1, l1=0.01)],
+                         ids=["plain", "momentum-penalties"])
+def test_zero_weight_drops_the_sample_for_batch(data, backend, loss, options):
+    """Full batch: weights 0 on some rows and 1 elsewhere is training on the
+    other rows alone (up to rounding: the weights become n / (n - k))."""
+    X, y = data
+    dropped = [0, 5, 6, 17]
+    keep = np.setdiff1d(np.arange(21), dropped)
+    w = np.ones(21)
+    w[dropped] = 0.0
+    common = dict(method="batch", lr=0.05, epochs=6, loss=loss, backend=backend, **options)
+    weighted = gdcore.fit(X, y, sample_weight=w, **common)
+    subset = gdcore.fit(X[keep], y[keep], **common)
+    np.testing.assert_allclose(weighted.w, subset.w, rtol=1e-12, atol=1e-15)
+    assert weighted.b == pytest.approx(subset.b, rel=1e-12, abs=1e-15)
+    np.testing.assert_allclose(weighted.history, subset.history, rtol=1e-12)
+    np.testing.assert_allclose(weighted.grad_norm, subset.grad_norm, rtol=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("method,batch_size", [("sgd", 1), ("minibatch", 4)])
+def test_zero_weight_rows_never_move_plain_sgd(data, backend, method, batch_size):
+    """Without momentum, a zero-weight row contributes nothing: plain sgd with
+    weights 0 on a tail of rows equals sgd on the other rows with their
+    weights rescaled (the zero rows sit after every other row, shuffle off)."""
+    X, y = data
+    w = np.ones(21)
+    w[16:] = 0.0       # rows 16..20: for minibatch, batches 16-19 and 20 are all zero
+    weighted = gdcore.fit(X, y, method=method, batch_size=batch_size, lr=0.02, epochs=3,
+                          sample_weight=w, shuffle=False, backend=backend)
+    # on 16 rows the weights are 21/16: a mean-loss scale of 21/16 = lr * 21/16
+    subset = gdcore.fit(X[:16], y[:16], method=method, batch_size=batch_size,
+                        lr=0.02 * 21 / 16, epochs=3, shuffle=False, backend=backend)
+    np.testing.assert_allclose(weighted.w, subset.w, rtol=1e-12, atol=1e-15)
+    assert weighted.b == pytest.approx(subset.b, rel=1e-12, abs=1e-15)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("loss", ["mse", "half_mse"])
+def test_integer_weight_is_repetition_for_batch(data, backend, loss):
+    """Full batch: integer weight k equals the sample repeated k times."""
+    X, y = data
+    counts = np.random.default_rng(4).integers(1, 4, 21)
+    counts[3] = 0
+    rows = np.repeat(np.arange(21), counts)
+    common = dict(method="batch", lr=0.05, epochs=6, loss=loss, backend=backend,
+                  momentum=0.3, weight_decay=0.05)
+    weighted = gdcore.fit(X, y, sample_weight=counts, **common)
+    repeated = gdcore.fit(X[rows], y[rows], **common)
+    np.testing.assert_allclose(weighted.w, repeated.w, rtol=1e-12, atol=1e-15)
+    assert weighted.b == pytest.approx(repeated.b, rel=1e-12, abs=1e-15)
+    np.testing.assert_allclose(weighted.history, repeated.history, rtol=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("method,batch_size", METHODS)
+def test_common_factor_changes_nothing(data, weights, backend, method, batch_size):
+    """Multiplying every weight by c changes nothing: exactly for a power of
+    two, to rounding otherwise."""
+    X, y = data
+    common = dict(method=method, batch_size=batch_size, lr=0.02, epochs=3, seed=3,
+                  backend=backend)
+    base = gdcore.fit(X, y, sample_weight=weights, **common)
+    doubled = gdcore.fit(X, y, sample_weight=weights * 4.0, **common)
+    np.testing.assert_array_equal(base.w, doubled.w)
+    assert base.b == doubled.b
+    scaled = gdcore.fit(X, y, sample_weight=weights * 37.3, **common)
+    np.testing.assert_allclose(base.w, scaled.w, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(base.history, scaled.history, rtol=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("method,batch_size", METHODS)
+def test_unit_weights_are_no_weights(data, backend, method, batch_size):
+    X, y = data
+    common = dict(method=method, batch_size=batch_size, lr=0.02, epochs=2, seed=3,
+                  backend=backend)
+    a = gdcore.fit(X, y, sample_weight=np.ones(21), **common)
+    b = gdcore.fit(X, y, **common)
+    np.testing.assert_allclose(a.w, b.w, rtol=1e-14, atol=1e-16)
+    np.testing.assert_allclose(a.history, b.history, rtol=1e-14)
+
+
+def test_weights_accept_lists_and_ints_and_are_not_modified(data):
+    X, y = data
+    w = np.arange(1, 22)
+    copy = w.copy()
+    a = gdcore.fit(X, y, method="batch", epochs=2, sample_weight=w)
+    b = gdcore.fit(X, y, method="batch", epochs=2, sample_weight=w.tolist())
+    np.testing.assert_array_equal(a.w, b.w)
+    np.testing.assert_array_equal(w, copy)
+    wf = np.linspace(0.5, 2.0, 21)
+    copyf = wf.copy()
+    gdcore.fit(X, y, method="sgd", epochs=1, sample_weight=wf)
+    np.testing.assert_array_equal(wf, copyf)
+
+
+def _held_out(X, y, fraction, seed):
+    """Rows that a fit with this validation split does not train on, found from
+    outside: changing their target does not change w."""
+    base = gdcore.fit(X, y, method="batch", lr=0.05, epochs=1, validation_fraction=fraction,
+                      seed=seed).w
+    rows = []
+    for i in range(len(y)):
+        changed = y.copy()
+        changed[i] += 10.0
+        w = gdcore.fit(X, changed, method="batch", lr=0.05, epochs=1,
+                       validation_fraction=fraction, seed=seed).w
+        if np.array_equal(w, base):
+            rows.append(i)
+    return np.array(rows)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_weights_normalised_over_training_rows_only(data, weights, backend):
+    """With a validation split the weights are divided by their mean over the
+    training rows: the weights of held-out rows change nothing at all."""
+    X, y = data
+    held = _held_out(X, y, 0.25, 5)
+    assert len(held) == 5
+    other = weights.copy()
+    other[held] = 100.0
+    common = dict(method="minibatch", batch_size=4, lr=0.02, epochs=3,
+                  validation_fraction=0.25, seed=5, backend=backend)
+    a = gdcore.fit(X, y, sample_weight=weights, **common)
+    b = gdcore.fit(X, y, sample_weight=other, **common)
+    np.testing.assert_array_equal(a.w, b.w)
+    np.testing.assert_array_equal(a.val_loss, b.val_loss)
+    # zero weight on every training row is an error even if held-out rows weigh
+    only_held = np.zeros(21)
+    only_held[held] = 1.0
+    with pytest.raises(ValueError, match="sample_weight"):
+        gdcore.fit(X, y, sample_weight=only_held, **common)
+
+
+# ---------------------------------------------------------------------------
+# Errors
+# ---------------------------------------------------------------------------
+
+BAD_WEIGHTS = [
+    (lambda n: np.ones(n - 1), ValueError),
+    (lambda n: np.ones(n + 1), ValueError),
+    (lambda n: np.ones((n, 1)), ValueError),
+    (lambda n: np.ones((1, n)), ValueError),
+    (lambda n: 1.0, ValueError),
+    (lambda n: np.r_[np.ones(n - 1), -1.0], ValueError),
+    (lambda n: np.r_[-1e-300, np.ones(n - 1)], ValueError),
+    (lambda n: np.r_[np.ones(n - 1), np.nan], ValueError),
+    (lambda n: np.r_[np.ones(n - 1), np.inf], ValueError),
+    (lambda n: np.zeros(n), ValueError),
+    (lambda n: ["a"] * n, TypeError),
+    (lambda n: np.ones(n, dtype=complex), TypeError),
+]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("make,error", BAD_WEIGHTS,
+                         ids=["short", "long", "column", "row", "scalar", "negative",
+                              "tiny-negative", "nan", "inf", "all-zero", "strings",
+                              "complex"])
+def test_bad_weights_raise_naming_sample_weight(data, backend, make, error):
+    X, y = data
+    with pytest.raises(error, match="sample_weight"):
+        gdcore.fit(X, y, method="sgd", epochs=1, sample_weight=make(21), backend=backend)
