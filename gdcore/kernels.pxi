@@ -24,9 +24,21 @@
 #   its own size ``m`` in the average.
 #
 # A whole epoch runs inside one ``nogil`` block. Rows are visited in the order
-# given by an index array (``order``), or 0..n-1 when it is None, so shuffling
-# never copies ``X``; with an index array the rows a few steps ahead are
-# prefetched.
+# given by an index array (``order``, possibly a subset of the rows when some
+# are held out), or 0..n-1 when it is None, so shuffling never copies ``X``;
+# with an index array the rows about 4 KiB ahead are prefetched.
+#
+# Every step ends in one update rule (_apply_step / _update) shared by the
+# three loops: penalty (L2, L1), the epoch's gradient sum, PyTorch-style
+# momentum or Nesterov, the step, and the running average of the iterates.
+# Each combination of options is one branch-free loop, so it vectorises, and
+# options that are off cost nothing. Sample weights scale each row's residual;
+# a per-step inverse-scaling rate is computed from the global step number.
+#
+# Multi-output targets (Y of shape (n, k)) have their own three loops at the
+# end of this file: the per-row dot product becomes x @ W (k residuals) and
+# the gradient an outer product, on the same flat parameter layout and the
+# same update rule.
 #
 # Where inputs are checked: nowhere here. The Python layer
 # (``python/gdcore/_validation.py``) checks shapes, dtypes, contiguity and
@@ -262,12 +274,20 @@ cdef inline void _update(const Step *s, double *p, double scale, const double *s
     cg = 1.0 if t == 0 else 1.0 - s.dampening
     ng = 1.0 if s.nesterov else 0.0
     nv = s.momentum if s.nesterov else 1.0
-    for j in range(count):
-        gj = scale * src[j] + l2 * p[j] + l1 * _sign(p[j])
-        grad_sum[j] += gj
-        vj = cv * v[j] + cg * gj
-        v[j] = vj
-        p[j] -= lr * (ng * gj + nv * vj)
+    if penalty:
+        for j in range(count):
+            gj = scale * src[j] + l2 * p[j] + l1 * _sign(p[j])
+            grad_sum[j] += gj
+            vj = cv * v[j] + cg * gj
+            v[j] = vj
+            p[j] -= lr * (ng * gj + nv * vj)
+    else:
+        for j in range(count):
+            gj = scale * src[j]
+            grad_sum[j] += gj
+            vj = cv * v[j] + cg * gj
+            v[j] = vj
+            p[j] -= lr * (ng * gj + nv * vj)
 
 
 cdef inline double *_offset(double *array, Py_ssize_t j) noexcept nogil:

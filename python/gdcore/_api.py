@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import mmap
 import sys
 import warnings
 from typing import Any, Callable
@@ -174,7 +175,8 @@ def fit(X: Any, y: Any, *, method: str = "minibatch", batch_size: int = 32,
         on_divergence: str = "raise", check_lr: bool = False,
         callback: Callable[[dict], Any] | None = None, callback_every: int | None = None,
         verbose: int = 0, progress: bool = False,
-        warm_start: FitResult | TrainState | None = None) -> FitResult:
+        warm_start: FitResult | TrainState | None = None, copy: bool = True,
+        shuffle_block: int | str | None = "auto") -> FitResult:
     """Train ``y ~ X @ w + b`` by gradient descent on the squared error.
 
     Parameters
@@ -283,6 +285,18 @@ def fit(X: Any, y: Any, *, method: str = "minibatch", batch_size: int = 32,
         1: print a line per epoch (loss, gradient norm, rate, samples/s).
     progress : bool, default False
         Show a tqdm progress bar (needs tqdm).
+    copy : bool, default True
+        False: raise ``ValueError`` instead of converting ``X`` or ``y`` when
+        they are not already float64 C-contiguous arrays (so a large array is
+        never silently copied). ``result.copied`` says what was converted.
+    shuffle_block : int, "auto" or None, default "auto"
+        Shuffle in blocks of this many consecutive rows: the blocks are
+        visited in a random order, and the rows within each block in a random
+        order, so a memory-mapped ``X`` is read from disk one contiguous
+        stretch at a time. ``"auto"``: blocks of about 64 MiB of ``X`` when
+        ``X`` is a ``numpy.memmap`` (or a view of one, as
+        ``np.load(..., mmap_mode="r")`` gives), a full permutation otherwise.
+        None: always a full permutation.
     warm_start : FitResult, TrainState or None
         Continue from a previous run's state: ``epochs`` more epochs, exactly
         as if the run had not stopped (rng, schedule, momentum, averaging
@@ -306,6 +320,13 @@ def fit(X: Any, y: Any, *, method: str = "minibatch", batch_size: int = 32,
         large) and ``on_divergence="raise"``. The error carries the last
         finite parameters, the epoch and step, and the history so far.
     """
+    copy = _validation.check_bool(copy, "copy")
+    copied = tuple(name for name, value in (("X", X), ("y", y))
+                   if not _validation.is_float64_c(value))
+    if not copy:
+        _validation.refuse_copy(X, "X")
+        _validation.refuse_copy(y, "y")
+    memory_mapped = _is_memory_mapped(X)
     X, y = _validation.check_X_y(X, y)
     n_samples, n_features = X.shape
     outputs = _validation.n_outputs(y)
@@ -366,6 +387,11 @@ def fit(X: Any, y: Any, *, method: str = "minibatch", batch_size: int = 32,
         raise ValueError("pass either w0 / b0 or warm_start, not both: a warm start "
                          "continues from its own parameters")
     n_train = n_samples if train_rows is None else train_rows.shape[0]
+    if shuffle_block == "auto":
+        shuffle_block = (max(1, MEMMAP_BLOCK_BYTES // (8 * n_features))
+                         if memory_mapped else None)
+    elif shuffle_block is not None:
+        shuffle_block = _validation.check_int(shuffle_block, "shuffle_block", minimum=1)
     params_size = (n_features + 1) * (outputs or 1)
     config = _training.Config(
         method=method, lr=lr, epochs=epochs, loss_factor=loss_factor,
@@ -375,7 +401,7 @@ def fit(X: Any, y: Any, *, method: str = "minibatch", batch_size: int = 32,
         weight_decay=weight_decay, l1=l1, decay_bias=decay_bias, average_from=average_from,
         tol=tol, stop_on=stop_on, n_iter_no_change=n_iter_no_change,
         on_divergence=on_divergence, callback=callback, callback_every=callback_every,
-        verbose=verbose, progress=progress)
+        verbose=verbose, progress=progress, shuffle_block=shuffle_block)
     if warm_start is None:
         state = _training.new_state(params, config, seed)
     else:
@@ -389,7 +415,20 @@ def fit(X: Any, y: Any, *, method: str = "minibatch", batch_size: int = 32,
                           RuntimeWarning, stacklevel=2)
     data = _training.Data(X=X, y=y, weights=weights, train_rows=train_rows,
                           val_rows=val_rows)
-    return _training.train(_ENGINES[backend], data, config, state)
+    return _training.train(_ENGINES[backend], data, config, state, copied=copied)
+
+
+#: Block size of the block-wise shuffle of memory-mapped data ("auto").
+MEMMAP_BLOCK_BYTES = 64 * 2**20
+
+
+def _is_memory_mapped(X: Any) -> bool:
+    """True for a numpy.memmap or an array viewing one (np.load's mmap_mode)."""
+    while isinstance(X, np.ndarray):
+        if isinstance(X, np.memmap):
+            return True
+        X = X.base
+    return isinstance(X, mmap.mmap)
 
 
 def _split(n_samples: int, fraction: float | None,

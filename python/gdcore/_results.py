@@ -66,6 +66,9 @@ class FitResult:
         ``on_divergence="stop"``).
     state : TrainState
         What ``warm_start`` needs to continue this run.
+    copied : tuple of str
+        Which of ``"X"`` and ``"y"`` had to be converted (copied) to float64
+        C-contiguous arrays; empty when both were used as given.
     """
 
     w: np.ndarray
@@ -81,6 +84,7 @@ class FitResult:
     val_loss: np.ndarray | None = None
     stop_reason: str = "max_epochs"
     state: TrainState | None = field(default=None, repr=False)
+    copied: tuple[str, ...] = ()
 
 
 class DivergenceError(FloatingPointError):

@@ -63,6 +63,7 @@ class Config:
     shuffle: bool
     n_threads: int
     schedule: Schedule
+    shuffle_block: int | None = None     # rows per block of a block-wise shuffle
     momentum: float = 0.0
     dampening: float = 0.0
     nesterov: bool = False
@@ -163,16 +164,34 @@ def _epoch_order(data: Data, state: TrainState, config: Config,
     With shuffling, the order is ``rng.permutation`` of the training rows, a
     fresh one every epoch, drawn into ``buffer`` (one index array for the
     whole run: ``rng.shuffle`` of a fresh copy of the rows is exactly what
-    ``rng.permutation`` does). The full-batch gradient does not depend on the
-    order, so none is drawn for it.
+    ``rng.permutation`` does), or a block-wise shuffle (``shuffle_block``).
+    The full-batch gradient does not depend on the order, so none is drawn
+    for it.
     """
     if buffer is None:
         return data.train_rows
-    if data.train_rows is None:
-        _kernels.fill_range(buffer)
-    else:
-        np.copyto(buffer, data.train_rows)
-    state.rng.shuffle(buffer)
+    rows = data.train_rows
+    if config.shuffle_block is None:
+        if rows is None:
+            _kernels.fill_range(buffer)
+        else:
+            np.copyto(buffer, rows)
+        state.rng.shuffle(buffer)
+        return buffer
+    # Block-wise: the blocks of `shuffle_block` consecutive (training) rows
+    # are visited in a random order and the rows of each block in a random
+    # order, so a memory-mapped X is read one contiguous stretch of the file at
+    # a time. Drawn from the same rng: the blocks' order, then each block.
+    size = config.shuffle_block
+    n_blocks = -(-buffer.shape[0] // size)
+    at = 0
+    for b in state.rng.permutation(n_blocks):
+        start, stop = b * size, min((b + 1) * size, buffer.shape[0])
+        block = (np.arange(start, stop, dtype=np.intp) if rows is None
+                 else rows[start:stop].copy())
+        state.rng.shuffle(block)
+        buffer[at:at + block.shape[0]] = block
+        at += block.shape[0]
     return buffer
 
 
@@ -207,7 +226,8 @@ class _Progress:
             self.bar.close()
 
 
-def train(engine: Engine, data: Data, config: Config, state: TrainState) -> FitResult:
+def train(engine: Engine, data: Data, config: Config, state: TrainState, *,
+          copied: tuple[str, ...] = ()) -> FitResult:
     """Run ``config.epochs`` more epochs from ``state`` (updated in place)."""
     prepared = engine.prepare(data.X, data.y)
     n_train = data.n_train
@@ -226,7 +246,7 @@ def train(engine: Engine, data: Data, config: Config, state: TrainState) -> FitR
     def result(reason: str) -> FitResult:
         progress.close()
         return _result(engine, data, config, state, history, reason,
-                       state.global_step - start_step)
+                       state.global_step - start_step, copied)
 
     run = 0
     while run < config.epochs:
@@ -364,7 +384,7 @@ def _history_arrays(history: dict) -> dict[str, np.ndarray]:
 
 
 def _result(engine: Engine, data: Data, config: Config, state: TrainState, history: dict,
-            stop_reason: str, n_steps: int) -> FitResult:
+            stop_reason: str, n_steps: int, copied: tuple[str, ...]) -> FitResult:
     arrays = _history_arrays(history)
     averaging = state.average is not None and state.global_step > config.average_from >= 0
     params = state.average if averaging else state.params
@@ -373,5 +393,5 @@ def _result(engine: Engine, data: Data, config: Config, state: TrainState, histo
         epochs_run=len(arrays["loss"]), n_steps=n_steps,
         batch_size=config.batch_size, method=config.method, backend=engine.name,
         grad_norm=arrays["grad_norm"], lr_history=arrays["lr"],
-        val_loss=arrays.get("val_loss"), stop_reason=stop_reason,
+        val_loss=arrays.get("val_loss"), stop_reason=stop_reason, copied=copied,
         state=copy.deepcopy(state))

@@ -100,6 +100,22 @@ def check_X(X: Any, name: str = "X") -> np.ndarray:
     return array
 
 
+def is_float64_c(value: Any) -> bool:
+    """True when ``value`` is used as is: a float64 C-contiguous ndarray."""
+    return (isinstance(value, np.ndarray) and value.dtype == np.float64
+            and value.flags.c_contiguous)
+
+
+def refuse_copy(value: Any, name: str) -> None:
+    """With ``copy=False``: raise instead of converting ``value``."""
+    if not is_float64_c(value):
+        what = describe(value)
+        raise ValueError(f"{name} must already be a float64 C-contiguous array with "
+                         f"copy=False (so that it is not copied); got {what}. Convert it "
+                         f"once with numpy.ascontiguousarray({name}, dtype=numpy.float64), "
+                         f"or pass copy=True")
+
+
 def check_X_y(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
     """Check ``X`` and the target ``y``: one value per row of ``X``, shape
     (n_samples,), or (n_samples, k) for k outputs."""
