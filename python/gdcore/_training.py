@@ -198,7 +198,7 @@ def _epoch_order(data: Data, state: TrainState, config: Config,
 class _Progress:
     """Per-epoch feedback: tqdm bar (``progress=True``) and/or printed lines."""
 
-    def __init__(self, config: Config, n_train: int, first_epoch: int) -> None:
+    def __init__(self, config: Config, n_train: int) -> None:
         self.verbose = config.verbose
         self.n_train = n_train
         self.bar = None
@@ -209,7 +209,6 @@ class _Progress:
                 raise ImportError("progress=True needs tqdm: pip install tqdm "
                                   "(or pip install 'gdcore[progress]')") from None
             self.bar = tqdm(total=config.epochs, unit="epoch", desc="gdcore")
-        self.started = time.perf_counter()
 
     def epoch_done(self, epoch: int, loss: float, grad_norm: float, lr: float,
                    seconds: float) -> None:
@@ -236,8 +235,7 @@ def train(engine: Engine, data: Data, config: Config, state: TrainState, *,
     history: dict[str, list[float]] = {"loss": [], "grad_norm": [], "lr": []}
     if data.val_rows is not None:
         history["val_loss"] = []
-    stop_reason = "max_epochs"
-    progress = _Progress(config, n_train, state.epoch)
+    progress = _Progress(config, n_train)
     halvings = 0
     start_step = state.global_step
     shuffled = state.rng is not None and config.batch_size < n_train
@@ -325,7 +323,7 @@ def train(engine: Engine, data: Data, config: Config, state: TrainState, *,
         if config.callback is not None and _call_back(config, state, data, history,
                                                       step=None, loss=loss):
             return result("callback")
-    return result(stop_reason)
+    return result("max_epochs")
 
 
 def _last_finite(engine, prepared, data, order, rule, snapshot, state, done, nonfinite) -> int:
