@@ -51,7 +51,7 @@
 
 from cython.parallel cimport prange
 from libc.float cimport DBL_MAX
-from libc.math cimport pow
+from libc.math cimport pow, sqrt
 from libc.stdlib cimport free, malloc
 
 cdef extern from *:
@@ -233,61 +233,110 @@ cdef inline double _sign(double v) noexcept nogil:
 
 
 cdef inline double _step_lr(const Step *s, Py_ssize_t t) noexcept nogil:
-    # learning rate of global step t
+    # learning rate of global step t: lr / (t + 1)**power. pow() costs as much
+    # as a short row, so the common powers take correctly rounded shortcuts.
+    cdef double steps = <double> (t + 1)
     if s.power == 0.0:
         return s.lr
-    return s.lr / pow(<double> (t + 1), s.power)
+    if s.power == 0.5:
+        return s.lr / sqrt(steps)
+    if s.power == 0.25:
+        return s.lr / sqrt(sqrt(steps))
+    if s.power == 1.0:
+        return s.lr / steps
+    return s.lr / pow(steps, s.power)
 
 
 # ---------------------------------------------------------------------------
 # The update rule: one step on params = (w[0:d], b = params[d])
 # ---------------------------------------------------------------------------
 
+cdef enum:
+    # What the penalty adds to a parameter's gradient: nothing, l2 * p, or
+    # l2 * p + l1 * sign(p).
+    NO_PENALTY = 0
+    L2_PENALTY = 1
+    ELASTIC_PENALTY = 2
+
+
+cdef inline double _gradient(double scale, double src, double p, double l2, double l1,
+                             int penalty) noexcept nogil:
+    # Called with a literal `penalty`: once inlined, only one line remains.
+    if penalty == NO_PENALTY:
+        return scale * src
+    if penalty == L2_PENALTY:
+        return scale * src + l2 * p
+    return scale * src + l2 * p + l1 * _sign(p)
+
+
+cdef inline void _plain_steps(double *p, double scale, const double *src, Py_ssize_t count,
+                              double l2, double l1, int penalty, double lr,
+                              double *grad_sum) noexcept nogil:
+    cdef Py_ssize_t j
+    cdef double gj
+    for j in range(count):
+        gj = _gradient(scale, src[j], p[j], l2, l1, penalty)
+        grad_sum[j] += gj
+        p[j] -= lr * gj
+
+
+cdef inline void _momentum_steps(double *p, double scale, const double *src,
+                                 Py_ssize_t count, double l2, double l1, int penalty,
+                                 double lr, double *grad_sum, double *v, double cv,
+                                 double cg, double nesterov_mu) noexcept nogil:
+    # v = cv * v + cg * g; direction v (nesterov_mu = 0) or g + mu * v
+    cdef Py_ssize_t j
+    cdef double gj, vj
+    if nesterov_mu == 0.0:
+        for j in range(count):
+            gj = _gradient(scale, src[j], p[j], l2, l1, penalty)
+            grad_sum[j] += gj
+            vj = cv * v[j] + cg * gj
+            v[j] = vj
+            p[j] -= lr * vj
+    else:
+        for j in range(count):
+            gj = _gradient(scale, src[j], p[j], l2, l1, penalty)
+            grad_sum[j] += gj
+            vj = cv * v[j] + cg * gj
+            v[j] = vj
+            p[j] -= lr * (gj + nesterov_mu * vj)
+
+
 cdef inline void _update(const Step *s, double *p, double scale, const double *src,
                          Py_ssize_t count, bint penalize, double lr, Py_ssize_t t,
                          double *v, double *grad_sum) noexcept nogil:
     # IN/OUT p[0:count] (parameters), v[0:count] (momentum buffer, if any),
-    # grad_sum[0:count]. The loss gradient is scale * src[j]. Each variant is
-    # one branch-free loop, so it vectorises; options that are off add
-    # nothing (not even a zero), so plain SGD costs what it did before them.
-    cdef Py_ssize_t j
-    cdef double gj, vj, cv, cg, ng, nv
+    # grad_sum[0:count]. The loss gradient is scale * src[j]. Each combination
+    # of options is one branch-free loop (the literal penalty kinds below let
+    # the compiler specialise the inlined loops), so it vectorises, and options
+    # that are off add nothing: plain SGD costs what it did before them.
     cdef double l2 = s.l2 if penalize else 0.0
     cdef double l1 = s.l1 if penalize else 0.0
-    cdef bint penalty = l2 != 0.0 or l1 != 0.0
+    cdef double cv, cg, mu
     if s.momentum == 0.0:
-        if penalty:
-            for j in range(count):
-                gj = scale * src[j] + l2 * p[j] + l1 * _sign(p[j])
-                grad_sum[j] += gj
-                p[j] -= lr * gj
+        if l1 != 0.0:
+            _plain_steps(p, scale, src, count, l2, l1, ELASTIC_PENALTY, lr, grad_sum)
+        elif l2 != 0.0:
+            _plain_steps(p, scale, src, count, l2, l1, L2_PENALTY, lr, grad_sum)
         else:
-            for j in range(count):
-                gj = scale * src[j]
-                grad_sum[j] += gj
-                p[j] -= lr * gj
+            _plain_steps(p, scale, src, count, l2, l1, NO_PENALTY, lr, grad_sum)
         return
     # PyTorch's momentum: v = g at the very first step, then
     # v = momentum * v + (1 - dampening) * g; direction v, or g + momentum * v
-    # (Nesterov). Written as v = cv * v + cg * g, direction ng * g + nv * v.
+    # (Nesterov).
     cv = 0.0 if t == 0 else s.momentum
     cg = 1.0 if t == 0 else 1.0 - s.dampening
-    ng = 1.0 if s.nesterov else 0.0
-    nv = s.momentum if s.nesterov else 1.0
-    if penalty:
-        for j in range(count):
-            gj = scale * src[j] + l2 * p[j] + l1 * _sign(p[j])
-            grad_sum[j] += gj
-            vj = cv * v[j] + cg * gj
-            v[j] = vj
-            p[j] -= lr * (ng * gj + nv * vj)
+    mu = s.momentum if s.nesterov else 0.0
+    if l1 != 0.0:
+        _momentum_steps(p, scale, src, count, l2, l1, ELASTIC_PENALTY, lr, grad_sum, v,
+                        cv, cg, mu)
+    elif l2 != 0.0:
+        _momentum_steps(p, scale, src, count, l2, l1, L2_PENALTY, lr, grad_sum, v,
+                        cv, cg, mu)
     else:
-        for j in range(count):
-            gj = scale * src[j]
-            grad_sum[j] += gj
-            vj = cv * v[j] + cg * gj
-            v[j] = vj
-            p[j] -= lr * (ng * gj + nv * vj)
+        _momentum_steps(p, scale, src, count, l2, l1, NO_PENALTY, lr, grad_sum, v,
+                        cv, cg, mu)
 
 
 cdef inline double *_offset(double *array, Py_ssize_t j) noexcept nogil:
@@ -307,12 +356,13 @@ cdef inline void _update_bias(const Step *s, double *params, double scale,
 cdef inline void _average_step(const Step *s, const double *params,
                                Py_ssize_t t) noexcept nogil:
     # From global step average_from on: average = running mean of the iterates.
-    cdef Py_ssize_t j, count
+    cdef Py_ssize_t j
     cdef Py_ssize_t n_params = (s.d + 1) * s.k if s.fit_intercept else s.d * s.k
+    cdef double share
     if s.average_from >= 0 and t >= s.average_from:
-        count = t - s.average_from + 1
+        share = 1.0 / (t - s.average_from + 1)      # one division, not one per entry
         for j in range(n_params):
-            s.average[j] += (params[j] - s.average[j]) / count
+            s.average[j] += (params[j] - s.average[j]) * share
 
 
 cdef void _apply_step(const Step *s, double *params, double scale, const double *src,
