@@ -4,10 +4,11 @@ Metadata lives in pyproject.toml; this file only defines the extension modules.
 Every ``gdcore/<name>.pyx`` becomes the module ``gdcore._<name>`` inside the
 package whose Python code lives in ``python/gdcore``.
 
-The kernels (gdcore/kernels.pxi) are compiled three times on x86-64 with GCC
-or Clang: ``_kernels`` for any CPU, ``_kernels_avx2`` for x86-64-v3 (AVX2,
-FMA) and ``_kernels_avx512`` for x86-64-v4 (AVX-512); the package picks the
-best one the running CPU supports. ``-ffp-contract=off`` keeps the three
+The kernels (gdcore/kernels.pxi, and gdcore/landscape.pxi likewise) are
+compiled three times on x86-64 with GCC or Clang: ``_kernels`` for any CPU,
+``_kernels_avx2`` for x86-64-v3 (AVX2, FMA) and ``_kernels_avx512`` for
+x86-64-v4 (AVX-512), each from its own small .pyx that includes the .pxi; the
+package picks the best one the running CPU supports. ``-ffp-contract=off`` keeps the three
 builds' results bit-for-bit identical (no fused multiply-add rounding).
 Elsewhere only the portable module is built.
 
@@ -118,8 +119,8 @@ extensions = []
 for path in sorted(glob(os.path.join("gdcore", "*.pyx"))):
     name = os.path.splitext(os.path.basename(path))[0]
     # kernels_avx2.pyx -> variant "_avx2" of kernels; plain modules have variant "".
-    suffix = next((s for s in variants if s and name.endswith(s)), "")
-    if name.startswith("kernels") and name != "kernels" and not suffix:
+    suffix = next((s for s in ("_avx2", "_avx512") if name.endswith(s)), "")
+    if suffix not in variants:
         continue  # an instruction-set variant this build skips
     extensions.append(Extension(
         "gdcore._" + name,

@@ -12,11 +12,13 @@ from ._data import make_regression
 from ._estimator import LinearRegressor
 from ._dispatch import KERNELS_NAME as KERNELS
 from ._kernels import OPENMP
+from .landscape import DescentPath, descent_path, ewma, loss_grid, loss_surface
 from ._results import DivergenceError, FitResult, NotFittedError, TrainState
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DescentPath",
     "DivergenceError",
     "FitResult",
     "KERNELS",
@@ -24,7 +26,11 @@ __all__ = [
     "NotFittedError",
     "OPENMP",
     "TrainState",
+    "descent_path",
+    "ewma",
     "fit",
+    "loss_grid",
+    "loss_surface",
     "make_regression",
     "max_stable_lr",
     "predict",

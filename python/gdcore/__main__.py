@@ -4,6 +4,12 @@ Makes ``y = X @ w_true + bias + noise`` with :func:`gdcore.make_regression`,
 trains it with full-batch, per-sample and mini-batch gradient descent, and
 prints one line per method: epochs, final full-data loss, distance of the
 learned weights to ``w_true``, seconds and samples per second.
+
+Two commands do more (see :mod:`gdcore._cli`): ``python -m gdcore train``
+trains on your data (``.npy`` / ``.csv``) or a synthetic problem with any
+option of :func:`gdcore.fit` and saves the result, and ``python -m gdcore demo``
+runs the walk-throughs of the tutorials (:mod:`gdcore.demos`). The same is
+installed as the ``gdcore`` command.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ from typing import Sequence
 import numpy as np
 
 from . import DivergenceError, fit, make_regression, value_and_grad
+from ._cli import COMMANDS, OneLineParser, program_name
+from ._cli import main as run_command
 from ._dispatch import KERNELS_NAME
 from ._dispatch import kernels as _kernels
 
@@ -24,10 +32,19 @@ from ._dispatch import kernels as _kernels
 DEFAULT_LR = {"batch": 0.4, "sgd": 0.001, "minibatch": 0.01}
 
 EXAMPLES = """\
+commands (each has its own --help):
+  train   train on .npy/.csv data or a synthetic problem, with any option of
+          gdcore.fit; save w, b and the history (.json/.npz) and the loss curve
+  demo    list, or run, the walk-throughs of the four tutorials
+
 examples:
-  python -m gdcore                              # 1,000,000 x 100, all three methods
-  python -m gdcore --method sgd --epochs 2      # per-sample SGD only
-  python -m gdcore -n 200000 -d 20 --batch-size 256 --lr 0.05
+  {prog}                              # 1,000,000 x 100, all three methods
+  {prog} --method sgd --epochs 2      # per-sample SGD only
+  {prog} -n 200000 -d 20 --batch-size 256 --lr 0.05
+  {prog} demo                         # list the walk-throughs
+  {prog} demo gd-sgd                  # full-batch GD, then per-sample SGD, on y = 2x
+  {prog} train --X X.npy --y y.npy --method batch --lr 0.4 --epochs 50 -o model.json
+  {prog} train --data table.csv --target price --plot loss.png
 """
 
 
@@ -46,11 +63,16 @@ def _non_negative_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m gdcore",
-        description="Train a synthetic linear regression by gradient descent with "
-                    "each method and print a timing table.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    prog = program_name()
+    parser = OneLineParser(
+        prog=prog,
+        usage=f"{prog} [options]            (the timing table)\n"
+              f"       {prog} train [options]      (see {prog} train --help)\n"
+              f"       {prog} demo [NAME]          (see {prog} demo --help)",
+        description="Without a command: train a synthetic linear regression by gradient "
+                    "descent with each method and print a timing table.",
+        epilog=EXAMPLES.format(prog=prog),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-n", "--n-samples", type=_positive_int, default=1_000_000,
                         help="samples (default 1,000,000)")
     parser.add_argument("-d", "--n-features", type=_positive_int, default=100,
@@ -79,7 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run the timing table, or the command (``train``, ``demo``) that ``argv`` starts with."""
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    if arguments and arguments[0] in COMMANDS:
+        return run_command(arguments)
+    args = build_parser().parse_args(arguments)
     methods = ("batch", "sgd", "minibatch") if args.method == "all" else (args.method,)
 
     started = time.perf_counter()

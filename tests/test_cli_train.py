@@ -1,0 +1,379 @@
+"""``python -m gdcore train``: data from .npy / .csv files or a synthetic
+problem, every gdcore.fit option, JSON / .npz output, --plot, and one-line
+errors with a non-zero exit for bad files and options."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import gdcore
+from gdcore import _cli
+from gdcore.__main__ import main
+
+
+def _train(capsys, *args):
+    """Run ``train`` in this process: (exit status, stdout, stderr)."""
+    try:
+        status = main(["train", *map(str, args)])
+    except SystemExit as exc:          # argparse errors and --help
+        status = exc.code
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def _subprocess(tmp_path, *args):
+    return subprocess.run([sys.executable, "-m", "gdcore", *map(str, args)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture
+def data(tmp_path):
+    """A small problem saved every way train reads it."""
+    X, y, w_true = gdcore.make_regression(300, 3, noise=0.1, bias=0.5, seed=1)
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    np.savetxt(tmp_path / "X.csv", X, delimiter=",")
+    np.savetxt(tmp_path / "y_column.csv", y[:, None], delimiter=",")
+    np.savetxt(tmp_path / "table.csv", np.column_stack([X[:, 0], y, X[:, 1:]]),
+               delimiter=",", header="a,price,b,c", comments="")
+    np.savetxt(tmp_path / "table_semicolon.csv", np.column_stack([X, y]), delimiter=";")
+    return X, y, w_true
+
+
+def _json(path):
+    with open(path) as handle:
+        return json.load(handle)
+
+
+# ---------------------------------------------------------------------------
+# Reading data, training, writing results
+# ---------------------------------------------------------------------------
+
+def test_npy_files_to_json_match_fit(tmp_path, capsys, data):
+    X, y, _ = data
+    out = tmp_path / "model.json"
+    status, stdout, stderr = _train(capsys, "--X", tmp_path / "X.npy", "--y",
+                                    tmp_path / "y.npy", "--method", "batch", "--lr", "0.4",
+                                    "--epochs", "20", "-o", out)
+    assert status == 0, stderr
+    expected = gdcore.fit(X, y, method="batch", lr=0.4, epochs=20)
+    record = _json(out)
+    assert record["w"] == expected.w.tolist() and record["b"] == expected.b
+    assert record["history"] == expected.history.tolist()
+    assert record["epochs_run"] == 20 and record["method"] == "batch"
+    assert record["options"] == {"method": "batch", "lr": 0.4, "epochs": 20}
+    assert record["data"]["n_samples"] == 300 and record["data"]["n_features"] == 3
+    assert record["final_loss"] == pytest.approx(
+        gdcore.value_and_grad(X, y, expected.w, expected.b)[0], rel=1e-15)
+    assert "300 samples x 3 features" in stdout and f"wrote {out}" in stdout
+
+
+def test_csv_table_with_named_target_to_npz(tmp_path, capsys, data):
+    X, y, _ = data
+    out = tmp_path / "model.npz"
+    status, stdout, stderr = _train(capsys, "--data", tmp_path / "table.csv", "--target",
+                                    "price", "--epochs", "3", "--seed", "2", "-o", out)
+    assert status == 0, stderr
+    expected = gdcore.fit(np.loadtxt(tmp_path / "X.csv", delimiter=","),
+                          np.loadtxt(tmp_path / "y_column.csv"), epochs=3, seed=2)
+    saved = np.load(out)
+    np.testing.assert_allclose(saved["w"], expected.w, rtol=1e-12)
+    assert float(saved["b"]) == pytest.approx(expected.b, rel=1e-12)
+    np.testing.assert_allclose(saved["history"], expected.history, rtol=1e-12)
+    meta = json.loads(str(saved["meta"]))
+    assert meta["data"]["target_name"] == "price" and meta["data"]["target_column"] == 1
+    assert meta["options"] == {"epochs": 3, "seed": 2}
+    assert "target column 1 (price)" in stdout
+
+
+def test_csv_files_target_index_delimiter_and_column_vector(tmp_path, capsys, data):
+    X, y, _ = data
+    options = ["--method", "sgd", "--lr", "0.01", "--epochs", "2", "--no-shuffle"]
+    out1, out2 = tmp_path / "a.json", tmp_path / "b.json"
+    assert _train(capsys, "--X", tmp_path / "X.csv", "--y", tmp_path / "y_column.csv",
+                  *options, "-o", out1)[0] == 0
+    assert _train(capsys, "--data", tmp_path / "table_semicolon.csv", "--delimiter", ";",
+                  "--target", "3", *options, "-o", out2)[0] == 0
+    expected = gdcore.fit(X, y, method="sgd", lr=0.01, epochs=2, shuffle=False)
+    np.savetxt(tmp_path / "table_tabs.csv", np.column_stack([X, y]), delimiter="\t")
+    out3 = tmp_path / "c.json"
+    assert _train(capsys, "--data", tmp_path / "table_tabs.csv", "--delimiter", "\\t",
+                  *options, "-o", out3)[0] == 0
+    for out in (out1, out2, out3):
+        np.testing.assert_allclose(_json(out)["w"], expected.w, rtol=1e-12)
+
+
+def test_several_outputs(tmp_path, capsys, data):
+    """A --y file with k columns trains k outputs at once, as gdcore.fit does."""
+    X, y, _ = data
+    Y = np.column_stack([y, 2 * y - 1])
+    np.save(tmp_path / "Y.npy", Y)
+    out = tmp_path / "m.json"
+    status, stdout, stderr = _train(capsys, "--X", tmp_path / "X.npy", "--y",
+                                    tmp_path / "Y.npy", "--method", "batch", "--lr", "0.4",
+                                    "--epochs", "10", "-o", out)
+    assert status == 0, stderr
+    expected = gdcore.fit(X, Y, method="batch", lr=0.4, epochs=10)
+    record = _json(out)
+    np.testing.assert_array_equal(record["w"], expected.w)
+    np.testing.assert_array_equal(record["b"], expected.b)
+    assert np.shape(record["w"]) == (3, 2)
+
+
+def test_one_feature_npy(tmp_path, capsys):
+    x = np.arange(-1.0, 5.0)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", 2 * x - 1)
+    out = tmp_path / "m.json"
+    status, stdout, _ = _train(capsys, "--X", tmp_path / "x.npy", "--y", tmp_path / "y.npy",
+                               "--method", "batch", "--lr", "0.01", "--epochs", "50",
+                               "--w0", "8", "--b0", "-1", "--no-intercept", "-o", out)
+    assert status == 0
+    record = _json(out)
+    q = 1 - 0.31 / 3                        # tutorial 3: w_50 = 2 + 6 q**50, b stays -1
+    assert record["w"][0] == pytest.approx(2 + 6 * q ** 50, rel=1e-13)
+    assert record["b"] == -1.0
+    assert record["history"][0] == 186.0
+    assert "6 samples x 1 features" in stdout
+
+
+def test_synthetic_problem_and_every_common_option(tmp_path, capsys):
+    out = tmp_path / "m.json"
+    status, stdout, stderr = _train(
+        capsys, "-n", "400", "-d", "4", "--noise", "0.2", "--bias", "1.5", "--data-seed", "3",
+        "--method", "minibatch", "--batch-size", "16", "--lr", "0.05", "--epochs", "4",
+        "--w0", "0.1,0.2,0.3,0.4", "--b0", "0.5", "--loss", "half_mse", "--seed", "9",
+        "--backend", "reference", "--threads", "1", "-o", out)
+    assert status == 0, stderr
+    X, y, w_true = gdcore.make_regression(400, 4, noise=0.2, bias=1.5, seed=3)
+    expected = gdcore.fit(X, y, method="minibatch", batch_size=16, lr=0.05, epochs=4,
+                          w0=[0.1, 0.2, 0.3, 0.4], b0=0.5, loss="half_mse", seed=9,
+                          backend="reference", n_threads=1)
+    record = _json(out)
+    assert record["w"] == expected.w.tolist() and record["b"] == expected.b
+    assert record["backend"] == "reference" and record["batch_size"] == 16
+    np.testing.assert_allclose(record["w_true"], w_true)
+    assert "|w - w_true|" in stdout
+
+
+def test_training_options_of_the_new_fit_reach_fit(tmp_path, capsys, data):
+    """Momentum, penalties, schedule, averaging, sample weights, early stopping,
+    validation split: the same result as gdcore.fit with those keywords."""
+    X, y, _ = data
+    accepted = set(_cli.fit_parameters())
+    wanted = {"momentum", "weight_decay", "l1", "schedule", "average", "sample_weight",
+              "tol", "validation_fraction", "on_divergence"}
+    if not wanted <= accepted:
+        pytest.skip("this gdcore.fit has not got the extended options")
+    weights = np.linspace(0.5, 1.5, 300)
+    np.save(tmp_path / "weights.npy", weights)
+    out = tmp_path / "m.json"
+    status, _, stderr = _train(
+        capsys, "--X", tmp_path / "X.npy", "--y", tmp_path / "y.npy", "--epochs", "6",
+        "--lr", "0.02", "--momentum", "0.5", "--weight-decay", "0.01", "--l1", "0.001",
+        "--schedule", "step:step_size=2,gamma=0.5", "--average", "--sample-weight",
+        tmp_path / "weights.npy", "--tol", "1e-9", "--validation-fraction", "0.2",
+        "--on-divergence", "stop", "--seed", "4", "-o", out)
+    assert status == 0, stderr
+    expected = gdcore.fit(X, y, epochs=6, lr=0.02, momentum=0.5, weight_decay=0.01,
+                          l1=0.001, schedule=gdcore.schedules.StepDecay(step_size=2,
+                                                                        gamma=0.5),
+                          average=True, sample_weight=weights, tol=1e-9,
+                          validation_fraction=0.2, on_divergence="stop", seed=4)
+    record = _json(out)
+    np.testing.assert_array_equal(record["w"], expected.w)
+    np.testing.assert_array_equal(record["val_loss"], expected.val_loss)
+    assert record["options"]["schedule"] == "StepDecay(step_size=2, gamma=0.5)"
+
+
+def test_copy_and_shuffle_block_reach_fit(tmp_path, capsys, data):
+    X, y, _ = data
+    if not {"copy", "shuffle_block"} <= set(_cli.fit_parameters()):
+        pytest.skip("this gdcore.fit has not got copy / shuffle_block")
+    out = tmp_path / "m.json"
+    status, _, stderr = _train(capsys, "--X", tmp_path / "X.npy", "--y", tmp_path / "y.npy",
+                               "--epochs", "2", "--seed", "5", "--shuffle-block", "7",
+                               "--no-copy", "-o", out)
+    assert status == 0, stderr
+    expected = gdcore.fit(X, y, epochs=2, seed=5, shuffle_block=7, copy=False)
+    np.testing.assert_array_equal(_json(out)["w"], expected.w)
+    np.save(tmp_path / "X32.npy", X.astype(np.float32))
+    status, _, stderr = _train(capsys, "--X", tmp_path / "X32.npy", "--y",
+                               tmp_path / "y.npy", "--no-copy")
+    assert status == 2 and "X" in stderr and len(stderr.strip().splitlines()) == 1
+
+
+def test_every_fit_option_is_on_the_command_line(capsys):
+    """Each keyword of gdcore.fit has a flag (or a reason it cannot), and --help
+    shows the flags of those this gdcore.fit accepts."""
+    parameters = _cli.fit_parameters()
+    missing = [p for p in parameters
+               if p not in _cli.FIT_OPTIONS and p not in _cli.NOT_ON_COMMAND_LINE]
+    assert not missing, f"gdcore.fit options without a train flag: {missing}"
+    status, stdout, _ = _train(capsys, "--help")
+    assert status == 0
+    for name in parameters:
+        if name in _cli.FIT_OPTIONS:
+            assert _cli.FIT_OPTIONS[name][0][0] in stdout, name
+    assert "examples:" in stdout and "--plot" in stdout and "--output" in stdout
+
+
+def test_plot_writes_the_loss_curve(tmp_path, capsys, data):
+    pytest.importorskip("matplotlib")
+    for name in ("loss.png", "loss.svg"):
+        status, stdout, stderr = _train(capsys, "--X", tmp_path / "X.npy", "--y",
+                                        tmp_path / "y.npy", "--epochs", "5", "--plot",
+                                        tmp_path / name, "--smoothing", "0.5",
+                                        "--log-scale")
+        assert status == 0, stderr
+        assert (tmp_path / name).stat().st_size > 1000
+        assert f"wrote {tmp_path / name}" in stdout
+
+
+def test_plot_without_matplotlib_fails_before_training(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    status, stdout, stderr = _train(capsys, "-n", "50", "--plot", tmp_path / "loss.png")
+    assert status == 2 and stdout == ""
+    assert "needs matplotlib: pip install 'gdcore[plot]'" in stderr
+    assert not (tmp_path / "loss.png").exists()
+
+
+def test_quiet_prints_nothing(tmp_path, capsys):
+    status, stdout, _ = _train(capsys, "-n", "50", "-d", "2", "--epochs", "1", "-q")
+    assert status == 0 and stdout == ""
+
+
+# ---------------------------------------------------------------------------
+# Bad files and bad options: one line, non-zero exit, no traceback
+# ---------------------------------------------------------------------------
+
+@pytest.fixture
+def bad_files(tmp_path):
+    (tmp_path / "garbage.npy").write_bytes(b"not an array")
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    np.save(tmp_path / "strings.npy", np.array(["a", "b"]))
+    (tmp_path / "bad.csv").write_text("1,2,3\n4,x,6\n")
+    (tmp_path / "empty.csv").write_text("\n\n")
+    (tmp_path / "header_only.csv").write_text("a,b,c\n")
+    (tmp_path / "one_column.csv").write_text("1\n2\n3\n")
+    np.save(tmp_path / "X.npy", np.ones((5, 2)))
+    np.save(tmp_path / "y.npy", np.ones(5))
+    np.save(tmp_path / "y4.npy", np.ones(4))
+    np.save(tmp_path / "cube.npy", np.ones((5, 2, 2)))
+    np.save(tmp_path / "X_nan.npy", np.array([[1.0, 2.0], [np.nan, 1.0], [0, 0], [1, 1],
+                                              [2, 2]]))
+    (tmp_path / "binary.csv").write_bytes(b"\xff\xfe\x00\x81")
+    (tmp_path / "folder.npy").mkdir()
+    return tmp_path
+
+
+BAD = [
+    (["--X", "missing.npy", "--y", "y.npy"], "--X file 'missing.npy' does not exist"),
+    (["--X", "garbage.npy", "--y", "y.npy"], "--X file 'garbage.npy' is not a .npy file"),
+    (["--X", "objects.npy", "--y", "y.npy"], "it holds Python objects, not numbers"),
+    (["--X", "strings.npy", "--y", "y.npy"], "must hold real numbers; got dtype <U1"),
+    (["--X", "folder.npy", "--y", "y.npy"], "--X file 'folder.npy' is a directory"),
+    (["--X", "X.txt", "--y", "y.npy"], "--X file must be a .npy or .csv file; got 'X.txt'"),
+    (["--data", "bad.csv"], "could not convert string 'x' to float64"),
+    (["--data", "empty.csv"], "--data file 'empty.csv' is empty"),
+    (["--data", "header_only.csv"], "holds no rows of numbers"),
+    (["--data", "binary.csv"], "not a text file"),
+    (["--data", "one_column.csv"], "must be a table with at least two columns"),
+    (["--data", "X.npy", "--target", "price"], "--target 'price' is not a column of "
+                                               "'X.npy' (it has no header)"),
+    (["--data", "X.npy", "--target", "5"], "--target 5 is out of range"),
+    (["--data", "X.npy", "--X", "X.npy"], "give either --data or --X and --y, not both"),
+    (["--X", "X.npy"], "--y is missing"),
+    (["--y", "y.npy"], "--X is missing"),
+    (["--X", "X.npy", "--y", "cube.npy"], "--y file 'cube.npy' must hold one column of "
+                                          "numbers; got shape (5, 2, 2)"),
+    (["--X", "X.npy", "--y", "y.npy", "--w0", "X.npy"], "--w0 file 'X.npy' must hold one "
+                                                        "column of numbers"),
+    (["--X", "X.npy", "--y", "y4.npy"], "--X and --y must have the same number of samples; "
+                                        "got 5 in 'X.npy' and 4 in 'y4.npy'"),
+    (["--X", "X_nan.npy", "--y", "y.npy"], "X must contain only finite values"),
+    (["--lr", "-1"], "--lr: lr must be a positive number; got -1.0"),
+    (["--lr", "abc"], "argument --lr: must be a number; got 'abc'"),
+    (["--lr", "inf"], "argument --lr: must be a finite number"),
+    (["--epochs", "-2"], "argument --epochs: must be an integer >= 0"),
+    (["--batch-size", "0"], "argument --batch-size: must be an integer >= 1"),
+    (["--method", "newton"], "argument --method: invalid choice"),
+    (["--w0", "1,2"], r"--w0: w0 must have shape (10,)"),
+    (["--w0", "a,b"], "--w0 must be comma-separated numbers or a .npy/.csv file"),
+    (["--w0", "w.npy"], "--w0 file 'w.npy' does not exist"),
+    (["-o", "out.txt"], "--output must be a .json or .npz file; got 'out.txt'"),
+    (["-o", "nowhere/out.json"], "cannot write 'nowhere/out.json': directory 'nowhere' "
+                                 "does not exist"),
+    (["--plot", "loss.jpg"], "--plot must be a .png, .svg or .pdf file"),
+    (["--plot", "loss.png", "--epochs", "0"], "--plot needs at least one epoch"),
+    (["--smoothing", "1"], r"--smoothing must be in [0, 1)"),
+    (["--no-such-option"], "unrecognized arguments: --no-such-option"),
+    (["-n", "0"], "argument -n/--n-samples: must be an integer >= 1"),
+]
+
+
+@pytest.mark.parametrize("args, message", BAD, ids=[" ".join(a) for a, _ in BAD])
+def test_bad_input_is_one_line(bad_files, capsys, monkeypatch, args, message):
+    monkeypatch.chdir(bad_files)
+    status, stdout, stderr = _train(capsys, *args, "-n", "30")
+    assert status == 2
+    assert message in stderr
+    assert stderr.startswith("python -m gdcore train: error: ")
+    assert len(stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--schedule", "bogus"], "schedule must be one of"),
+    (["--schedule", "step:zz=1"], "schedule 'step' takes the arguments"),
+    (["--schedule", "step:step_size"], "schedule arguments must be key=value pairs"),
+    (["--schedule", "step:step_size=0.5"], "step_size must be an integer"),
+    (["--momentum", "-1"], "--momentum: momentum must be >= 0"),
+    (["--validation-fraction", "2"], "--validation-fraction: validation_fraction must be"),
+    (["--sample-weight", "nope.npy"], "--sample-weight file 'nope.npy' does not exist"),
+    (["--shuffle-block", "0"], "argument --shuffle-block: must be auto, none or an integer"),
+    (["--shuffle-block", "big"], "argument --shuffle-block: must be auto, none or an integer"),
+])
+def test_bad_extended_options(tmp_path, capsys, monkeypatch, args, message):
+    if not {"schedule", "momentum", "validation_fraction",
+            "sample_weight"} <= set(_cli.fit_parameters()):
+        pytest.skip("this gdcore.fit has not got the extended options")
+    monkeypatch.chdir(tmp_path)
+    status, _, stderr = _train(capsys, *args, "-n", "30")
+    assert status == 2 and message in stderr
+    assert len(stderr.strip().splitlines()) == 1
+
+
+def test_divergence_exits_1_in_one_line(capsys):
+    status, _, stderr = _train(capsys, "-n", "100", "-d", "3", "--method", "batch", "--lr",
+                               "1e6", "--epochs", "200")
+    assert status == 1
+    assert "training diverged" in stderr and len(stderr.strip().splitlines()) == 1
+
+
+def test_end_to_end_console_process(tmp_path, data):
+    """A real process: good run exits 0, a bad file exits 2 without a traceback."""
+    done = _subprocess(tmp_path, "train", "--X", "X.npy", "--y", "y.npy", "--epochs", "2",
+                       "-o", "m.json")
+    assert done.returncode == 0, done.stderr
+    assert len(_json(tmp_path / "m.json")["w"]) == 3
+    bad = _subprocess(tmp_path, "train", "--X", "X.npy", "--y", "nope.csv")
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == ("python -m gdcore train: error: --y file 'nope.csv' does "
+                                  "not exist")
+
+
+def test_main_help_lists_the_commands(tmp_path):
+    done = _subprocess(tmp_path, "--help")
+    assert done.returncode == 0
+    for text in ("train", "demo", "--n-samples", "examples:"):
+        assert text in done.stdout
+
+
+def test_main_job_still_runs_with_its_options(capsys):
+    assert main(["-n", "2000", "-d", "5", "--epochs", "1", "--method", "batch"]) == 0
+    assert "batch" in capsys.readouterr().out
