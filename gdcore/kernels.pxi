@@ -15,11 +15,12 @@
 #
 # Three loops share that per-row step and are chosen by the batch size ``B``:
 #
+# * ``B == 1``  per-sample SGD (also when n == 1): ``w -= lr * ((2a * r) * x)``
+#   after every row.
 # * ``B >= n``  full batch: one step per epoch. The gradient over all rows is
 #   split into a fixed number of row blocks that depends on ``n`` only; the
 #   blocks are summed in parallel (OpenMP, when built with it) and reduced in
 #   block order, so the result is bit-for-bit the same for any thread count.
-# * ``B == 1``  per-sample SGD: ``w -= lr * ((2a * r) * x)`` after every row.
 # * otherwise  mini-batches of ``B`` rows; the last one may be smaller and uses
 #   its own size ``m`` in the average.
 #
@@ -567,11 +568,21 @@ cdef EpochOutcome _sgd_epoch(
         Py_ssize_t n, double *params, Py_ssize_t t, Py_ssize_t first_step,
         Py_ssize_t stop_step) noexcept nogil:
     # One update per row, rows in `order` (or 0..n-1). IN/OUT params.
+    #
+    # Each row's residual needs the weights the previous row just wrote, so
+    # for short rows the time per row is the length of that dependency chain:
+    # b - y[i] is formed beside the dot product rather than after it, and
+    # plain SGD updates inline (the same arithmetic as _apply_step, without
+    # the call and the checks of the options that are off).
     cdef EpochOutcome out
-    cdef Py_ssize_t k, i, d = s.d
+    cdef Py_ssize_t k, i, j, d = s.d
     cdef Py_ssize_t stop = n if stop_step > n else stop_step
     cdef Py_ssize_t ahead = _prefetch_distance(d)
-    cdef double r, sq, g, total = 0.0, one = 1.0
+    cdef double r, sq, g, gj, total = 0.0, one = 1.0
+    cdef bint plain = (s.momentum == 0.0 and s.l2 == 0.0 and s.l1 == 0.0 and s.power == 0.0
+                       and s.average_from < 0 and s.weight == NULL)
+    cdef double *w = params
+    cdef double *grad_sum = s.grad_sum
     cdef const double *x
     out.nonfinite = False
     out.steps = 0
@@ -580,7 +591,7 @@ cdef EpochOutcome _sgd_epoch(
         if order != NULL and k + ahead < n:
             _prefetch_row(X + order[k + ahead] * d, d)
         x = X + i * d
-        r = _dot(x, params, d) + params[d] - y[i]
+        r = _dot(x, w, d) + (w[d] - y[i])
         g = s.two_a * r               # dL/db of this sample; dL/dw = g * x
         sq = r * r
         if s.weight != NULL:
@@ -590,8 +601,17 @@ cdef EpochOutcome _sgd_epoch(
             out.nonfinite = True
             break
         total += sq
-        _apply_step(s, params, g, x, g, &one, t + k - first_step,
-                    _step_lr(s, t + k - first_step))
+        if plain:
+            for j in range(d):
+                gj = g * x[j]
+                grad_sum[j] += gj
+                w[j] -= s.lr * gj
+            if s.fit_intercept:
+                grad_sum[d] += g
+                w[d] -= s.lr * g
+        else:
+            _apply_step(s, params, g, x, g, &one, t + k - first_step,
+                        _step_lr(s, t + k - first_step))
         out.steps += 1
     out.loss_sum = total
     return out
@@ -701,17 +721,18 @@ def run_epoch(const double[:, ::1] X,         # IN (n, d)
     cdef EpochOutcome out
     _fill_step(&s, rule, d, 1, velocity, average, grad_sum, weight)
     try:
-        if batch_size >= n:
+        # batch size 1 first: a single sample is always a per-sample step
+        if batch_size == 1:
+            with nogil:
+                out = _sgd_epoch(&s, &X[0, 0], &y[0], order_ptr, n, &params[0],
+                                 global_step, first_step, stop_step)
+        elif batch_size >= n:
             scratch = _alloc(_n_blocks(n) * _block_stride(d))
             sums = _alloc(d + 2)
             with nogil:
                 out = _full_batch_epoch(&s, &X[0, 0], &y[0], order_ptr, n, &params[0],
                                         global_step, first_step, stop_step, scratch,
                                         sums, n_threads)
-        elif batch_size == 1:
-            with nogil:
-                out = _sgd_epoch(&s, &X[0, 0], &y[0], order_ptr, n, &params[0],
-                                 global_step, first_step, stop_step)
         else:
             scratch = _alloc(d)
             with nogil:
@@ -1007,18 +1028,18 @@ def run_epoch_multi(const double[:, ::1] X,         # IN (n, d)
     cdef EpochOutcome out
     _fill_step(&s, rule, d, k, velocity, average, grad_sum, weight)
     try:
-        if batch_size >= n:
+        if batch_size == 1:
+            scratch = _alloc(k)
+            with nogil:
+                out = _sgd_epoch_multi(&s, &X[0, 0], &Y[0, 0], order_ptr, n, &params[0],
+                                       global_step, first_step, stop_step, scratch)
+        elif batch_size >= n:
             scratch = _alloc(_n_blocks(n) * _multi_stride(d, k))
             sums = _alloc(1 + k + d * k)
             with nogil:
                 out = _full_batch_epoch_multi(&s, &X[0, 0], &Y[0, 0], order_ptr, n,
                                               &params[0], global_step, first_step,
                                               stop_step, scratch, sums, n_threads)
-        elif batch_size == 1:
-            scratch = _alloc(k)
-            with nogil:
-                out = _sgd_epoch_multi(&s, &X[0, 0], &Y[0, 0], order_ptr, n, &params[0],
-                                       global_step, first_step, stop_step, scratch)
         else:
             scratch = _alloc(2 * k + d * k)
             with nogil:
