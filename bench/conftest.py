@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -39,13 +40,16 @@ import pytest
 BENCH_DIR = Path(__file__).resolve().parent
 SUITE = "gdcore-bench"
 
-# Per-size settings.  ``rounds`` timed rounds after ``warmup`` untimed ones;
-# the slow per-sample PyTorch loop runs on the first ``torch_sgd_subset``
+# Per-size settings.  ``rounds`` timed rounds after ``warmup`` untimed ones
+# (``slow_rounds`` / ``slow_warmup`` for the Python-loop peers that take
+# seconds); the per-sample PyTorch loop runs on the first ``torch_sgd_subset``
 # samples and its time is scaled to n (likewise ``torch_mb_subset`` for the
 # minibatch loop; None = all samples).
 SIZES = {
-    "small": dict(n=20_000, rounds=5, warmup=1, torch_sgd_subset=2_000, torch_mb_subset=None),
-    "full": dict(n=1_000_000, rounds=5, warmup=1, torch_sgd_subset=20_000, torch_mb_subset=None),
+    "small": dict(n=20_000, rounds=15, warmup=3, slow_rounds=3, slow_warmup=1,
+                  torch_sgd_subset=2_000, torch_mb_subset=None),
+    "full": dict(n=1_000_000, rounds=5, warmup=1, slow_rounds=3, slow_warmup=1,
+                 torch_sgd_subset=20_000, torch_mb_subset=None),
 }
 
 # make_regression arguments shared by every workload.
@@ -174,14 +178,15 @@ def jax_data(regression_data, jax_mod):
 
 @pytest.fixture
 def bench(benchmark, bench_size):
-    """``bench(fn, impl=..., role="peer", subset_n=None)`` times ``fn()`` and returns its result.
+    """``bench(fn, impl=..., role="peer", subset_n=None, slow=False)`` times ``fn()``, returns its result.
 
     ``role`` is "gdcore", "floor" (the memory floor X.sum()) or "peer".  With
     ``subset_n`` the function works on the first ``subset_n`` of the n samples,
-    and the ratio table scales its time by n / subset_n.
+    and the ratio table scales its time by n / subset_n.  ``slow`` entries get
+    fewer rounds.
     """
 
-    def run(fn, *, impl, role="peer", subset_n=None, note=None, rounds=None, warmup=None):
+    def run(fn, *, impl, role="peer", subset_n=None, note=None, slow=False):
         n = bench_size.n
         scale = 1.0 if subset_n is None else n / subset_n
         benchmark.extra_info.update(
@@ -196,12 +201,56 @@ def bench(benchmark, bench_size):
         )
         return benchmark.pedantic(
             fn,
-            rounds=bench_size.rounds if rounds is None else rounds,
-            warmup_rounds=bench_size.warmup if warmup is None else warmup,
+            rounds=bench_size.slow_rounds if slow else bench_size.rounds,
+            warmup_rounds=bench_size.slow_warmup if slow else bench_size.warmup,
             iterations=1,
         )
 
     return run
+
+
+# --------------------------------------------------------------------------- machine load
+# Timings on a 2-core machine are only worth something when nothing else runs:
+# the summary says how much CPU other processes (and the hypervisor, as steal
+# time) took during the session, read from /proc/stat where there is one.
+
+
+def _cpu_snapshot():
+    snap = {"wall": time.monotonic()}
+    t = os.times()
+    snap["own"] = t.user + t.system + t.children_user + t.children_system
+    try:
+        with open("/proc/stat") as fh:
+            vals = [int(v) for v in fh.readline().split()[1:]]
+        hz = os.sysconf("SC_CLK_TCK")
+        user, nice, system, _idle, _iowait, irq, softirq = vals[:7]
+        snap["busy"] = (user + nice + system + irq + softirq) / hz
+        snap["steal"] = (vals[7] if len(vals) > 7 else 0) / hz
+    except (OSError, ValueError, IndexError):
+        pass
+    return snap
+
+
+def pytest_sessionstart(session):
+    session.config._gdcore_bench_cpu0 = _cpu_snapshot()
+    try:
+        session.config._gdcore_bench_loadavg0 = os.getloadavg()
+    except OSError:
+        session.config._gdcore_bench_loadavg0 = None
+
+
+def _machine_load(config) -> dict:
+    start = getattr(config, "_gdcore_bench_cpu0", None)
+    if start is None:
+        return {}
+    end = _cpu_snapshot()
+    wall = end["wall"] - start["wall"]
+    out = {"session_wall_s": wall, "loadavg_at_start": getattr(config, "_gdcore_bench_loadavg0", None)}
+    if "busy" in start and "busy" in end and wall > 0:
+        own = end["own"] - start["own"]
+        out["other_processes_cores"] = max(0.0, (end["busy"] - start["busy"]) - own) / wall
+        out["steal_cores"] = (end["steal"] - start["steal"]) / wall
+    return out
 
 
 # --------------------------------------------------------------------------- ratio table
@@ -260,7 +309,13 @@ def _collect(config) -> dict | None:
         return None
 
     size = config.getoption("bench_size")
-    table = {"bench_size": size, "n": SIZES[size]["n"], "environment": _environment(), "groups": {}}
+    table = {
+        "bench_size": size,
+        "n": SIZES[size]["n"],
+        "environment": _environment(),
+        "machine_load": _machine_load(config),
+        "groups": {},
+    }
     for group in sorted(groups):
         entries = []
         for bench in groups[group]:
@@ -307,7 +362,7 @@ def _fmt_time(t: float) -> str:
 def _write_table(tr, table: dict) -> None:
     env = table["environment"]
     tr.write_sep("=", f"gdcore ratio table ({table['bench_size']}: n = {table['n']:,})")
-    tr.write_line("ratio = entry median / gdcore median  (> 1: gdcore is faster)")
+    tr.write_line("ratio = entry median / gdcore median  (> 1: gdcore is faster); min = fastest round")
     tr.write_line(
         f"OPENBLAS_CORETYPE={env.get('OPENBLAS_CORETYPE')}  OPENBLAS_L2_SIZE={env.get('OPENBLAS_L2_SIZE')}  "
         f"OMP_NUM_THREADS={env.get('OMP_NUM_THREADS')}  cpus={env.get('cpu_count')}"
@@ -317,13 +372,23 @@ def _write_table(tr, table: dict) -> None:
             f"threadpool: {p.get('internal_api')} {p.get('version')} {p.get('architecture')} "
             f"threads={p.get('num_threads')} ({p.get('filepath')})"
         )
+    load = table.get("machine_load") or {}
+    if "other_processes_cores" in load:
+        la = load.get("loadavg_at_start")
+        tr.write_line(
+            f"during the session ({load['session_wall_s']:.0f} s) other processes used "
+            f"{load['other_processes_cores']:.2f} cores on average, steal {load['steal_cores']:.2f}"
+            + (f"; load average at start {la[0]:.2f}" if la else "")
+        )
+        if load["other_processes_cores"] > 0.1 or load["steal_cores"] > 0.1:
+            tr.write_line("WARNING: the machine was not idle; these timings are not trustworthy", red=True)
     versions = "  ".join(f"{k} {env[k]}" for k in ("gdcore", "numpy", "sklearn", "torch", "jax") if k in env)
     tr.write_line(versions)
     notes = []
     for group, g in table["groups"].items():
         tr.write_line("")
         tr.write_line(group)
-        tr.write_line(f"  {'entry':<44} {'median':>12}  {'ratio':>8}")
+        tr.write_line(f"  {'entry':<44} {'median':>12}  {'ratio':>8}  {'min':>12}  {'rounds':>6}")
         for e in g["entries"]:
             mark = ""
             if e["note"] or e["subset_n"]:
@@ -338,7 +403,10 @@ def _write_table(tr, table: dict) -> None:
                 mark = f" [{notes.index(text) + 1}]"
             ratio = e["ratio_to_gdcore"]
             ratio_s = f"{ratio:8.2f}" if ratio is not None else "     n/a"
-            tr.write_line(f"  {e['impl'] + mark:<44} {_fmt_time(e['median_s']):>12}  {ratio_s}")
+            tr.write_line(
+                f"  {e['impl'] + mark:<44} {_fmt_time(e['median_s']):>12}  {ratio_s}  "
+                f"{_fmt_time(e['min_s']):>12}  {e['rounds']:>6}"
+            )
         if g["gdcore_over_floor"] is not None:
             tr.write_line(f"  gdcore / floor X.sum() = {g['gdcore_over_floor']:.2f}")
     if notes:

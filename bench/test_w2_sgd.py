@@ -214,7 +214,7 @@ def test_w2_torch_loop(bench, bench_size, regression_data, torch_data, torch_mod
             opt.step()
         return model
 
-    model = bench(run, impl="torch per-sample loop", subset_n=m if m < n else None)
+    model = bench(run, impl="torch per-sample loop", subset_n=m if m < n else None, slow=True)
     w = model.weight.detach().numpy().ravel().copy()
     b = float(model.bias.detach()[0])
     assert_trained(data.X, data.y, w, b)

@@ -120,7 +120,8 @@ def test_w3_torch_loop(bench, bench_size, regression_data, torch_data, torch_mod
             opt.step()
         return model
 
-    model = bench(run, impl="torch nn.Linear+MSELoss+SGD loop", subset_n=m if m < n else None)
+    model = bench(run, impl="torch nn.Linear+MSELoss+SGD loop", subset_n=m if m < n else None,
+                  slow=True)
     w = model.weight.detach().numpy().ravel().copy()
     b = float(model.bias.detach()[0])
     ref = gdcore_result(B) if m == n else gdcore_minibatch(data.X[:m], data.y[:m], B)

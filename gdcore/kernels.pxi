@@ -19,8 +19,10 @@
 #   after every row.
 # * ``B >= n``  full batch: one step per epoch. The gradient over all rows is
 #   split into a fixed number of row blocks that depends on ``n`` only; the
-#   blocks are summed in parallel (OpenMP, when built with it) and reduced in
-#   block order, so the result is bit-for-bit the same for any thread count.
+#   blocks are summed in parallel (OpenMP, when built with it; handed out
+#   dynamically, so a thread the OS preempts does not hold the others up) and
+#   reduced in block order, so the result is bit-for-bit the same for any
+#   thread count.
 # * otherwise  mini-batches of ``B`` rows; the last one may be smaller and uses
 #   its own size ``m`` in the average.
 #
@@ -444,7 +446,7 @@ cdef void _full_sums(const double *X, const double *y, const double *weight,
             _block_sums(X, y, weight, rows, w, b, _block_start(c, per_block, n),
                         _block_start(c + 1, per_block, n), d, partials + c * stride)
     else:
-        for c in prange(blocks, schedule="static", num_threads=n_threads):
+        for c in prange(blocks, schedule="dynamic", num_threads=n_threads):
             _block_sums(X, y, weight, rows, w, b, _block_start(c, per_block, n),
                         _block_start(c + 1, per_block, n), d, partials + c * stride)
     for k in range(d + 2):
@@ -845,7 +847,7 @@ cdef void _full_sums_multi(const double *X, const double *Y, const double *weigh
                               _block_start(c + 1, per_block, n), d, k,
                               partials + c * stride)
     else:
-        for c in prange(blocks, schedule="static", num_threads=n_threads):
+        for c in prange(blocks, schedule="dynamic", num_threads=n_threads):
             _block_sums_multi(X, Y, weight, rows, params, _block_start(c, per_block, n),
                               _block_start(c + 1, per_block, n), d, k,
                               partials + c * stride)
