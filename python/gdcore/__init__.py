@@ -8,7 +8,7 @@ numbers. See DESIGN.md in the repository for the contract.
 
 from . import reference, schedules
 from ._api import fit, max_stable_lr, predict, value_and_grad
-from ._data import make_regression
+from ._data import make_regression, make_regression_npy
 from ._estimator import LinearRegressor
 from ._dispatch import KERNELS_NAME as KERNELS
 from ._kernels import OPENMP
@@ -32,6 +32,7 @@ __all__ = [
     "loss_grid",
     "loss_surface",
     "make_regression",
+    "make_regression_npy",
     "max_stable_lr",
     "predict",
     "reference",

@@ -494,9 +494,12 @@ def max_stable_lr(X: Any, *, loss: str = "mse", fit_intercept: bool = True,
     for _ in range(iterations):
         _kernels.full_sums(X, None, None, v[:d], float(v[d]), out, threads)
         product = np.append(out[2:], out[1] if fit_intercept else 0.0) / n
-        eigenvalue = float(np.linalg.norm(product))
+        with np.errstate(over="ignore"):
+            eigenvalue = float(np.linalg.norm(product))
         if not math.isfinite(eigenvalue):
             _validation.raise_if_nonfinite_input(X)
+            raise ValueError("X is too large for the estimate: X.T @ X overflows float64 "
+                             f"(max |X| = {float(np.abs(X).max()):.3g}); scale X down")
         if eigenvalue == 0.0:
             return math.inf      # X is all zeros (no intercept): any rate is stable
         v = product / eigenvalue

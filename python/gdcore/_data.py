@@ -1,7 +1,23 @@
-"""Synthetic regression problems."""
+"""Synthetic regression problems, in memory or written to ``.npy`` files.
+
+Both :func:`make_regression` and :func:`make_regression_npy` generate the rows
+in blocks of :data:`BLOCK_ROWS`, each block from its own child of the seed, and
+compute a block's targets with one ``X_block @ w_true`` over the whole block.
+So the data depend only on ``(n_samples, n_features, noise, bias, seed)``,
+never on how (or in what pieces) they are written: the ``.npy`` writer gives
+the in-memory arrays bit for bit, for any ``chunk_rows``.
+
+Reproducibility: ``X`` and ``w_true`` come from NumPy's ``PCG64`` streams and
+are the same bits on every machine. ``y`` is computed with NumPy's
+matrix-vector product (BLAS), whose rounding may depend on the BLAS library
+and on the CPU kernel it picks; on one machine and NumPy installation it is
+always the same bits (any number of BLAS threads).
+"""
 
 from __future__ import annotations
 
+import errno
+import os
 from typing import Any
 
 import numpy as np
@@ -11,6 +27,62 @@ from . import _validation
 #: Rows are generated in blocks of this many, each block from its own child of
 #: the seed, so the data do not depend on how (or in what pieces) they are made.
 BLOCK_ROWS = 65536
+
+#: Default memory budget of one chunk of :func:`make_regression_npy`, in bytes.
+DEFAULT_CHUNK_BYTES = 64 * 2 ** 20
+
+#: errno values of a file system that cannot preallocate (the file stays sparse).
+_FALLOCATE_UNSUPPORTED = {errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL}
+
+
+def _check_arguments(n_samples: Any, n_features: Any, noise: Any, bias: Any,
+                     seed: Any) -> tuple[int, int, float, float, np.random.SeedSequence]:
+    """Validate make_regression's arguments; return them with the root SeedSequence."""
+    n_samples = _validation.check_int(n_samples, "n_samples", minimum=1)
+    n_features = _validation.check_int(n_features, "n_features", minimum=1)
+    noise = _validation.check_real(noise, "noise")
+    if noise < 0:
+        raise ValueError(f"noise must be >= 0 (a standard deviation); got {noise}")
+    bias = _validation.check_real(bias, "bias")
+    seed = _validation.check_seed(seed)
+    if isinstance(seed, np.random.Generator):
+        raise TypeError("seed must be an int, a SeedSequence or None; got a Generator "
+                        "(make_regression derives one stream per block of rows)")
+    if isinstance(seed, np.random.SeedSequence):
+        # Spawn from a copy: the caller's SeedSequence is not advanced, so the
+        # same object gives the same data every time it is passed.
+        root = np.random.SeedSequence(seed.entropy, spawn_key=seed.spawn_key,
+                                      pool_size=seed.pool_size,
+                                      n_children_spawned=seed.n_children_spawned)
+    else:
+        root = np.random.SeedSequence(seed)
+    return n_samples, n_features, noise, bias, root
+
+
+def _weights_and_block_seeds(root: np.random.SeedSequence, n_samples: int,
+                             n_features: int) -> tuple[np.ndarray, list]:
+    """``w_true`` and one SeedSequence per block of :data:`BLOCK_ROWS` rows."""
+    weights_seed, rows_seed = root.spawn(2)
+    w_true = np.random.default_rng(weights_seed).standard_normal(n_features)
+    n_blocks = -(-n_samples // BLOCK_ROWS)
+    return w_true, rows_seed.spawn(n_blocks)
+
+
+def _finish_targets(y_block: np.ndarray, bias: float, noise: float,
+                    rng: np.random.Generator) -> None:
+    """Add the intercept and the noise (drawn after the block's X) to ``y_block``.
+
+    Raises ``ValueError`` when that overflows (``noise`` or ``bias`` near the
+    largest float64): the data would hold ``inf``.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        y_block += bias
+        if noise > 0:
+            y_block += noise * rng.standard_normal(y_block.shape[0])
+    if not np.isfinite(y_block).all():
+        raise ValueError(f"noise={noise} and bias={bias} are too large: y overflowed "
+                         f"to a non-finite value (keep |bias| + 40 * noise well below "
+                         f"1e308)")
 
 
 def make_regression(n_samples: int, n_features: int, *, noise: float = 0.0,
@@ -32,37 +104,187 @@ def make_regression(n_samples: int, n_features: int, *, noise: float = 0.0,
     bias : float, default 0.0
         Intercept of the true model.
     seed : int, SeedSequence or None, default None
-        Same seed, same data.
+        Same seed, same data. A SeedSequence is not advanced (passing the
+        same object twice gives the same data twice).
 
     Returns
     -------
     X : ndarray of shape (n_samples, n_features), float64, C-contiguous
     y : ndarray of shape (n_samples,)
     w_true : ndarray of shape (n_features,)
-    """
-    n_samples = _validation.check_int(n_samples, "n_samples", minimum=1)
-    n_features = _validation.check_int(n_features, "n_features", minimum=1)
-    noise = _validation.check_real(noise, "noise")
-    if noise < 0:
-        raise ValueError(f"noise must be >= 0 (a standard deviation); got {noise}")
-    bias = _validation.check_real(bias, "bias")
-    seed = _validation.check_seed(seed)
-    if isinstance(seed, np.random.Generator):
-        raise TypeError("seed must be an int, a SeedSequence or None; got a Generator "
-                        "(make_regression derives one stream per block of rows)")
-    root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
 
-    weights_seed, rows_seed = root.spawn(2)
-    w_true = np.random.default_rng(weights_seed).standard_normal(n_features)
+    Raises
+    ------
+    TypeError, ValueError
+        Bad arguments; ``noise`` or ``bias`` so large that ``y`` overflows.
+
+    See Also
+    --------
+    make_regression_npy : the same data written to ``.npy`` files in chunks,
+        for data larger than memory.
+    """
+    n_samples, n_features, noise, bias, root = _check_arguments(
+        n_samples, n_features, noise, bias, seed)
+    w_true, block_seeds = _weights_and_block_seeds(root, n_samples, n_features)
     X = np.empty((n_samples, n_features))
     y = np.empty(n_samples)
-    n_blocks = -(-n_samples // BLOCK_ROWS)
-    for block, block_seed in enumerate(rows_seed.spawn(n_blocks)):
+    for block, block_seed in enumerate(block_seeds):
         rows = slice(block * BLOCK_ROWS, min((block + 1) * BLOCK_ROWS, n_samples))
         rng = np.random.default_rng(block_seed)
         rng.standard_normal(out=X[rows])
         np.matmul(X[rows], w_true, out=y[rows])
-        y[rows] += bias
-        if noise > 0:
-            y[rows] += noise * rng.standard_normal(y[rows].shape[0])
+        _finish_targets(y[rows], bias, noise, rng)
     return X, y, w_true
+
+
+def _check_path(path: Any, name: str) -> str:
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a str or os.PathLike path; got "
+                        f"{_validation.describe(path)}")
+    text = os.fsdecode(os.fspath(path))
+    if not text:
+        raise ValueError(f"{name} must be a non-empty path; got {path!r}")
+    return text
+
+
+def _create_npy(path: str, shape: tuple[int, ...]) -> int:
+    """Create a float64 C-order ``.npy`` file of ``shape`` with its disk space
+    reserved; return the byte offset of its data."""
+    # open_memmap writes the header and sizes the (sparse) file; the mapping
+    # itself is only virtual and is dropped at once.
+    array = np.lib.format.open_memmap(path, mode="w+", dtype=np.float64, shape=shape)
+    offset = int(array.offset)
+    del array
+    size = offset + 8 * int(np.prod(shape, dtype=np.int64))
+    if hasattr(os, "posix_fallocate") and size > offset:
+        # Reserve the blocks now, so that a disk without room for the data
+        # fails here with OSError (ENOSPC), before minutes of writing.
+        fd = os.open(path, os.O_RDWR)
+        try:
+            os.posix_fallocate(fd, 0, size)
+        except OSError as exc:
+            if exc.errno not in _FALLOCATE_UNSUPPORTED:
+                raise
+        finally:
+            os.close(fd)
+    return offset
+
+
+def _window(path: str, offset: int, mode: str, shape: tuple[int, ...]) -> np.memmap:
+    """Map only ``shape`` float64 values of ``path`` starting at byte ``offset``."""
+    return np.memmap(path, dtype=np.float64, mode=mode, offset=offset, shape=shape)
+
+
+def make_regression_npy(path_X: str | os.PathLike, path_y: str | os.PathLike,
+                        n_samples: int, n_features: int, *, noise: float = 0.0,
+                        bias: float = 0.0, seed: Any = None,
+                        chunk_rows: int | None = None) -> np.ndarray:
+    """Write :func:`make_regression`'s data to two ``.npy`` files, in chunks.
+
+    For data larger than memory: ``X`` and ``y`` go straight to disk, a few
+    rows at a time, and never exist in memory as a whole. Read them back with
+    ``numpy.load(path, mmap_mode="r")`` and pass the memory maps to
+    :func:`gdcore.fit` or :func:`gdcore.value_and_grad`, which use them as
+    they are (no copy).
+
+    The files hold exactly the arrays ``make_regression(n_samples, n_features,
+    noise=noise, bias=bias, seed=seed)`` returns, bit for bit, whatever
+    ``chunk_rows`` is: the rows are generated in fixed blocks of
+    :data:`~gdcore._data.BLOCK_ROWS` (65,536) rows, each from its own child of
+    the seed, and ``chunk_rows`` only decides how many rows are written at a
+    time.
+
+    Memory: ``X`` is generated into a buffer of ``chunk_rows`` rows (at most
+    one block) and written to the file from there, so the process holds
+    O(``chunk_rows * n_features``) of it. The
+    targets of a block are computed from the whole block (one matrix-vector
+    product over its rows, as :func:`make_regression` does: that is what makes
+    the bits equal), through a read-only map of the block's rows in the file
+    just written: up to ``65536 * n_features * 8`` bytes of page cache, which
+    the operating system can drop at any time. Plus ``y`` of one block (512 KiB)
+    and ``w_true``.
+
+    Parameters
+    ----------
+    path_X, path_y : str or os.PathLike
+        Files to create (overwritten if they exist); two different paths.
+        ``X`` is written as a float64 C-order array of shape
+        (n_samples, n_features), ``y`` as float64 of shape (n_samples,).
+    n_samples : int
+        Number of rows, at least 1.
+    n_features : int
+        Number of columns, at least 1.
+    noise : float, default 0.0
+        Standard deviation of the Gaussian noise added to ``y``; >= 0.
+    bias : float, default 0.0
+        Intercept of the true model.
+    seed : int, SeedSequence or None, default None
+        Same seed, same data (and the same as :func:`make_regression`'s).
+    chunk_rows : int or None, default None
+        Rows of ``X`` written per step, at least 1. None: as many as fit in
+        64 MiB (at least one row).
+
+    Returns
+    -------
+    w_true : ndarray of shape (n_features,)
+
+    Raises
+    ------
+    TypeError, ValueError
+        Bad arguments (as :func:`make_regression`, plus the paths and
+        ``chunk_rows``), before any file is created.
+    OSError
+        The files cannot be created or written, or the disk has no room for
+        them (the space is reserved up front where the file system allows it). Files
+        this call created are removed again on any error.
+    """
+    path_X = _check_path(path_X, "path_X")
+    path_y = _check_path(path_y, "path_y")
+    if os.path.abspath(path_X) == os.path.abspath(path_y):
+        raise ValueError(f"path_X and path_y must be two different files; both are "
+                         f"{path_X!r}")
+    n_samples, n_features, noise, bias, root = _check_arguments(
+        n_samples, n_features, noise, bias, seed)
+    if chunk_rows is None:
+        chunk_rows = max(1, DEFAULT_CHUNK_BYTES // (8 * n_features))
+    else:
+        chunk_rows = _validation.check_int(chunk_rows, "chunk_rows", minimum=1)
+
+    w_true, block_seeds = _weights_and_block_seeds(root, n_samples, n_features)
+    created: list[str] = []
+    try:
+        created.append(path_X)
+        offset_X = _create_npy(path_X, (n_samples, n_features))
+        created.append(path_y)
+        offset_y = _create_npy(path_y, (n_samples,))
+        row_bytes = 8 * n_features
+        buffer = np.empty((min(chunk_rows, BLOCK_ROWS, n_samples), n_features))
+        with open(path_X, "r+b") as file_X, open(path_y, "r+b") as file_y:
+            for block, block_seed in enumerate(block_seeds):
+                first = block * BLOCK_ROWS
+                stop = min(first + BLOCK_ROWS, n_samples)
+                rng = np.random.default_rng(block_seed)
+                # X of the block, chunk by chunk: the generator's normal stream
+                # is sequential, so pieces in row order draw the block's values.
+                file_X.seek(offset_X + first * row_bytes)
+                for start in range(first, stop, buffer.shape[0]):
+                    chunk = buffer[:min(buffer.shape[0], stop - start)]
+                    rng.standard_normal(out=chunk)
+                    file_X.write(memoryview(chunk).cast("B"))
+                file_X.flush()
+                block_X = _window(path_X, offset_X + first * row_bytes, "r",
+                                  (stop - first, n_features))
+                y_block = np.empty(stop - first)
+                np.matmul(block_X, w_true, out=y_block)
+                del block_X
+                _finish_targets(y_block, bias, noise, rng)
+                file_y.seek(offset_y + first * 8)
+                file_y.write(memoryview(y_block).cast("B"))
+    except BaseException:
+        for path in created:
+            try:
+                os.remove(path)
+            except OSError:
+                pass
+        raise
+    return w_true

@@ -80,7 +80,8 @@ def as_float_array(value: Any, name: str) -> np.ndarray:
         )
     if array.dtype == np.float64 and array.flags.c_contiguous:
         return array
-    return np.ascontiguousarray(array, dtype=np.float64)
+    # not ascontiguousarray: it would turn a 0-d array into shape (1,)
+    return np.asarray(array, dtype=np.float64, order="C")
 
 
 def check_X(X: Any, name: str = "X") -> np.ndarray:

@@ -13,6 +13,7 @@ weighted moving average that smooths a loss curve.
 from __future__ import annotations
 
 import importlib
+import sys
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -328,7 +329,7 @@ def descent_path(X: Any, y: Any, *, method: str = "minibatch", batch_size: int =
         the last finite parameters, the epoch and step (counted within the
         epoch) and the history of the complete epochs.
     """
-    epochs = _validation.check_int(epochs, "epochs", minimum=0)
+    epochs = _validation.check_int(epochs, "epochs", minimum=0, maximum=sys.maxsize)
     _check_data(X, y, "descent_path")
     # fit with zero epochs checks every other option exactly as a real run
     # would and returns the initial parameters.
