@@ -14,9 +14,8 @@ Two ways of training, one per kind of method:
 
 ``method="batch"`` (parallel)
     Each epoch, every chunk computes its sums ``sum(r**2)``, ``sum(r)`` and
-    ``X_chunk.T @ r`` in parallel with the compiled kernel (through
-    :func:`gdcore.value_and_grad`, scaled back by the chunk's size: one
-    rounding); the client adds them **in chunk order** (a fixed order, so the
+    ``X_chunk.T @ r`` in parallel with the compiled kernel (its raw-sum entry
+    point, no rescaling); the client adds them **in chunk order** (a fixed order, so the
     result does not depend on which worker finished first) and takes the
     step. The result equals :func:`gdcore.fit` with ``method="batch"`` on the
     same data in memory to about 1e-15 relative (the two only group the sum
@@ -61,6 +60,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess by th
     ) from exc
 
 from . import _api, _validation
+from ._dispatch import kernels
 from ._results import DivergenceError, FitResult
 
 __all__ = ["fit", "predict", "value_and_grad"]
@@ -180,24 +180,24 @@ class _Chunks:
 
 def _chunk_sums(X: np.ndarray, y: np.ndarray, w: np.ndarray, b: float,
                 n_threads: int) -> np.ndarray | ValueError:
-    """``[sum r**2, sum r, *(X.T @ r)]`` of one chunk, from the compiled kernel.
+    """``[sum r**2, sum r, *(X.T @ r)]`` of one chunk: the compiled kernel's raw
+    sums (``full_sums``), so chunks add up without any rescaling.
 
-    The public :func:`gdcore.value_and_grad` (``half_mse``) gives
-    ``sum(r**2) / (2m)``, ``X.T @ r / m`` and ``sum(r) / m``; scaling back by
-    ``2m`` and ``m`` costs one rounding (relative 1.1e-16) per value. A
-    ``ValueError`` (a non-finite value in the chunk) is returned, not raised,
+    A ``ValueError`` (a non-finite value in the chunk) is returned, not raised,
     so that the client can name the first one over all chunks.
     """
-    m = int(np.shape(X)[0])
     try:
-        half_mean, grad_w, grad_b = _api.value_and_grad(X, y, w, b, loss="half_mse",
-                                                        n_threads=n_threads)
+        X, y = _validation.check_X_y(X, y)
     except ValueError as exc:
         return exc
-    out = np.empty(grad_w.shape[0] + 2)
-    out[0] = (2.0 * half_mean) * m
-    out[1] = grad_b * m
-    np.multiply(grad_w, m, out=out[2:])
+    out = np.empty(X.shape[1] + 2)
+    kernels.full_sums(X, y, None, np.ascontiguousarray(w, dtype=np.float64), float(b),
+                      out, n_threads)
+    if not np.isfinite(out[0]):
+        try:
+            _validation.raise_if_nonfinite_input(X, y)
+        except ValueError as exc:
+            return exc
     return out
 
 
