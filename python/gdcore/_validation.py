@@ -156,7 +156,7 @@ def check_weights(w: Any, n_features: int, name: str,
             f"{name} must have shape {shape} to match X's {n_features} feature(s){what}; "
             f"got shape {array.shape}"
         )
-    _raise_if_nonfinite(array, name)
+    raise_if_nonfinite(array, name)
     return array
 
 
@@ -170,11 +170,12 @@ def check_intercept(b: Any, name: str, outputs: int | None = None) -> float | np
     if array.shape != (outputs,):
         raise ValueError(f"{name} must be a number or have shape ({outputs},), one "
                          f"intercept per output; got shape {array.shape}")
-    _raise_if_nonfinite(array, name)
+    raise_if_nonfinite(array, name)
     return array
 
 
-def _raise_if_nonfinite(array: np.ndarray, name: str) -> None:
+def raise_if_nonfinite(array: np.ndarray, name: str) -> None:
+    """``ValueError`` naming the first non-finite entry of ``array``."""
     if not np.isfinite(array).all():
         position = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
         where = position[0] if len(position) == 1 else position

@@ -161,10 +161,7 @@ def _check_axis(values: Any, name: str) -> np.ndarray:
     if array.ndim != 1 or array.shape[0] == 0:
         raise ValueError(f"{name} must be a non-empty 1-D array of values; got shape "
                          f"{array.shape}")
-    finite = np.isfinite(array)
-    if not finite.all():
-        k = int(np.flatnonzero(~finite)[0])
-        raise ValueError(f"{name} must be finite; got {array[k]} at index {k}")
+    _validation.raise_if_nonfinite(array, name)
     return array
 
 
