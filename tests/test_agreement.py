@@ -7,6 +7,8 @@ whole grid stays fast.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -163,25 +165,56 @@ def _kernel_variants():
     return {name: _dispatch.load(name) for name in _dispatch.available()}
 
 
-def test_every_kernel_build_computes_the_same_bits(monkeypatch, regression):
+@pytest.mark.parametrize("n_features", [10, 37])
+def test_every_kernel_build_computes_the_same_bits(monkeypatch, regression, n_features):
     """Every instruction-set build of the kernels gives bit-identical
     value_and_grad and fit results (they differ in speed only), on shapes that
-    use the vector paths (d = 37) and several row blocks (n = 3000)."""
+    use the vector paths (d = 10: short rows, d = 37) and several row blocks
+    (n = 3000), with and without momentum and weight decay."""
     variants = _kernel_variants()
     if len(variants) < 2:
         pytest.skip("only one kernel build on this machine")
-    X, y = regression(3000, 37, seed=1)
-    w = np.linspace(-0.5, 0.5, 37)
+    X, y = regression(3000, n_features, seed=1)
+    w = np.linspace(-0.5, 0.5, n_features)
     outputs = {}
     for name, module in variants.items():
         monkeypatch.setattr(gdcore._api, "_kernels", module)
+        monkeypatch.setattr(gdcore._api, "_short_row_kernels", module)
         results = [gdcore.value_and_grad(X, y, w, 0.1, loss="half_mse")]
         for method in ("batch", "sgd", "minibatch"):
-            fitted = gdcore.fit(X, y, method=method, batch_size=32, lr=0.005, epochs=2, seed=3)
-            results.append((fitted.w, fitted.b, fitted.history))
+            for options in ({}, dict(momentum=0.8, nesterov=True, weight_decay=0.01)):
+                fitted = gdcore.fit(X, y, method=method, batch_size=32, lr=0.005, epochs=2,
+                                    seed=3, **options)
+                results.append((fitted.w, fitted.b, fitted.history))
         outputs[name] = results
     first_name, first = next(iter(outputs.items()))
     for name, results in outputs.items():
         for got, want in zip(results, first):
             for a, b in zip(got, want):
                 assert np.array_equal(a, b), (name, first_name)
+
+
+def test_short_rows_take_the_avx2_build_where_avx512_is_chosen(regression):
+    """Per-sample epochs on rows of at most SHORT_ROW_FEATURES use the AVX2
+    build when the AVX-512 one was chosen unforced (it is faster there), and
+    the chosen build otherwise; either way the fit is the same bits as the
+    chosen build's own."""
+    from gdcore import _dispatch
+    chosen = gdcore._api._kernels
+    short = gdcore._api._short_row_kernels
+    forced = bool(os.environ.get("GDCORE_KERNELS", "").strip())
+    if _dispatch.KERNELS_NAME == "avx512" and not forced:
+        assert short is _dispatch.load("avx2")
+    else:
+        assert short is chosen
+    X, y = regression(500, _dispatch.SHORT_ROW_FEATURES, seed=2)
+    fitted = gdcore.fit(X, y, method="sgd", lr=0.01, epochs=2, shuffle=False, momentum=0.5)
+    params = np.zeros(X.shape[1] + 1)
+    grad_sum = np.zeros_like(params)
+    velocity = np.zeros_like(params)
+    for epoch in range(2):
+        rule = chosen.Rule(lr=0.01, batch_size=1, momentum=0.5)
+        chosen.run_epoch(X, y, None, None, params, velocity, None, grad_sum, rule,
+                         epoch * 500, 0, 500)
+    np.testing.assert_array_equal(fitted.w, params[:-1])
+    assert fitted.b == params[-1]

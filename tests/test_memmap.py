@@ -56,6 +56,9 @@ class KernelSpy:
 def spy(monkeypatch):
     spy = KernelSpy(_api._kernels)
     monkeypatch.setattr(_api, "_kernels", spy)
+    short_rows = KernelSpy(_api._short_row_kernels)   # per-sample epochs on short rows
+    short_rows.seen = spy.seen
+    monkeypatch.setattr(_api, "_short_row_kernels", short_rows)
     return spy
 
 

@@ -364,13 +364,13 @@ def test_read_only_memmap_works(memmapped, backend):
 def kernel_spy(monkeypatch):
     """Record the arrays the compiled kernels receive (calls pass through).
 
-    Patches the kernel module that gdcore's API actually calls (the one chosen
-    for this CPU), found as ``gdcore._api._kernels``.
+    Patches the kernel modules that gdcore's API actually calls (the one chosen
+    for this CPU, ``gdcore._api._kernels``, and the one for per-sample epochs
+    on short rows, ``gdcore._api._short_row_kernels``; often the same).
     """
     seen = []
-    module = gdcore._api._kernels
 
-    def wrap(name):
+    def wrap(module, name):
         original = getattr(module, name)
 
         def spy(*args, **kwargs):
@@ -381,8 +381,10 @@ def kernel_spy(monkeypatch):
 
         monkeypatch.setattr(module, name, spy)
 
-    wrap("run_epoch")
-    wrap("value_and_grad")
+    modules = {id(m): m for m in (gdcore._api._kernels, gdcore._api._short_row_kernels)}
+    for module in modules.values():
+        wrap(module, "run_epoch")
+        wrap(module, "value_and_grad")
     return seen
 
 
