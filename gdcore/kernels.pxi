@@ -41,9 +41,8 @@
 # per-step inverse-scaling rate is computed from the global step number.
 #
 # Multi-output targets (Y of shape (n, k)) have their own three loops at the
-# end of this file: the per-row dot product becomes x @ W (k residuals) and
-# the gradient an outer product, on the same flat parameter layout and the
-# same update rule.
+# end of this file: k dot products per row (one per output, x still in L1)
+# and the same update rule, on the parameters laid out output by output.
 #
 # Where inputs are checked: nowhere here. The Python layer
 # (``python/gdcore/_validation.py``) checks shapes, dtypes, contiguity and
@@ -883,32 +882,42 @@ def run_epoch(const double[:, ::1] X,         # IN (n, d)
 # ---------------------------------------------------------------------------
 # The loss is the sum over outputs of each output's loss,
 # a * sum_c mean_i r[i, c]**2, so k outputs train exactly as k single-output
-# problems would, in one pass over X. params = W (row-major, W[j, c] at
-# j * k + c) followed by b; the update rule above works on that flat layout.
+# problems would, in one pass over X.
+#
+# The Python layer's flat layout is W row-major (W[j, c] at j * k + c), then
+# b. Inside, the loops work "by output": W.T row-major (output c's weights
+# contiguous at c * d), then b, so that each output's residual is one _dot
+# and each output's gradient one _axpy or _update over d contiguous weights,
+# exactly the single-output arithmetic (an output learns the same bits as it
+# would alone). The def functions convert at entry and exit (O(d k) per
+# call, nothing per row); the update rule is elementwise, so it works on
+# either layout, and the state arrays travel with the parameters.
 
-cdef inline void _residuals(const double *x, const double *params, const double *y_row,
-                            Py_ssize_t d, Py_ssize_t k, double *r) noexcept nogil:
-    # OUT r[0:k] = x @ W + b - y_row, with W = params[0:d*k], b = params[d*k:].
-    # Four rows of W at a time, summed pairwise before they reach r[c]: one
-    # addition to r[c] (in memory) per four rows keeps its chain short.
-    cdef Py_ssize_t j = 0, c
-    cdef Py_ssize_t d4 = d - d % 4
-    cdef const double *W_j
+cdef void _transpose(const double *src, double *dst, Py_ssize_t rows,
+                     Py_ssize_t cols) noexcept nogil:
+    # OUT dst (cols, rows) = src (rows, cols) transposed, both row-major
+    cdef Py_ssize_t i, j
+    for i in range(rows):
+        for j in range(cols):
+            dst[j * rows + i] = src[i * cols + j]
+
+
+cdef void _to_outputs(const double *src, double *dst, Py_ssize_t d,
+                      Py_ssize_t k) noexcept nogil:
+    # OUT dst = src (W row-major, then b) in the by-output layout
+    cdef Py_ssize_t c
+    _transpose(src, dst, d, k)
     for c in range(k):
-        r[c] = 0.0
-    while j < d4:
-        W_j = params + j * k
-        for c in range(k):
-            r[c] += ((x[j] * W_j[c] + x[j + 1] * W_j[k + c])
-                     + (x[j + 2] * W_j[2 * k + c] + x[j + 3] * W_j[3 * k + c]))
-        j += 4
-    while j < d:
-        W_j = params + j * k
-        for c in range(k):
-            r[c] += x[j] * W_j[c]
-        j += 1
+        dst[d * k + c] = src[d * k + c]
+
+
+cdef void _from_outputs(const double *src, double *dst, Py_ssize_t d,
+                        Py_ssize_t k) noexcept nogil:
+    # OUT dst = src (by-output layout) with W row-major, then b
+    cdef Py_ssize_t c
+    _transpose(src, dst, k, d)
     for c in range(k):
-        r[c] = r[c] + params[d * k + c] - y_row[c]
+        dst[d * k + c] = src[d * k + c]
 
 
 cdef inline double _weigh_residuals(double *r, Py_ssize_t k, double weight) noexcept nogil:
@@ -922,32 +931,6 @@ cdef inline double _weigh_residuals(double *r, Py_ssize_t k, double weight) noex
     return sq
 
 
-cdef inline void _outer_add(const double *x, const double *v, Py_ssize_t d, Py_ssize_t k,
-                            double *G) noexcept nogil:
-    # G[j, c] += x[j] * v[c]
-    cdef Py_ssize_t j, c
-    cdef double xj
-    cdef double *G_j
-    for j in range(d):
-        xj = x[j]
-        G_j = G + j * k
-        for c in range(k):
-            G_j[c] += xj * v[c]
-
-
-cdef inline void _outer(const double *x, const double *v, Py_ssize_t d, Py_ssize_t k,
-                        double *G) noexcept nogil:
-    # OUT G[j, c] = x[j] * v[c]
-    cdef Py_ssize_t j, c
-    cdef double xj
-    cdef double *G_j
-    for j in range(d):
-        xj = x[j]
-        G_j = G + j * k
-        for c in range(k):
-            G_j[c] = xj * v[c]
-
-
 cdef inline Py_ssize_t _multi_stride(Py_ssize_t d, Py_ssize_t k) noexcept nogil:
     # a block's partial sums: [S, R(k), G(d*k)] plus k doubles of residual
     # scratch, padded to whole cache lines plus one line of gap
@@ -959,8 +942,8 @@ cdef void _block_sums_multi(const double *X, const double *Y, const double *weig
                             Py_ssize_t start, Py_ssize_t stop, Py_ssize_t d, Py_ssize_t k,
                             double *out) noexcept nogil:
     # OUT out[0] = sum s*|r|^2, out[1:1+k] = sum s*r, out[1+k:1+k+d*k] = sum
-    # s * x (x) r over rows rows[start..stop-1] (rows NULL: start..stop-1).
-    # Scratch: out[1+k+d*k : 1+2k+d*k].
+    # s * r[c] * x, output by output, over rows rows[start..stop-1] (rows
+    # NULL: start..stop-1). params by output. Scratch: out[1+k+d*k : 1+2k+d*k].
     cdef Py_ssize_t i, c, kk
     cdef Py_ssize_t ahead = _prefetch_distance(d)
     cdef double sum_sq = 0.0
@@ -968,6 +951,7 @@ cdef void _block_sums_multi(const double *X, const double *Y, const double *weig
     cdef double *G = out + 1 + k
     cdef double *r = G + d * k
     cdef const double *x
+    cdef const double *y_row
     for c in range(k + d * k):
         R[c] = 0.0
     for kk in range(start, stop):
@@ -975,11 +959,13 @@ cdef void _block_sums_multi(const double *X, const double *Y, const double *weig
         if kk + ahead < stop:
             _prefetch_row(X + _row(rows, kk + ahead) * d, d)
         x = X + i * d
-        _residuals(x, params, Y + i * k, d, k, r)
+        y_row = Y + i * k
+        for c in range(k):
+            r[c] = (_dot(x, params + c * d, d) + params[d * k + c]) - y_row[c]
         sum_sq += _weigh_residuals(r, k, weight[i] if weight != NULL else 1.0)
         for c in range(k):
             R[c] += r[c]
-        _outer_add(x, r, d, k, G)
+            _axpy(r[c], x, G + c * d, d)
     out[0] = sum_sq
 
 
@@ -989,7 +975,7 @@ cdef void _full_sums_multi(const double *X, const double *Y, const double *weigh
                            double *out) noexcept nogil:
     # Sums of _block_sums_multi over n rows, fixed blocks reduced in order.
     # IN: partials, scratch of _n_blocks(n) * _multi_stride(d, k) doubles.
-    # OUT: out[0:1+k+d*k] as _block_sums_multi's.
+    # OUT: out[0:1+k+d*k] as _block_sums_multi's (by output).
     cdef Py_ssize_t blocks = _n_blocks(n)
     cdef Py_ssize_t stride = _multi_stride(d, k)
     cdef Py_ssize_t per_block = (n + blocks - 1) // blocks
@@ -1020,34 +1006,42 @@ def full_sums_multi(const double[:, ::1] X,      # IN (n, d)
                     int n_threads):
     """Raw multi-output sums over all rows: ``sum |r|^2``, ``sum r`` (k,) and
     ``X.T @ r`` (d * k, row-major), ``r = X @ W + b - Y``."""
-    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = Y.shape[1]
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = Y.shape[1], c
     cdef double *partials = _alloc(_n_blocks(n) * _multi_stride(d, k))
+    cdef double *by_output = _alloc((d + 1) * k + 1 + k + d * k)
+    cdef double *sums = by_output + (d + 1) * k     # S, R, G by output
     try:
         with nogil:
-            _full_sums_multi(&X[0, 0], &Y[0, 0], NULL, NULL, &params[0], n, d, k,
-                             partials, n_threads, &out[0])
+            _to_outputs(&params[0], by_output, d, k)
+            _full_sums_multi(&X[0, 0], &Y[0, 0], NULL, NULL, by_output, n, d, k,
+                             partials, n_threads, sums)
+            for c in range(1 + k):
+                out[c] = sums[c]
+            _transpose(sums + 1 + k, &out[1 + k], k, d)
     finally:
         free(partials)
+        free(by_output)
 
 
 def subset_loss_multi(const double[:, ::1] X,       # IN (n, d)
                       const double[:, ::1] Y,       # IN (n, k)
                       const Py_ssize_t[::1] rows,   # IN (m,) row indices
-                      const double[::1] params,     # IN ((d + 1) * k,)
+                      const double[::1] params,     # IN ((d + 1) * k,): W, then b
                       double loss_factor):
     """Loss (summed over outputs) over the rows ``rows``."""
     cdef Py_ssize_t d = X.shape[1], k = Y.shape[1], m = rows.shape[0], q, i, c
-    cdef double total = 0.0
-    cdef double *r = _alloc(k)
+    cdef double r, total = 0.0
+    cdef double *by_output = _alloc((d + 1) * k)
     try:
         with nogil:
+            _to_outputs(&params[0], by_output, d, k)
             for q in range(m):
                 i = rows[q]
-                _residuals(&X[i, 0], &params[0], &Y[i, 0], d, k, r)
                 for c in range(k):
-                    total += r[c] * r[c]
+                    r = _dot(&X[i, 0], by_output + c * d, d) + by_output[d * k + c] - Y[i, c]
+                    total += r * r
     finally:
-        free(r)
+        free(by_output)
     return loss_factor * total / m
 
 
@@ -1056,7 +1050,8 @@ cdef EpochOutcome _full_batch_epoch_multi(
         Py_ssize_t n, double *params, Py_ssize_t t, Py_ssize_t first_step,
         Py_ssize_t stop_step, double *partials, double *sums,
         int n_threads) noexcept nogil:
-    # One gradient step on all rows. IN/OUT params. Scratch: partials, sums.
+    # One gradient step on all rows. IN/OUT params (by output). Scratch:
+    # partials, sums.
     cdef EpochOutcome out
     cdef double c
     out.steps = 0
@@ -1078,17 +1073,16 @@ cdef EpochOutcome _full_batch_epoch_multi(
 cdef EpochOutcome _sgd_epoch_multi(
         const Step *s, const double *X, const double *Y, const Py_ssize_t *order,
         Py_ssize_t n, double *params, Py_ssize_t t, Py_ssize_t first_step,
-        Py_ssize_t stop_step, double *scratch) noexcept nogil:
-    # One update per row. IN/OUT params. Scratch: r (k,), then G (d * k,),
-    # the row's loss gradient x (x) r, so that one update covers all of W.
+        Py_ssize_t stop_step, double *g) noexcept nogil:
+    # One update per row. IN/OUT params (by output). Scratch: g (k,), the
+    # row's dL/db; output c's weights then step like a single output's.
     cdef EpochOutcome out
     cdef Py_ssize_t q, i, c, u, d = s.d, k = s.k
     cdef Py_ssize_t stop = n if stop_step > n else stop_step
     cdef Py_ssize_t ahead = _prefetch_distance(d)
     cdef double sq, lr, total = 0.0
-    cdef double *r = scratch
-    cdef double *G = scratch + k
     cdef const double *x
+    cdef const double *y_row
     out.nonfinite = False
     out.steps = 0
     for q in range(first_step, stop):
@@ -1096,18 +1090,22 @@ cdef EpochOutcome _sgd_epoch_multi(
         if q + ahead < n:
             _prefetch_row(X + _row(order, q + ahead) * d, d)
         x = X + i * d
-        _residuals(x, params, Y + i * k, d, k, r)
-        sq = _weigh_residuals(r, k, s.weight[i] if s.weight != NULL else 1.0)
+        y_row = Y + i * k
+        for c in range(k):
+            g[c] = _dot(x, params + c * d, d) + (params[d * k + c] - y_row[c])
+        sq = _weigh_residuals(g, k, s.weight[i] if s.weight != NULL else 1.0)
         if not (sq <= DBL_MAX):
             out.nonfinite = True
             break
         total += sq
-        for c in range(k):
-            r[c] = s.two_a * r[c]      # dL/db[c]; dL/dW[j, c] = x[j] * r[c]
-        _outer(x, r, d, k, G)
         u = t + q - first_step
         lr = _step_lr(s, u)
-        _apply_step(s, params, 1.0, G, 1.0, r, u, lr)
+        for c in range(k):
+            g[c] = s.two_a * g[c]      # dL/db[c]; dL/dW[:, c] = g[c] * x
+            _update(s, params + c * d, g[c], x, d, True, lr, u, _offset(s.velocity, c * d),
+                    s.grad_sum + c * d)
+        _update_bias(s, params, 1.0, g, u, lr)
+        _average_step(s, params, u)
         out.steps += 1
     out.loss_sum = total
     return out
@@ -1117,7 +1115,8 @@ cdef EpochOutcome _minibatch_epoch_multi(
         const Step *s, const double *X, const double *Y, const Py_ssize_t *order,
         Py_ssize_t n, Py_ssize_t batch_size, double *params, Py_ssize_t t,
         Py_ssize_t first_step, Py_ssize_t stop_step, double *scratch) noexcept nogil:
-    # One update per batch. IN/OUT params. Scratch: [R(k), G(d*k), r(k)].
+    # One update per batch. IN/OUT params (by output). Scratch: [R(k), G(d*k)
+    # by output, r(k)].
     cdef EpochOutcome out
     cdef Py_ssize_t v, q, c, i, start, stop, m, d = s.d, k = s.k
     cdef Py_ssize_t n_batches = (n + batch_size - 1) // batch_size
@@ -1128,6 +1127,7 @@ cdef EpochOutcome _minibatch_epoch_multi(
     cdef double *G = scratch + k
     cdef double *r = G + d * k
     cdef const double *x
+    cdef const double *y_row
     out.nonfinite = False
     out.steps = 0
     for v in range(first_step, last):
@@ -1144,11 +1144,13 @@ cdef EpochOutcome _minibatch_epoch_multi(
             if q + ahead < n:
                 _prefetch_row(X + _row(order, q + ahead) * d, d)
             x = X + i * d
-            _residuals(x, params, Y + i * k, d, k, r)
+            y_row = Y + i * k
+            for c in range(k):
+                r[c] = _dot(x, params + c * d, d) + params[d * k + c] - y_row[c]
             sum_sq += _weigh_residuals(r, k, s.weight[i] if s.weight != NULL else 1.0)
             for c in range(k):
                 R[c] += r[c]
-            _outer_add(x, r, d, k, G)
+                _axpy(r[c], x, G + c * d, d)
         if not (sum_sq <= DBL_MAX):
             out.nonfinite = True
             break
@@ -1176,34 +1178,56 @@ def run_epoch_multi(const double[:, ::1] X,         # IN (n, d)
     """:func:`run_epoch` for k outputs at once; same arguments and result."""
     cdef Py_ssize_t n = order.shape[0] if order is not None else X.shape[0]
     cdef Py_ssize_t d = X.shape[1], k = Y.shape[1]
+    cdef Py_ssize_t size = (d + 1) * k
     cdef Step s
     cdef double *scratch = NULL
     cdef double *sums = NULL
+    cdef double *state = NULL
+    cdef double *by_output
     cdef const Py_ssize_t *order_ptr = &order[0] if order is not None else NULL
     cdef Py_ssize_t batch_size = rule.batch_size
     cdef int n_threads = rule.n_threads
     cdef EpochOutcome out
     _fill_step(&s, rule, d, k, velocity, average, grad_sum, weight)
     try:
+        # the by-output copies of params and of the state arrays
+        state = _alloc(4 * size)
+        by_output = state
+        _to_outputs(&params[0], by_output, d, k)
+        _to_outputs(&grad_sum[0], state + size, d, k)
+        s.grad_sum = state + size
+        if velocity is not None:
+            _to_outputs(&velocity[0], state + 2 * size, d, k)
+            s.velocity = state + 2 * size
+        if average is not None:
+            _to_outputs(&average[0], state + 3 * size, d, k)
+            s.average = state + 3 * size
         if batch_size == 1:
-            scratch = _alloc(k + d * k)
+            scratch = _alloc(k)
             with nogil:
-                out = _sgd_epoch_multi(&s, &X[0, 0], &Y[0, 0], order_ptr, n, &params[0],
+                out = _sgd_epoch_multi(&s, &X[0, 0], &Y[0, 0], order_ptr, n, by_output,
                                        global_step, first_step, stop_step, scratch)
         elif batch_size >= n:
             scratch = _alloc(_n_blocks(n) * _multi_stride(d, k))
             sums = _alloc(1 + k + d * k)
             with nogil:
                 out = _full_batch_epoch_multi(&s, &X[0, 0], &Y[0, 0], order_ptr, n,
-                                              &params[0], global_step, first_step,
+                                              by_output, global_step, first_step,
                                               stop_step, scratch, sums, n_threads)
         else:
             scratch = _alloc(2 * k + d * k)
             with nogil:
                 out = _minibatch_epoch_multi(&s, &X[0, 0], &Y[0, 0], order_ptr, n,
-                                             batch_size, &params[0], global_step,
+                                             batch_size, by_output, global_step,
                                              first_step, stop_step, scratch)
+        _from_outputs(by_output, &params[0], d, k)
+        _from_outputs(s.grad_sum, &grad_sum[0], d, k)
+        if velocity is not None:
+            _from_outputs(s.velocity, &velocity[0], d, k)
+        if average is not None:
+            _from_outputs(s.average, &average[0], d, k)
     finally:
         free(scratch)
         free(sums)
+        free(state)
     return out.steps, rule.loss_factor * out.loss_sum, bool(out.nonfinite)

@@ -42,6 +42,36 @@ def test_k_outputs_train_as_k_separate_problems(problem, method, batch_size, opt
 
 
 @pytest.mark.parametrize("method,batch_size", METHODS)
+@pytest.mark.parametrize("options", OPTIONS[:2], ids=["plain", "momentum-decay-avg"])
+def test_compiled_k_outputs_are_the_single_output_fits_bit_for_bit(problem, method,
+                                                                  batch_size, options):
+    """The compiled loops give each output the single-output arithmetic (its
+    own dot product, gradient and update over its own weights), so without
+    sample weights each column is the single-output fit exactly."""
+    X, Y = problem
+    common = dict(method=method, batch_size=batch_size, lr=0.01, epochs=3, seed=5, **options)
+    together = gdcore.fit(X, Y, **common)
+    for c in range(3):
+        alone = gdcore.fit(X, Y[:, c], **common)
+        np.testing.assert_array_equal(together.w[:, c], alone.w)
+        assert together.b[c] == alone.b
+
+
+@pytest.mark.parametrize("method,batch_size", METHODS)
+def test_held_out_loss_is_the_sum_over_outputs_in_both_backends(problem, method, batch_size):
+    """With a validation fraction, the held-out loss of k outputs is the sum of
+    the single-output held-out losses, and both backends agree on it."""
+    X, Y = problem
+    common = dict(method=method, batch_size=batch_size, lr=0.01, epochs=3, seed=5,
+                  validation_fraction=0.25)
+    fast = gdcore.fit(X, Y, **common)
+    slow = gdcore.fit(X, Y, backend="reference", **common)
+    alone = [gdcore.fit(X, Y[:, c], **common) for c in range(3)]
+    np.testing.assert_allclose(fast.val_loss, slow.val_loss, rtol=1e-9)
+    np.testing.assert_allclose(fast.val_loss, sum(r.val_loss for r in alone), rtol=1e-10)
+
+
+@pytest.mark.parametrize("method,batch_size", METHODS)
 @pytest.mark.parametrize("options", OPTIONS, ids=["plain", "momentum-decay-avg", "weights"])
 def test_backends_agree(problem, method, batch_size, options):
     X, Y = problem
