@@ -29,7 +29,8 @@
 # A whole epoch runs inside one ``nogil`` block. Rows are visited in the order
 # given by an index array (``order``, possibly a subset of the rows when some
 # are held out), or 0..n-1 when it is None, so shuffling never copies ``X``;
-# the row about 4 KiB ahead in the visiting order is prefetched.
+# the row 4 KiB ahead in the visiting order is prefetched (16 KiB, into L2,
+# when shuffled).
 #
 # Every step ends in one update rule (_rule_steps) shared by the three loops:
 # penalty (L2, L1), the epoch's gradient sum, PyTorch-style momentum or
@@ -70,9 +71,29 @@ cdef extern from *:
     #endif
     #if defined(__GNUC__) || defined(__clang__)
     #define GD_PREFETCH(p) __builtin_prefetch((const void *)(p), 0, 3)
+    #define GD_PREFETCH_L2(p) __builtin_prefetch((const void *)(p), 0, 2)
     #else
     #define GD_PREFETCH(p) ((void)(p))
+    #define GD_PREFETCH_L2(p) ((void)(p))
     #endif
+    /* Prefetch the cache lines of a row of d doubles (it need not start on a
+       line: its lines, then its last one), into L1 or, with to_l2, into L2
+       only. A macro, not a function: GCC takes a function that only
+       prefetches for one without effects and drops calls to it unless it
+       happened to inline it first. */
+    #define GD_PREFETCH_ROW(row, d, to_l2) do {                               \
+        const double *gd_row_ = (row);                                         \
+        Py_ssize_t gd_d_ = (d), gd_j_;                                         \
+        if (to_l2) {                                                           \
+            for (gd_j_ = 0; gd_j_ < gd_d_; gd_j_ += 8)  /* 8 doubles a line */ \
+                GD_PREFETCH_L2(gd_row_ + gd_j_);                               \
+            GD_PREFETCH_L2(gd_row_ + gd_d_ - 1);                               \
+        } else {                                                               \
+            for (gd_j_ = 0; gd_j_ < gd_d_; gd_j_ += 8)  /* 8 doubles a line */ \
+                GD_PREFETCH(gd_row_ + gd_j_);                                  \
+            GD_PREFETCH(gd_row_ + gd_d_ - 1);                                  \
+        }                                                                      \
+    } while (0)
     /* Which instruction sets the running CPU (and OS) supports: 0 baseline,
        1 x86-64-v3 (AVX2, FMA), 2 x86-64-v4 (AVX-512 F/VL/BW/DQ/CD). */
     static int gd_cpu_level(void) {
@@ -92,7 +113,7 @@ cdef extern from *:
     """
     int gd_max_threads() noexcept nogil
     const int gd_have_openmp
-    void GD_PREFETCH(const void *p) noexcept nogil
+    void GD_PREFETCH_ROW(const double *row, Py_ssize_t d, bint to_l2) noexcept nogil
     int gd_cpu_level() noexcept nogil
 
 cdef enum:
@@ -106,9 +127,13 @@ cdef enum:
     LINE_DOUBLES = 8
     # The row loops prefetch the row this many bytes of X ahead in the
     # visiting order (at least one row): short rows need more rows in flight.
-    # In order too: the hardware prefetcher alone left the per-sample epoch
-    # at d = 100 1.6 x slower (measured; 2 KiB and 16 KiB were slower too).
+    # In order, into L1: the hardware prefetcher alone left the per-sample
+    # epoch at d = 100 1.6 x slower (measured; 2 KiB and 16 KiB were slower
+    # too). Shuffled, further ahead and into L2 only: rows from random places
+    # take longer to arrive, and L1 has few slots for lines in flight
+    # (measured at d = 100: 10 % faster than 4 KiB into L1).
     PREFETCH_BYTES = 4096
+    SHUFFLED_PREFETCH_BYTES = 16384
 
 OPENMP = bool(gd_have_openmp)
 
@@ -216,18 +241,11 @@ cdef inline void _axpy(double alpha, const double *x, double *out,
         out[j] += alpha * x[j]
 
 
-cdef inline void _prefetch_row(const double *row, Py_ssize_t d) noexcept nogil:
-    # A row need not start on a cache line: walk its lines, then its last one.
-    cdef Py_ssize_t j = 0
-    while j < d:
-        GD_PREFETCH(row + j)
-        j += LINE_DOUBLES
-    GD_PREFETCH(row + d - 1)
-
-
-cdef inline Py_ssize_t _prefetch_distance(Py_ssize_t d) noexcept nogil:
-    cdef Py_ssize_t rows = PREFETCH_BYTES // (d * <Py_ssize_t> sizeof(double))
-    return rows if rows > 0 else 1
+cdef inline Py_ssize_t _prefetch_distance(Py_ssize_t d, const Py_ssize_t *order) noexcept nogil:
+    # rows ahead to prefetch: see PREFETCH_BYTES
+    cdef Py_ssize_t ahead = PREFETCH_BYTES if order == NULL else SHUFFLED_PREFETCH_BYTES
+    ahead = ahead // (d * <Py_ssize_t> sizeof(double))
+    return ahead if ahead > 0 else 1
 
 
 cdef inline Py_ssize_t _row(const Py_ssize_t *order, Py_ssize_t k) noexcept nogil:
@@ -432,7 +450,7 @@ cdef void _block_sums(const double *X, const double *y, const double *weight,
     # rows rows[start..stop-1] (rows NULL: start..stop-1), with s the sample
     # weight (1 when weight is NULL) and r = x.w + b - y (y NULL: taken as 0).
     cdef Py_ssize_t i, j, k
-    cdef Py_ssize_t ahead = _prefetch_distance(d)
+    cdef Py_ssize_t ahead = _prefetch_distance(d, rows)
     cdef double r, sr, sum_sq = 0.0, sum_r = 0.0
     cdef const double *x
     cdef double *g = out + 2
@@ -441,7 +459,7 @@ cdef void _block_sums(const double *X, const double *y, const double *weight,
     for k in range(start, stop):
         i = _row(rows, k)
         if k + ahead < stop:
-            _prefetch_row(X + _row(rows, k + ahead) * d, d)
+            GD_PREFETCH_ROW(X + _row(rows, k + ahead) * d, d, rows != NULL)
         x = X + i * d
         r = _dot(x, w, d) + b
         if y != NULL:
@@ -651,7 +669,7 @@ cdef EpochOutcome _sgd_rows(
     cdef EpochOutcome out
     cdef Py_ssize_t k, i, step, d = s.d
     cdef Py_ssize_t stop = n if stop_step > n else stop_step
-    cdef Py_ssize_t ahead = _prefetch_distance(d)
+    cdef Py_ssize_t ahead = _prefetch_distance(d, order)
     cdef double r, sq, g, lr, total = 0.0, one = 1.0
     cdef MomentumStep m
     cdef const double *x
@@ -685,7 +703,7 @@ cdef EpochOutcome _sgd_rows(
     for k in range(first_step, stop):
         i = _row(order, k)
         if k + ahead < n:
-            _prefetch_row(X + _row(order, k + ahead) * d, d)
+            GD_PREFETCH_ROW(X + _row(order, k + ahead) * d, d, order != NULL)
         x = X + i * d
         r = _dot(x, w, d) + (w[d] - y[i])
         g = two_a * r                 # dL/db of this sample; dL/dw = g * x
@@ -759,7 +777,7 @@ cdef EpochOutcome _minibatch_epoch(
     cdef Py_ssize_t u, k, j, i, start, stop, m, d = s.d
     cdef Py_ssize_t n_batches = (n + batch_size - 1) // batch_size
     cdef Py_ssize_t last = n_batches if stop_step > n_batches else stop_step
-    cdef Py_ssize_t ahead = _prefetch_distance(d)
+    cdef Py_ssize_t ahead = _prefetch_distance(d, order)
     cdef double r, sr, c, sum_sq, sum_r, total = 0.0
     cdef double *w = params
     cdef const double *x
@@ -778,7 +796,7 @@ cdef EpochOutcome _minibatch_epoch(
         for k in range(start, stop):
             i = _row(order, k)
             if k + ahead < n:
-                _prefetch_row(X + _row(order, k + ahead) * d, d)
+                GD_PREFETCH_ROW(X + _row(order, k + ahead) * d, d, order != NULL)
             x = X + i * d
             r = _dot(x, w, d) + w[d] - y[i]
             sr = r * s.weight[i] if s.weight != NULL else r
@@ -945,7 +963,7 @@ cdef void _block_sums_multi(const double *X, const double *Y, const double *weig
     # s * r[c] * x, output by output, over rows rows[start..stop-1] (rows
     # NULL: start..stop-1). params by output. Scratch: out[1+k+d*k : 1+2k+d*k].
     cdef Py_ssize_t i, c, kk
-    cdef Py_ssize_t ahead = _prefetch_distance(d)
+    cdef Py_ssize_t ahead = _prefetch_distance(d, rows)
     cdef double sum_sq = 0.0
     cdef double *R = out + 1
     cdef double *G = out + 1 + k
@@ -957,7 +975,7 @@ cdef void _block_sums_multi(const double *X, const double *Y, const double *weig
     for kk in range(start, stop):
         i = _row(rows, kk)
         if kk + ahead < stop:
-            _prefetch_row(X + _row(rows, kk + ahead) * d, d)
+            GD_PREFETCH_ROW(X + _row(rows, kk + ahead) * d, d, rows != NULL)
         x = X + i * d
         y_row = Y + i * k
         for c in range(k):
@@ -1079,7 +1097,7 @@ cdef EpochOutcome _sgd_epoch_multi(
     cdef EpochOutcome out
     cdef Py_ssize_t q, i, c, u, d = s.d, k = s.k
     cdef Py_ssize_t stop = n if stop_step > n else stop_step
-    cdef Py_ssize_t ahead = _prefetch_distance(d)
+    cdef Py_ssize_t ahead = _prefetch_distance(d, order)
     cdef double sq, lr, total = 0.0
     cdef const double *x
     cdef const double *y_row
@@ -1088,7 +1106,7 @@ cdef EpochOutcome _sgd_epoch_multi(
     for q in range(first_step, stop):
         i = _row(order, q)
         if q + ahead < n:
-            _prefetch_row(X + _row(order, q + ahead) * d, d)
+            GD_PREFETCH_ROW(X + _row(order, q + ahead) * d, d, order != NULL)
         x = X + i * d
         y_row = Y + i * k
         for c in range(k):
@@ -1121,7 +1139,7 @@ cdef EpochOutcome _minibatch_epoch_multi(
     cdef Py_ssize_t v, q, c, i, start, stop, m, d = s.d, k = s.k
     cdef Py_ssize_t n_batches = (n + batch_size - 1) // batch_size
     cdef Py_ssize_t last = n_batches if stop_step > n_batches else stop_step
-    cdef Py_ssize_t ahead = _prefetch_distance(d)
+    cdef Py_ssize_t ahead = _prefetch_distance(d, order)
     cdef double sum_sq, step_scale, total = 0.0
     cdef double *R = scratch
     cdef double *G = scratch + k
@@ -1142,7 +1160,7 @@ cdef EpochOutcome _minibatch_epoch_multi(
         for q in range(start, stop):
             i = _row(order, q)
             if q + ahead < n:
-                _prefetch_row(X + _row(order, q + ahead) * d, d)
+                GD_PREFETCH_ROW(X + _row(order, q + ahead) * d, d, order != NULL)
             x = X + i * d
             y_row = Y + i * k
             for c in range(k):
