@@ -44,11 +44,12 @@ SUITE = "gdcore-bench"
 # (``slow_rounds`` / ``slow_warmup`` for the Python-loop peers that take
 # seconds); the per-sample PyTorch loop runs on the first ``torch_sgd_subset``
 # samples and its time is scaled to n (likewise ``torch_mb_subset`` for the
-# minibatch loop; None = all samples).
+# minibatch loop; None = all samples). Nine full-size rounds: with five, two
+# rounds slowed by a hiccup of the machine once moved a median by 30 %.
 SIZES = {
     "small": dict(n=20_000, rounds=15, warmup=3, slow_rounds=3, slow_warmup=1,
                   torch_sgd_subset=2_000, torch_mb_subset=None),
-    "full": dict(n=1_000_000, rounds=5, warmup=1, slow_rounds=3, slow_warmup=1,
+    "full": dict(n=1_000_000, rounds=9, warmup=1, slow_rounds=3, slow_warmup=1,
                  torch_sgd_subset=20_000, torch_mb_subset=None),
 }
 
