@@ -906,8 +906,8 @@ def run_epoch(const double[:, ::1] X,         # IN (n, d)
 # b. Inside, the loops work "by output": W.T row-major (output c's weights
 # contiguous at c * d), then b, so that each output's residual is one _dot
 # and each output's gradient one _axpy or _update over d contiguous weights,
-# exactly the single-output arithmetic (an output learns the same bits as it
-# would alone). The def functions convert at entry and exit (O(d k) per
+# exactly the single-output arithmetic (without sample weights an output
+# learns the same bits as it would alone). The def functions convert at entry and exit (O(d k) per
 # call, nothing per row); the update rule is elementwise, so it works on
 # either layout, and the state arrays travel with the parameters.
 

@@ -69,7 +69,10 @@ SHORT_ROW_FEATURES = 32
 def _short_row_choice() -> ModuleType:
     if KERNELS_NAME != "avx512" or os.environ.get("GDCORE_KERNELS", "").strip():
         return kernels
-    return load("avx2")
+    try:
+        return load("avx2")
+    except ImportError:     # a build without the AVX2 variant
+        return kernels
 
 
 #: the module for per-sample epochs on rows of at most SHORT_ROW_FEATURES
