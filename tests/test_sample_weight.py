@@ -1,8 +1,9 @@
 """Sample weights: weights are divided by their mean over the training rows and
 a batch's loss is ``a * sum(s * r**2) / m``. Weight 0 drops a sample, an
 integer weight k repeats it k times (exactly for full batch), a common factor
-changes nothing; sgd and mini-batch follow a NumPy replay of those semantics;
-both backends agree; bad weights raise naming ``sample_weight``.
+changes nothing; sgd and mini-batch follow the NumPy replay of those semantics
+(``rule_fit``, tests/conftest.py); both backends agree; bad weights raise
+naming ``sample_weight``.
 """
 
 from __future__ import annotations
@@ -13,39 +14,7 @@ import pytest
 import gdcore
 
 BACKENDS = ["cython", "reference"]
-LOSS_FACTOR = {"mse": 1.0, "half_mse": 0.5}
 METHODS = [("batch", 21), ("sgd", 1), ("minibatch", 4)]   # n = 21: 5 x 4 + 1
-
-
-def _weighted_oracle(X, y, weights, *, lr, epochs, batch_size, loss="mse", orders=None,
-                     momentum=0.0):
-    """Weighted (mini-)batch descent, the documented semantics in NumPy:
-    s = weights / mean(weights); per batch of m rows loss a*sum(s r^2)/m,
-    gradient (2a/m) [X_b, 1]^T (s r); optional momentum (buffer = first
-    gradient). A zero-weight row is still a step (of zero gradient)."""
-    n, d = X.shape
-    a = LOSS_FACTOR[loss]
-    s = np.asarray(weights, dtype=np.float64)
-    s = s / s.mean()
-    theta, v, t = np.zeros(d + 1), np.zeros(d + 1), 0
-    history = []
-    for epoch in range(epochs):
-        order = np.arange(n) if orders is None else np.asarray(orders[epoch])
-        losses = []
-        for start in range(0, n, batch_size):
-            rows = order[start:start + batch_size]
-            m = len(rows)
-            A = np.c_[X[rows], np.ones(m)]
-            r = A @ theta - y[rows]
-            losses.append(a * np.sum(s[rows] * r ** 2) / m)
-            g = 2 * a / m * (A.T @ (s[rows] * r))
-            if momentum:
-                v = g if t == 0 else momentum * v + g
-                g = v
-            theta = theta - lr * g
-            t += 1
-        history.append(np.mean(losses))
-    return theta[:d], float(theta[d]), np.array(history)
 
 
 @pytest.fixture(scope="module")
@@ -59,11 +28,6 @@ def weights():
     return np.random.default_rng(0).uniform(0.2, 3.0, 21)
 
 
-def _orders(n, epochs, seed):
-    rng = np.random.default_rng(seed)
-    return [rng.permutation(n) for _ in range(epochs)]
-
-
 # ---------------------------------------------------------------------------
 # Oracle and agreement
 # ---------------------------------------------------------------------------
@@ -72,15 +36,16 @@ def _orders(n, epochs, seed):
 @pytest.mark.parametrize("loss", ["mse", "half_mse"])
 @pytest.mark.parametrize("shuffle", [False, True], ids=["ordered", "shuffled"])
 @pytest.mark.parametrize("method,batch_size", METHODS)
-def test_matches_weighted_oracle(data, weights, backend, method, batch_size, shuffle, loss):
+def test_matches_weighted_oracle(data, weights, rule_fit, shuffle_orders, backend, method,
+                                 batch_size, shuffle, loss):
     X, y = data
     result = gdcore.fit(X, y, method=method, batch_size=batch_size, lr=0.02, epochs=3,
                         loss=loss, sample_weight=weights, shuffle=shuffle, seed=6,
                         backend=backend)
     size = {"batch": 21, "sgd": 1}.get(method, batch_size)
-    orders = _orders(21, 3, 6) if shuffle and method != "batch" else None
-    w, b, history = _weighted_oracle(X, y, weights, lr=0.02, epochs=3, batch_size=size,
-                                     loss=loss, orders=orders)
+    orders = shuffle_orders(21, 3, 6) if shuffle and method != "batch" else None
+    w, b, history, _ = rule_fit(X, y, sample_weight=weights, lr=0.02, epochs=3,
+                                batch_size=size, loss=loss, orders=orders)
     np.testing.assert_allclose(result.w, w, rtol=1e-11, atol=1e-14)
     assert result.b == pytest.approx(b, rel=1e-11, abs=1e-14)
     np.testing.assert_allclose(result.history, history, rtol=1e-11, atol=1e-14)
@@ -110,7 +75,8 @@ def test_backends_agree(data, weights, method, batch_size, shuffle):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("method,batch_size", METHODS)
-def test_momentum_with_zero_weights_matches_oracle(data, backend, method, batch_size):
+def test_momentum_with_zero_weights_matches_oracle(data, rule_fit, backend, method,
+                                                   batch_size):
     """A zero-weight sample in sgd is a step of zero gradient: with momentum the
     buffer still moves the parameters (so it is not the same as dropping the
     row there); the oracle does the same."""
@@ -120,8 +86,8 @@ def test_momentum_with_zero_weights_matches_oracle(data, backend, method, batch_
     result = gdcore.fit(X, y, method=method, batch_size=batch_size, lr=0.02, epochs=2,
                         sample_weight=w, momentum=0.5, shuffle=False, backend=backend)
     size = {"batch": 21, "sgd": 1}.get(method, batch_size)
-    expected_w, expected_b, history = _weighted_oracle(X, y, w, lr=0.02, epochs=2,
-                                                       batch_size=size, momentum=0.5)
+    expected_w, expected_b, history, _ = rule_fit(X, y, sample_weight=w, lr=0.02, epochs=2,
+                                                  batch_size=size, momentum=0.5)
     np.testing.assert_allclose(result.w, expected_w, rtol=1e-11, atol=1e-14)
     assert result.b == pytest.approx(expected_b, rel=1e-11, abs=1e-14)
     np.testing.assert_allclose(result.history, history, rtol=1e-11, atol=1e-14)

@@ -6,8 +6,8 @@ Three independent checks for every option:
 
 * the compiled kernels and the plain-Python reference agree to ``rtol=1e-9``
   over every method (a partial last mini-batch included), shuffling on and off;
-* both match ``_oracle_fit`` below, the documented rule restated with NumPy
-  vectors (it shares no code with gdcore; averaging is checked as the plain
+* both match ``rule_fit`` (tests/conftest.py), the documented rule restated
+  with NumPy vectors (it shares no code with gdcore; averaging is checked as the plain
   mean of the recorded iterates, not as a running mean);
 * closed forms: hand-computed first steps, the ridge and elastic-net fixed
   points of full-batch descent, and (when PyTorch is installed)
@@ -43,72 +43,6 @@ RULES = {
                                          l1=0.02),
 }
 METHODS = [("batch", 23), ("sgd", 1), ("minibatch", 7)]   # n = 23: batches 7+7+7+2
-
-
-def _oracle_fit(X, y, *, lr, epochs, batch_size, loss="mse", w0=None, b0=0.0,
-                fit_intercept=True, orders=None, momentum=0.0, dampening=0.0,
-                nesterov=False, weight_decay=0.0, l1=0.0, decay_bias=False,
-                average_from=-1, sample_weight=None, power=0.0):
-    """The documented update rule, step by step, with NumPy vectors.
-
-    ``theta = [w, b]``. Per batch of m rows (the last one may be smaller):
-    ``r = X_b w + b - y_b``, loss ``a * sum(s r^2) / m``, gradient
-    ``(2a/m) [X_b, 1]^T (s r)``; penalty ``l2 * theta + l1 * sign(theta)`` on w
-    (and b with decay_bias); momentum buffer ``v = g`` at global step 0, then
-    ``v = mu v + (1 - dampening) g``; direction v or ``g + mu v`` (Nesterov);
-    ``theta -= lr_t * direction`` with ``lr_t = lr / (t+1)**power``; b only
-    moves with fit_intercept. Averaging: mean of the iterates after steps
-    ``average_from, average_from + 1, ...`` (computed at the end from the
-    recorded iterates). Returns ``(w, b, history, iterates)``.
-    """
-    X = np.asarray(X, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    n, d = X.shape
-    a = LOSS_FACTOR[loss]
-    s = np.ones(n) if sample_weight is None else np.asarray(sample_weight, float)
-    s = s / s.mean()
-    theta = np.zeros(d + 1)
-    if w0 is not None:
-        theta[:d] = w0
-    theta[d] = b0
-    active = d + 1 if fit_intercept else d
-    penalised = np.ones(d + 1, dtype=bool)
-    penalised[d] = decay_bias
-    v = np.zeros(d + 1)
-    history, iterates = [], []
-    t = 0
-    for epoch in range(epochs):
-        order = np.arange(n) if orders is None else np.asarray(orders[epoch])
-        losses = []
-        for start in range(0, n, batch_size):
-            rows = order[start:start + batch_size]
-            m = len(rows)
-            A = np.c_[X[rows], np.ones(m)]
-            r = A @ theta - y[rows]
-            sr = s[rows] * r
-            losses.append(a * np.sum(sr * r) / m)
-            g = (2 * a / m) * (A.T @ sr)
-            g = g + penalised * (weight_decay * theta + l1 * np.sign(theta))
-            if momentum:
-                v = g.copy() if t == 0 else momentum * v + (1 - dampening) * g
-                direction = g + momentum * v if nesterov else v
-            else:
-                direction = g
-            rate = lr / (t + 1) ** power
-            theta[:active] -= rate * direction[:active]
-            iterates.append(theta.copy())
-            t += 1
-        history.append(np.mean(losses))
-    if average_from >= 0 and average_from < len(iterates):
-        final = np.mean(iterates[average_from:], axis=0)
-    else:
-        final = theta
-    return final[:d], float(final[d]), np.array(history), np.array(iterates)
-
-
-def _orders(n, epochs, seed):
-    rng = np.random.default_rng(seed)
-    return [rng.permutation(n) for _ in range(epochs)]
 
 
 def _assert_agree(a, b, rtol=RTOL, atol=ATOL):
@@ -149,21 +83,22 @@ def test_backends_agree(data, rule, method, batch_size, shuffle):
 @pytest.mark.parametrize("shuffle", [False, True], ids=["ordered", "shuffled"])
 @pytest.mark.parametrize("method,batch_size", METHODS)
 @pytest.mark.parametrize("rule", list(RULES))
-def test_matches_numpy_oracle(data, backend, rule, method, batch_size, shuffle):
+def test_matches_numpy_oracle(data, rule_fit, shuffle_orders, backend, rule, method,
+                              batch_size, shuffle):
     """w, b and history match the documented rule written out in NumPy."""
     X, y = data
     options = RULES[rule]
     result = gdcore.fit(X, y, method=method, batch_size=batch_size, lr=0.02, epochs=3,
                         w0=W0, b0=0.2, shuffle=shuffle, seed=11, backend=backend, **options)
     size = {"batch": 23, "sgd": 1}.get(method, batch_size)
-    orders = _orders(23, 3, 11) if shuffle and method != "batch" else None
-    w, b, history, _ = _oracle_fit(X, y, lr=0.02, epochs=3, batch_size=size, w0=W0, b0=0.2,
+    orders = shuffle_orders(23, 3, 11) if shuffle and method != "batch" else None
+    w, b, history, _ = rule_fit(X, y, lr=0.02, epochs=3, batch_size=size, w0=W0, b0=0.2,
                                    orders=orders, **options)
     np.testing.assert_allclose(result.w, w, rtol=1e-10, atol=1e-13)
     assert result.b == pytest.approx(b, rel=1e-10, abs=1e-13)
     np.testing.assert_allclose(result.history, history, rtol=1e-10, atol=1e-13)
     # the option matters: plain SGD lands elsewhere
-    w_plain, b_plain, _, _ = _oracle_fit(X, y, lr=0.02, epochs=3, batch_size=size, w0=W0,
+    w_plain, b_plain, _, _ = rule_fit(X, y, lr=0.02, epochs=3, batch_size=size, w0=W0,
                                          b0=0.2, orders=orders)
     assert not np.allclose(np.r_[w, b], np.r_[w_plain, b_plain], rtol=1e-6, atol=0)
 
@@ -172,7 +107,7 @@ def test_matches_numpy_oracle(data, backend, rule, method, batch_size, shuffle):
 @pytest.mark.parametrize("loss", ["mse", "half_mse"])
 @pytest.mark.parametrize("rule", ["momentum-dampening", "nesterov", "elastic-net",
                                   "everything"])
-def test_no_intercept_keeps_b0_and_matches_oracle(data, backend, loss, rule):
+def test_no_intercept_keeps_b0_and_matches_oracle(data, rule_fit, backend, loss, rule):
     """fit_intercept=False: b stays at b0 exactly (even with decay_bias and
     momentum), and w follows the oracle."""
     X, y = data
@@ -181,7 +116,7 @@ def test_no_intercept_keeps_b0_and_matches_oracle(data, backend, loss, rule):
                         b0=-0.4, fit_intercept=False, loss=loss, shuffle=False,
                         backend=backend, **options)
     assert result.b == -0.4
-    w, _, history, _ = _oracle_fit(X, y, lr=0.03, epochs=3, batch_size=5, w0=W0, b0=-0.4,
+    w, _, history, _ = rule_fit(X, y, lr=0.03, epochs=3, batch_size=5, w0=W0, b0=-0.4,
                                    fit_intercept=False, loss=loss, **options)
     np.testing.assert_allclose(result.w, w, rtol=1e-10, atol=1e-13)
     np.testing.assert_allclose(result.history, history, rtol=1e-10, atol=1e-13)
@@ -389,8 +324,8 @@ def test_matches_torch_optim_sgd(data, options):
 @pytest.mark.parametrize("shuffle", [False, True], ids=["ordered", "shuffled"])
 @pytest.mark.parametrize("method,batch_size", METHODS)
 @pytest.mark.parametrize("average", [True, 1, 17, 50])
-def test_average_is_the_mean_of_the_iterates(data, backend, method, batch_size, shuffle,
-                                             average):
+def test_average_is_the_mean_of_the_iterates(data, rule_fit, shuffle_orders, backend, method,
+                                             batch_size, shuffle, average):
     """result.w, result.b are the mean of the parameters after each step from
     global step `average` on (True: 0); the history is that of the plain
     iterates (averaging does not change the trajectory)."""
@@ -400,9 +335,9 @@ def test_average_is_the_mean_of_the_iterates(data, backend, method, batch_size, 
                    b0=0.2, shuffle=shuffle, seed=4, backend=backend, momentum=0.5)
     result = gdcore.fit(X, y, average=average, **options)
     size = {"batch": 23, "sgd": 1}.get(method, batch_size)
-    orders = _orders(23, epochs, 4) if shuffle and method != "batch" else None
+    orders = shuffle_orders(23, epochs, 4) if shuffle and method != "batch" else None
     start = 0 if average is True else average
-    _, _, history, iterates = _oracle_fit(X, y, lr=0.02, epochs=epochs, batch_size=size,
+    _, _, history, iterates = rule_fit(X, y, lr=0.02, epochs=epochs, batch_size=size,
                                           w0=W0, b0=0.2, orders=orders, momentum=0.5)
     assert start < len(iterates)
     expected = iterates[start:].mean(axis=0)
@@ -425,12 +360,12 @@ def test_average_backends_agree(data, method, batch_size, average):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_average_without_intercept_keeps_b0(data, backend):
+def test_average_without_intercept_keeps_b0(data, rule_fit, backend):
     X, y = data
     result = gdcore.fit(X, y, method="sgd", lr=0.02, epochs=2, b0=1.25, fit_intercept=False,
                         average=True, shuffle=False, backend=backend)
     assert result.b == 1.25
-    _, _, _, iterates = _oracle_fit(X, y, lr=0.02, epochs=2, batch_size=1, b0=1.25,
+    _, _, _, iterates = rule_fit(X, y, lr=0.02, epochs=2, batch_size=1, b0=1.25,
                                     fit_intercept=False)
     np.testing.assert_allclose(result.w, iterates.mean(axis=0)[:3], rtol=1e-10, atol=1e-13)
 
