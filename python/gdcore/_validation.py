@@ -174,6 +174,17 @@ def check_intercept(b: Any, name: str, outputs: int | None = None) -> float | np
     return array
 
 
+def check_vector(value: Any, name: str, of: str = "") -> np.ndarray:
+    """``value`` as a non-empty 1-D float64 array (see ``as_float_array``).
+
+    ``of`` completes the message: "{name} must be a non-empty 1-D array{of}".
+    """
+    array = as_float_array(value, name)
+    if array.ndim != 1 or array.shape[0] == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D array{of}; got shape {array.shape}")
+    return array
+
+
 def raise_if_nonfinite(array: np.ndarray, name: str) -> None:
     """``ValueError`` naming the first non-finite entry of ``array``."""
     if not np.isfinite(array).all():

@@ -157,10 +157,7 @@ def loss_grid(X: Any, y: Any, W: Any, b: Any = 0.0, *, loss: str = "mse",
 
 def _check_axis(values: Any, name: str) -> np.ndarray:
     """A non-empty, finite 1-D float64 array of grid values."""
-    array = _validation.as_float_array(values, name)
-    if array.ndim != 1 or array.shape[0] == 0:
-        raise ValueError(f"{name} must be a non-empty 1-D array of values; got shape "
-                         f"{array.shape}")
+    array = _validation.check_vector(values, name, " of values")
     _validation.raise_if_nonfinite(array, name)
     return array
 
@@ -231,9 +228,7 @@ def ewma(values: Any, smoothing: float = 0.9) -> np.ndarray:
     TypeError, ValueError
         ``values`` not a non-empty 1-D real array; ``smoothing`` not in ``[0, 1)``.
     """
-    array = _validation.as_float_array(values, "values")
-    if array.ndim != 1 or array.shape[0] == 0:
-        raise ValueError(f"values must be a non-empty 1-D array; got shape {array.shape}")
+    array = _validation.check_vector(values, "values")
     smoothing = _validation.check_real(smoothing, "smoothing")
     if not 0.0 <= smoothing < 1.0:
         raise ValueError(f"smoothing must be in [0, 1); got {smoothing}")

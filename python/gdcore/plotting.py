@@ -68,14 +68,6 @@ def _finish(fig: Any, save: Path | None, dpi: int) -> Any:
     return fig
 
 
-def _check_curve(values: Any, name: str) -> np.ndarray:
-    array = _validation.as_float_array(values, name)
-    if array.ndim != 1 or array.shape[0] == 0:
-        raise ValueError(f"{name} must be a non-empty 1-D array of losses; got shape "
-                         f"{array.shape}")
-    return array
-
-
 def _new_axes(ax: Any, size: tuple[float, float]) -> tuple[Any, Any]:
     if ax is None:
         fig = _figure_class()(figsize=size, layout="constrained")
@@ -133,13 +125,13 @@ def plot_loss_curve(history: Any, *, step_loss: Any = None, smoothing: float = 0
         step_loss = history.step_loss
     if hasattr(history, "history"):
         history = history.history
-    epochs = _check_curve(history, "history")
+    epochs = _validation.check_vector(history, "history", " of losses")
     log_scale = _validation.check_bool(log_scale, "log_scale")
     save_path = _check_save(save)
     steps = None
     per_epoch = 1
     if step_loss is not None:
-        steps = _check_curve(step_loss, "step_loss")
+        steps = _validation.check_vector(step_loss, "step_loss", " of losses")
         per_epoch, extra = divmod(steps.shape[0], epochs.shape[0])
         if extra or per_epoch == 0:
             raise ValueError(f"step_loss must hold the same number of steps for each of "
@@ -260,9 +252,7 @@ def plot_landscape_1d(X: Any, y: Any, w_values: Any, *, b: float = 0.0,
         matplotlib is not installed.
     """
     X, y = _one_feature(X, y, "plot_landscape_1d")
-    ws = _validation.as_float_array(w_values, "w_values")
-    if ws.ndim != 1 or ws.shape[0] == 0:
-        raise ValueError(f"w_values must be a non-empty 1-D array; got shape {ws.shape}")
+    ws = _validation.check_vector(w_values, "w_values")
     b = _validation.check_real(b, "b")
     items = _path_items(paths)
     _check_path_features(items)
