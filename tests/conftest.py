@@ -1,8 +1,8 @@
 """Shared fixtures of the gdcore test suite.
 
 The helpers here are deliberately independent of gdcore's arithmetic: the
-NumPy replays of the training loop (``numpy_fit``, plain; ``rule_fit``, with
-every update option and sample weights) and the shuffle orders
+NumPy replay of the training loop (``rule_fit``, every update option and
+sample weights; ``numpy_fit``, the same with all of them off) and the shuffle orders
 (``shuffle_orders``) restate DESIGN.md in a few lines of NumPy, so the tests
 can check gdcore against something it does not share code with.
 
@@ -38,31 +38,16 @@ def _numpy_fit(X, y, *, lr, epochs, batch_size, loss="mse", w0=None, b0=0.0,
     is a list with one row order per epoch (None: 0..n-1 every epoch). Each
     batch's loss is taken before its update, the last (partial) batch is
     averaged over its own size, and ``history[k]`` is the mean of epoch k's
-    batch losses. Returns ``(w, b, history)``.
+    batch losses. A 1-D ``X`` is one feature. Returns ``(w, b, history)``:
+    ``_rule_fit`` with every option off.
     """
     X = np.asarray(X, dtype=np.float64)
     if X.ndim == 1:
         X = X[:, None]
-    y = np.asarray(y, dtype=np.float64)
-    a = LOSS_FACTOR[loss]
-    n, d = X.shape
-    w = np.zeros(d) if w0 is None else np.array(w0, dtype=np.float64)
-    b = float(b0)
-    history = []
-    for epoch in range(epochs):
-        order = np.arange(n) if orders is None else np.asarray(orders[epoch])
-        batch_losses = []
-        for start in range(0, n, batch_size):
-            rows = order[start:start + batch_size]
-            Xb, yb = X[rows], y[rows]
-            m = len(rows)
-            r = Xb @ w + b - yb
-            batch_losses.append(a * np.mean(r ** 2))
-            w = w - lr * (2 * a / m) * (Xb.T @ r)
-            if fit_intercept:
-                b = b - lr * (2 * a / m) * r.sum()
-        history.append(np.mean(batch_losses))
-    return w, b, np.array(history)
+    w, b, history, _ = _rule_fit(X, y, lr=lr, epochs=epochs, batch_size=batch_size,
+                                 loss=loss, w0=w0, b0=b0, fit_intercept=fit_intercept,
+                                 orders=orders)
+    return w, b, history
 
 
 def _rule_fit(X, y, *, lr, epochs, batch_size, loss="mse", w0=None, b0=0.0,
