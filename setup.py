@@ -4,6 +4,12 @@ Metadata lives in pyproject.toml; this file only defines the extension modules.
 Every ``gdcore/<name>.pyx`` becomes the module ``gdcore._<name>`` inside the
 package whose Python code lives in ``python/gdcore``.
 
+The package directory is given as ``{"": "python"}`` (the Python code's root),
+so that an editable install (``pip install -e .``) puts ``python/`` on
+``sys.path``: the top-level ``gdcore/`` folder of Cython sources, which has no
+``__init__.py``, then never shadows the package when Python runs from the
+repository root.
+
 The kernels (gdcore/kernels.pxi, and gdcore/landscape.pxi likewise) are
 compiled three times on x86-64 with GCC or Clang: ``_kernels`` for any CPU,
 ``_kernels_avx2`` for x86-64-v3 (AVX2, FMA) and ``_kernels_avx512`` for
@@ -147,7 +153,7 @@ for path in sorted(glob(os.path.join("gdcore", "*.pyx"))):
     ))
 
 setup(
-    package_dir={"gdcore": "python/gdcore"},
+    package_dir={"": "python"},
     packages=["gdcore"],
     ext_modules=cythonize(extensions, compiler_directives=directives),
 )
