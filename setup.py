@@ -1,8 +1,9 @@
 """Build the compiled core of gdcore.
 
-Metadata lives in pyproject.toml; this file only defines the extension modules.
-Every ``gdcore/<name>.pyx`` becomes the module ``gdcore._<name>`` inside the
-package whose Python code lives in ``python/gdcore``.
+Metadata lives in pyproject.toml; this file only defines the extension modules
+(and installs the example scripts with the package, for ``python -m gdcore
+demo``). Every ``gdcore/<name>.pyx`` becomes the module ``gdcore._<name>``
+inside the package whose Python code lives in ``python/gdcore``.
 
 The package directory is given as ``{"": "python"}`` (the Python code's root),
 so that an editable install (``pip install -e .``) puts ``python/`` on
@@ -39,6 +40,7 @@ from glob import glob
 import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_py import build_py
 
 
 def _flag(name: str) -> bool:
@@ -152,8 +154,23 @@ for path in sorted(glob(os.path.join("gdcore", "*.pyx"))):
         extra_link_args=link_args,
     ))
 
+class build_py_with_examples(build_py):
+    """build_py, plus the walk-throughs of examples/ as gdcore/examples/."""
+
+    def run(self) -> None:
+        super().run()
+        target = os.path.join(self.build_lib, "gdcore", "examples")
+        self.mkpath(target)
+        for path in sorted(glob(os.path.join("examples", "*.py"))):
+            self.copy_file(path, os.path.join(target, os.path.basename(path)))
+
+
 setup(
     package_dir={"": "python"},
     packages=["gdcore"],
-    ext_modules=cythonize(extensions, compiler_directives=directives),
+    package_data={"gdcore": ["py.typed", "*.pyi"]},
+    ext_modules=cythonize(extensions, compiler_directives=directives,
+                          nthreads=os.cpu_count() or 1),
+    cmdclass={"build_py": build_py_with_examples},
+    options={"build_ext": {"parallel": os.cpu_count() or 1}},
 )

@@ -1,4 +1,4 @@
-"""Speed runs for gdcore (pytest-benchmark): the workloads of DESIGN.md.
+"""Speed runs for gdcore (pytest-benchmark): the workloads of bench/README.md.
 
 Run from the repository root, with gdcore installed (``pip install .``)::
 
@@ -179,7 +179,9 @@ def jax_data(regression_data, jax_mod):
 
 @pytest.fixture
 def bench(benchmark, bench_size):
-    """``bench(fn, impl=..., role="peer", subset_n=None, slow=False)`` times ``fn()``, returns its result.
+    """``bench(fn, impl=..., role="peer", subset_n=None, slow=False)``: time ``fn()``.
+
+    Returns ``fn()``'s result.
 
     ``role`` is "gdcore", "floor" (the memory floor X.sum()) or "peer".  With
     ``subset_n`` the function works on the first ``subset_n`` of the n samples,
@@ -246,7 +248,8 @@ def _machine_load(config) -> dict:
         return {}
     end = _cpu_snapshot()
     wall = end["wall"] - start["wall"]
-    out = {"session_wall_s": wall, "loadavg_at_start": getattr(config, "_gdcore_bench_loadavg0", None)}
+    out = {"session_wall_s": wall,
+           "loadavg_at_start": getattr(config, "_gdcore_bench_loadavg0", None)}
     if "busy" in start and "busy" in end and wall > 0:
         own = end["own"] - start["own"]
         out["other_processes_cores"] = max(0.0, (end["busy"] - start["busy"]) - own) / wall
@@ -277,7 +280,8 @@ def _environment() -> dict:
         from threadpoolctl import threadpool_info
 
         env["threadpools"] = [
-            {k: p.get(k) for k in ("internal_api", "version", "architecture", "num_threads", "filepath")}
+            {k: p.get(k)
+             for k in ("internal_api", "version", "architecture", "num_threads", "filepath")}
             for p in threadpool_info()
         ]
         for p in env["threadpools"]:
@@ -363,9 +367,11 @@ def _fmt_time(t: float) -> str:
 def _write_table(tr, table: dict) -> None:
     env = table["environment"]
     tr.write_sep("=", f"gdcore ratio table ({table['bench_size']}: n = {table['n']:,})")
-    tr.write_line("ratio = entry median / gdcore median  (> 1: gdcore is faster); min = fastest round")
+    tr.write_line("ratio = entry median / gdcore median  (> 1: gdcore is faster); "
+                  "min = fastest round")
     tr.write_line(
-        f"OPENBLAS_CORETYPE={env.get('OPENBLAS_CORETYPE')}  OPENBLAS_L2_SIZE={env.get('OPENBLAS_L2_SIZE')}  "
+        f"OPENBLAS_CORETYPE={env.get('OPENBLAS_CORETYPE')}  "
+        f"OPENBLAS_L2_SIZE={env.get('OPENBLAS_L2_SIZE')}  "
         f"OMP_NUM_THREADS={env.get('OMP_NUM_THREADS')}  cpus={env.get('cpu_count')}"
     )
     for p in env.get("threadpools", []):
@@ -382,8 +388,10 @@ def _write_table(tr, table: dict) -> None:
             + (f"; load average at start {la[0]:.2f}" if la else "")
         )
         if load["other_processes_cores"] > 0.1 or load["steal_cores"] > 0.1:
-            tr.write_line("WARNING: the machine was not idle; these timings are not trustworthy", red=True)
-    versions = "  ".join(f"{k} {env[k]}" for k in ("gdcore", "numpy", "sklearn", "torch", "jax") if k in env)
+            tr.write_line("WARNING: the machine was not idle; these timings are not "
+                          "trustworthy", red=True)
+    versions = "  ".join(f"{k} {env[k]}" for k in ("gdcore", "numpy", "sklearn", "torch", "jax")
+                         if k in env)
     tr.write_line(versions)
     notes = []
     for group, g in table["groups"].items():
@@ -397,7 +405,8 @@ def _write_table(tr, table: dict) -> None:
                 if e["subset_n"]:
                     text = (
                         f"{e['impl']}: timed on the first {e['subset_n']:,} samples, "
-                        f"time scaled x{e['scale']:g} to n = {table['n']:,}" + (f"; {text}" if text else "")
+                        f"time scaled x{e['scale']:g} to n = {table['n']:,}"
+                        + (f"; {text}" if text else "")
                     )
                 if text not in notes:
                     notes.append(text)

@@ -125,6 +125,7 @@ def measure(label: str, call) -> dict:
 
 def _child_memory(args) -> list:
     import numpy as np
+
     import gdcore
 
     n = int(args.gb * GB // (8 * args.d))
@@ -140,7 +141,7 @@ def _child_memory(args) -> list:
         options = dict(method=method, batch_size=args.batch_size, epochs=args.epochs,
                        lr=_LR[method], seed=0)
         rows.append(measure(f"fit {method} (in memory)",
-                            lambda: gdcore.fit(X, y, **options)))
+                            lambda options=options: gdcore.fit(X, y, **options)))
     rows.append(measure("value_and_grad (in memory)",
                         lambda: gdcore.value_and_grad(X, y, np.zeros(args.d))))
     for row in rows:
@@ -160,6 +161,7 @@ def _child_write(args) -> list:
 
 def _child_memmap(args) -> list:
     import numpy as np
+
     import gdcore
 
     X = np.load(args.path_X, mmap_mode="r")
@@ -170,7 +172,7 @@ def _child_memmap(args) -> list:
         options = dict(method=method, batch_size=args.batch_size, epochs=args.epochs,
                        lr=_LR[method], shuffle=False)
         rows.append(measure(f"fit {method} (memmap, shuffle=False)",
-                            lambda: gdcore.fit(X, y, **options)))
+                            lambda options=options: gdcore.fit(X, y, **options)))
     for row in rows:
         row.update(n=X.shape[0], d=X.shape[1], X_bytes=X.nbytes, y_bytes=y.nbytes)
     return rows
@@ -198,12 +200,12 @@ def _child_dask(args) -> list:
         distributed.wait([Xd, yd])
         for method in args.methods:
             options = dict(method=method, batch_size=args.batch_size, epochs=args.epochs,
-                           lr=_LR[method])
-            gdcore.fit(X, y, shuffle=False, **dict(options, epochs=1))     # warm up
+                           lr=_LR[method], shuffle=False)
+            gdcore.fit(X, y, **dict(options, epochs=1))     # warm up
             memory = measure(f"fit {method} in memory",
-                             lambda: gdcore.fit(X, y, shuffle=False, **options))
+                             lambda options=options: gdcore.fit(X, y, **options))
             on_dask = measure(f"gdcore.dask.fit {method}",
-                              lambda: gdask.fit(Xd, yd, **options))
+                              lambda options=options: gdask.fit(Xd, yd, **options))
             for row in (memory, on_dask):
                 row.update(n=args.n, d=args.d, X_bytes=X.nbytes, y_bytes=y.nbytes,
                            samples_per_s=args.n * args.epochs / row["seconds"])

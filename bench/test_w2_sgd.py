@@ -72,7 +72,8 @@ def assert_trained(X, y, w, b):
 def gdcore_sgd(X, y, shuffle, backend="cython"):
     import gdcore
 
-    return gdcore.fit(X, y, method="sgd", lr=LR, epochs=1, shuffle=shuffle, seed=SEED, backend=backend)
+    return gdcore.fit(X, y, method="sgd", lr=LR, epochs=1, shuffle=shuffle, seed=SEED,
+                      backend=backend)
 
 
 @pytest.mark.parametrize("d,shuffle", CASES)
@@ -86,7 +87,8 @@ def test_w2_gdcore(bench, regression_data, d, shuffle):
     if shuffle:
         ref = gdcore_sgd(X[:m], y[:m], shuffle, backend="reference")
         exp_w, exp_b, exp_loss = ref.w, ref.b, ref.history[0]
-        assert not np.allclose(got.w, gdcore_sgd(X[:m], y[:m], False).w, rtol=1e-6), "shuffle had no effect"
+        in_order = gdcore_sgd(X[:m], y[:m], False).w
+        assert not np.allclose(got.w, in_order, rtol=1e-6), "shuffle had no effect"
     else:
         exp_w, exp_b, exp_loss = numpy_sgd_epoch(X[:m], y[:m], LR)
     np.testing.assert_allclose(got.w, exp_w, rtol=1e-9, atol=1e-12)
@@ -202,11 +204,8 @@ def test_w2_torch_loop(bench, bench_size, regression_data, torch_data, torch_mod
             model.bias.zero_()
         opt = torch.optim.SGD(model.parameters(), lr=LR)
         loss_fn = torch.nn.MSELoss()
-        if shuffle:
-            # a permutation of the subset, so that its cost scales with m too
-            rows = np.random.default_rng(SEED).permutation(m).tolist()
-        else:
-            rows = range(m)
+        # shuffled: a permutation of the subset, so that its cost scales with m too
+        rows = np.random.default_rng(SEED).permutation(m).tolist() if shuffle else range(m)
         for i in rows:
             opt.zero_grad(set_to_none=True)
             loss = loss_fn(model(Xt[i : i + 1]).squeeze(1), yt[i : i + 1])

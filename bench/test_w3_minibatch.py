@@ -23,7 +23,8 @@ LR = 0.01
 BATCH_SIZES = (32, 256)
 
 CASES = [
-    pytest.param(B, id=f"B{B}", marks=pytest.mark.benchmark(group=f"W3 minibatch epoch d={D} B={B}"))
+    pytest.param(B, id=f"B{B}",
+                 marks=pytest.mark.benchmark(group=f"W3 minibatch epoch d={D} B={B}"))
     for B in BATCH_SIZES
 ]
 
@@ -50,8 +51,8 @@ def numpy_minibatch_epoch(X, y, B, lr):
 def gdcore_minibatch(X, y, B):
     import gdcore
 
-    return gdcore.fit(X, y, method="minibatch", batch_size=B, lr=LR, epochs=1, shuffle=False, seed=0,
-                      backend="cython")
+    return gdcore.fit(X, y, method="minibatch", batch_size=B, lr=LR, epochs=1, shuffle=False,
+                      seed=0, backend="cython")
 
 
 def assert_close_to(w, b, ref, rtol):
@@ -165,14 +166,16 @@ def jax_minibatch_epoch(jax_mod):
 
 
 @pytest.mark.parametrize("B", CASES)
-def test_w3_jax_scan(bench, regression_data, jax_data, jax_mod, jax_minibatch_epoch, gdcore_result, B):
+def test_w3_jax_scan(bench, regression_data, jax_data, jax_mod, jax_minibatch_epoch,
+                     gdcore_result, B):
     jax = jax_mod
     import jax.numpy as jnp
 
     Xj, yj = jax_data(D)
 
     def run():
-        return jax.block_until_ready(jax_minibatch_epoch(jnp.zeros(D), jnp.asarray(0.0), Xj, yj, B=B))
+        return jax.block_until_ready(jax_minibatch_epoch(jnp.zeros(D), jnp.asarray(0.0), Xj, yj,
+                                                         B=B))
 
     run()  # compile, untimed
     w, b, loss = bench(run, impl="jax jit+lax.scan")

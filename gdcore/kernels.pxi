@@ -1,74 +1,77 @@
-# Compiled kernels of gdcore: fused least-squares loss/gradient and epoch loops.
+# Compiled kernels of gdcore: fused least-squares sums and the epoch loops.
 #
 # Design
 # ------
-# The model is ``y_hat = X @ w + b``; the loss of a batch of ``m`` rows is
-# ``a * sum(r**2) / m`` with ``r = X @ w + b - y`` and ``a`` the *loss factor*
-# (1 for ``mse``, 0.5 for ``half_mse``), so ``dL/dw = (2a/m) * X.T @ r`` and
-# ``dL/db = (2a/m) * sum(r)``.
+# The model has k outputs, ``Y_hat = X @ W + b`` (k = 1: ``y_hat = X @ w + b``).
+# The loss of a batch of m rows is ``a * sum_c sum_i s_i * r[i, c]**2 / m`` with
+# ``r = X @ W + b - Y``, ``s`` the sample weights (1 without) and ``a`` the loss
+# factor (1 for ``mse``, 0.5 for ``half_mse``), so ``dL/dW[:, c] = (2a/m) *
+# X.T @ (s * r[:, c])`` and ``dL/db[c] = (2a/m) * sum(s * r[:, c])``: each
+# output learns what it would learn alone.
 #
-# Every kernel walks the rows of a C-contiguous float64 ``X`` once: for each row
-# it forms the residual (a dot product with ``w``) and, while the row is still in
-# L1 cache, adds ``r * x`` to the gradient. No array of size ``n`` is ever
-# allocated; the only scratch is O(d) (a gradient buffer, or one partial sum per
-# fixed block of rows for the parallel full-data pass).
+# Layouts. X (n, d) and Y (n, k) are C-contiguous float64; a 1-D y arrives as
+# (n, 1). The parameters are one flat vector laid out *by output*: output c's
+# d weights contiguous at c * d, then the k intercepts at k * d (for k = 1,
+# simply w then b). The training state is one (N_STATE_ROWS, (d + 1) * k)
+# array whose rows are laid out like the parameters: the parameters, the sum
+# of the epoch's step gradients (for the gradient norm), the momentum buffer
+# and the running mean of the iterates (STATE_ROWS names them; a row the rule
+# does not use is left alone).
 #
-# Three loops share that per-row step and are chosen by the batch size ``B``:
+# Loops. Every loop walks rows of X once: for each row it forms the k
+# residuals (one _dot per output) and, while the row is still in L1 cache,
+# adds ``s * r * x`` to the gradient. Rows are visited in the order of an
+# index array (possibly a subset of the rows, the rest held out), or
+# 0..n-1, so shuffling never copies X; the row 4 KiB ahead in the visiting
+# order is prefetched (16 KiB ahead, into L2, when shuffled). Three epoch
+# loops, chosen by the batch size B:
 #
-# * ``B == 1``  per-sample SGD (also when n == 1): ``w -= lr * ((2a * r) * x)``
-#   after every row.
-# * ``B >= n``  full batch: one step per epoch. The gradient over all rows is
-#   split into a fixed number of row blocks that depends on ``n`` only; the
-#   blocks are summed in parallel (OpenMP, when built with it; handed out
-#   dynamically, so a thread the OS preempts does not hold the others up) and
-#   reduced in block order, so the result is bit-for-bit the same for any
-#   thread count.
-# * otherwise  mini-batches of ``B`` rows; the last one may be smaller and uses
-#   its own size ``m`` in the average.
+# * ``B == 1``  per-sample SGD: one update after every row (_sgd_rows);
+# * ``B >= n``  full batch: one update per epoch from the sums over all rows,
+#   cut into fixed row blocks that depend on n only, summed in parallel
+#   (OpenMP, when built with it) and added up in block order, so the result
+#   is bit-for-bit the same for any thread count (_full_sums);
+# * otherwise   mini-batches of B rows; the last one may be smaller and uses
+#   its own size in the average (_minibatch_epoch).
 #
-# A whole epoch runs inside one ``nogil`` block. Rows are visited in the order
-# given by an index array (``order``, possibly a subset of the rows when some
-# are held out), or 0..n-1 when it is None, so shuffling never copies ``X``;
-# the row 4 KiB ahead in the visiting order is prefetched (16 KiB, into L2,
-# when shuffled).
+# Every step ends in the same update rule (_rule_steps): the penalty (L2, L1)
+# added to the gradient, the epoch's gradient sum, PyTorch-style momentum or
+# Nesterov, the step, then the running average of the iterates.
 #
-# Every step ends in one update rule (_rule_steps) shared by the three loops:
-# penalty (L2, L1), the epoch's gradient sum, PyTorch-style momentum or
-# Nesterov, the step, and the running average of the iterates. Each
-# combination of options is one branch-free loop, so it vectorises, and
-# options that are off cost nothing; the per-sample loop, whose time is the
-# chain from one row's update to the next row's residual, is compiled once
-# per combination (_sgd_rows). Sample weights scale each row's residual; a
-# per-step inverse-scaling rate is computed from the global step number.
+# Specialisation. One mechanism: fused types over empty tag structs (the
+# update rule, the penalty, one or many outputs). A run-time switch picks
+# the specialisation once per call (the per-sample loop) or once per step
+# (the update of a batch step); inside a specialisation the choice is a
+# compile-time constant, so it holds only its own arithmetic. The per-sample
+# loop is specialised whole, because its time is the chain from one row's
+# update to the next row's residual: each copy keeps the rule in locals and
+# has no branch on an option. In the one-output copies k is the literal 1,
+# so the residual never leaves a register.
 #
-# Multi-output targets (Y of shape (n, k)) have their own three loops at the
-# end of this file: k dot products per row (one per output, x still in L1)
-# and the same update rule, on the parameters laid out output by output.
+# Memory. No array of size n is allocated. Scratch: k doubles (per-sample
+# loop with several outputs), 2k + k*d (mini-batch), and one partial-sum row
+# of 1 + 2k + k*d doubles, padded to cache lines, per row block (full batch;
+# at most MAX_BLOCKS blocks).
+#
+# The GIL is released for the whole of each call (an epoch, or a pass over
+# X); nothing inside looks at signals.
 #
 # Where inputs are checked: nowhere here. The Python layer
 # (``python/gdcore/_validation.py``) checks shapes, dtypes, contiguity and
-# hyper-parameters once, before any kernel runs. Non-finite input values are not
-# searched for up front: they make a batch loss non-finite, the loop stops at
-# that batch without applying its update and reports it, and only then does the
-# Python layer look for the culprit (bad input -> ValueError, otherwise
-# divergence -> DivergenceError).
+# hyper-parameters once, before any kernel runs. Non-finite input values are
+# not searched for up front: they make a batch loss non-finite, the loop stops
+# at that batch without applying its update and reports it, and only then
+# does the Python layer look for the culprit (bad input -> ValueError,
+# otherwise divergence -> DivergenceError).
 
+include "common.pxi"
 
-from cython.parallel cimport prange
 from libc.float cimport DBL_MAX
 from libc.math cimport pow, sqrt
-from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy
 
 cdef extern from *:
     """
-    #ifdef _OPENMP
-    #include <omp.h>
-    static int gd_max_threads(void) { return omp_get_max_threads(); }
-    static const int gd_have_openmp = 1;
-    #else
-    static int gd_max_threads(void) { return 1; }
-    static const int gd_have_openmp = 0;
-    #endif
     #if defined(__GNUC__) || defined(__clang__)
     #define GD_PREFETCH(p) __builtin_prefetch((const void *)(p), 0, 3)
     #define GD_PREFETCH_L2(p) __builtin_prefetch((const void *)(p), 0, 2)
@@ -111,8 +114,6 @@ cdef extern from *:
     #endif
     }
     """
-    int gd_max_threads() noexcept nogil
-    const int gd_have_openmp
     void GD_PREFETCH_ROW(const double *row, Py_ssize_t d, bint to_l2) noexcept nogil
     int gd_cpu_level() noexcept nogil
 
@@ -135,74 +136,149 @@ cdef enum:
     PREFETCH_BYTES = 4096
     SHUFFLED_PREFETCH_BYTES = 16384
 
-OPENMP = bool(gd_have_openmp)
+cdef enum:
+    # Rows of the training state (see the design comment)
+    PARAMS = 0
+    GRAD_SUM = 1
+    VELOCITY = 2
+    AVERAGE = 3
+    N_STATE_ROWS = 4
+
+#: Names of the training state's rows, in order.
+STATE_ROWS = ("params", "grad_sum", "velocity", "average")
+
+cdef enum:
+    # How a step moves the parameters
+    PLAIN_RULE = 0        # p -= lr * g
+    MOMENTUM_RULE = 1     # v = cv * v + g;       p = (p - a * v_old) - b * g
+    DAMPENED_RULE = 2     # v = cv * v + cg * g;  p = (p - a * v_old) - b * g
+
+    # What the penalty adds to a parameter's gradient: nothing, l2 * p, or
+    # l2 * p + l1 * sign(p).
+    NO_PENALTY = 0
+    L2_PENALTY = 1
+    ELASTIC_PENALTY = 2
+
 
 def cpu_level():
     """Best instruction-set level of the running CPU: 0 baseline, 1 AVX2+FMA, 2 AVX-512."""
     return gd_cpu_level()
 
 
-def max_threads():
-    """Number of threads the parallel full-data pass uses by default."""
-    return gd_max_threads()
+# ---------------------------------------------------------------------------
+# The rule of a run, and what a loop reads and writes
+# ---------------------------------------------------------------------------
+
+cdef struct RuleC:
+    double loss_factor        # a in L = a * mean(r**2)
+    double two_a              # 2 * a
+    double power              # per-step decay lr / (t + 1)**power (0: none)
+    double l2, l1             # penalty l2/2 * |w|^2 + l1 * |w|_1
+    double momentum, dampening
+    bint nesterov, decay_bias, fit_intercept
+    Py_ssize_t average_from   # first averaged global step, or -1: no averaging
+    Py_ssize_t batch_size     # 1: per sample; >= n: full batch
+    int n_threads             # of the full-data pass
+    int kind                  # PLAIN_RULE, MOMENTUM_RULE or DAMPENED_RULE
+    int penalty               # NO_PENALTY, L2_PENALTY or ELASTIC_PENALTY
 
 
 cdef class Rule:
-    """Hyper-parameters of a run_epoch call, filled in by the Python layer.
+    """The update rule of one training run, built once per run (read-only).
 
-    lr            learning rate of the epoch (epoch-level schedules applied)
-    power         > 0: per-step decay ``lr_t = lr / (t + 1)**power``, t the
-                  global 0-based step
-    loss_factor   a in L = a * mean(r**2): 1.0 mse, 0.5 half_mse
-    l2, l1        penalty ``l2/2 * |w|^2 + l1 * |w|_1`` (its gradient is added)
-    decay_bias    apply the penalty to the intercept too
-    momentum, dampening, nesterov
-                  PyTorch's SGD momentum: the buffer starts as the first
-                  gradient (global step 0), then v = momentum*v + (1-dampening)*g
-    average_from  >= 0: keep the running mean of the iterates from that global
-                  step on; -1: no averaging
+    ``Rule(config, batch_size, n_threads)`` reads the validated options of
+    ``config`` (``gdcore._options.Config``): ``loss_factor``, ``power`` (of
+    the schedule's per-step decay), ``weight_decay``, ``l1``,
+    ``decay_bias``, ``momentum``, ``dampening``, ``nesterov``,
+    ``fit_intercept`` and ``average_from``; ``batch_size`` is the resolved
+    batch size and ``n_threads`` the threads of the full-data pass.
     """
-    cdef public double lr, power, loss_factor, l2, l1, momentum, dampening
-    cdef public bint nesterov, decay_bias, fit_intercept
-    cdef public Py_ssize_t batch_size, average_from
-    cdef public int n_threads
+    cdef RuleC c
 
-    def __init__(self, *, double lr, Py_ssize_t batch_size, double loss_factor=1.0,
-                 bint fit_intercept=True, double power=0.0, double l2=0.0, double l1=0.0,
-                 bint decay_bias=False, double momentum=0.0, double dampening=0.0,
-                 bint nesterov=False, Py_ssize_t average_from=-1, int n_threads=1):
-        self.lr = lr
-        self.batch_size = batch_size
-        self.loss_factor = loss_factor
-        self.fit_intercept = fit_intercept
-        self.power = power
-        self.l2 = l2
-        self.l1 = l1
-        self.decay_bias = decay_bias
-        self.momentum = momentum
-        self.dampening = dampening
-        self.nesterov = nesterov
-        self.average_from = average_from
-        self.n_threads = n_threads
+    def __init__(self, config, Py_ssize_t batch_size, int n_threads):
+        self.c.loss_factor = config.loss_factor
+        self.c.two_a = 2.0 * self.c.loss_factor
+        self.c.power = config.power
+        self.c.l2 = config.weight_decay
+        self.c.l1 = config.l1
+        self.c.decay_bias = config.decay_bias
+        self.c.momentum = config.momentum
+        self.c.dampening = config.dampening
+        self.c.nesterov = config.nesterov
+        self.c.fit_intercept = config.fit_intercept
+        self.c.average_from = config.average_from
+        self.c.batch_size = batch_size
+        self.c.n_threads = n_threads if n_threads > 0 else 1
+        if self.c.momentum == 0.0:
+            self.c.kind = PLAIN_RULE
+        else:
+            self.c.kind = DAMPENED_RULE if self.c.dampening != 0.0 else MOMENTUM_RULE
+        if self.c.l1 != 0.0:
+            self.c.penalty = ELASTIC_PENALTY
+        else:
+            self.c.penalty = L2_PENALTY if self.c.l2 != 0.0 else NO_PENALTY
+
+    @property
+    def batch_size(self):
+        """The resolved batch size."""
+        return self.c.batch_size
 
 
-cdef struct Step:
-    # The C view of a Rule plus the state arrays, read inside nogil blocks.
-    double lr, power, two_a, l2, l1, momentum, dampening
-    bint nesterov, decay_bias, fit_intercept
-    Py_ssize_t d, k, average_from   # k: number of outputs
-    # State arrays, laid out like params: (d * k) weights W[j, c] at j * k + c,
-    # then k intercepts. Single output: k = 1, so w[0:d] then b.
-    double *velocity      # ((d+1)*k,) momentum buffer, or NULL
-    double *average       # ((d+1)*k,) running mean of the iterates, or NULL
-    double *grad_sum      # ((d+1)*k,) IN/OUT: sum of the steps' gradients (penalty incl.)
-    const double *weight  # (n,) sample weights (mean 1), or NULL
+cdef struct Problem:
+    # The data an epoch reads
+    const double *X           # rows of d features
+    const double *Y           # rows of k targets, or NULL (sums only: targets 0)
+    const double *weight      # sample weights (mean 1), or NULL
+    const Py_ssize_t *order   # rows to visit, or NULL: 0 .. n-1
+    Py_ssize_t n, d, k        # rows visited, features, outputs
+
+
+cdef struct State:
+    # The rows of the training state (see the design comment)
+    double *params
+    double *grad_sum
+    double *velocity
+    double *average
 
 
 cdef struct EpochOutcome:
     Py_ssize_t steps      # updates applied
-    double loss_sum       # sum over applied steps of the batch loss / a
+    double loss_sum       # sum over applied steps of the batch loss, over a
     bint nonfinite        # a batch loss was not finite; that batch was not applied
+
+
+# Tags: the fused types below have one member per choice, and a function
+# that takes (NULL) pointers to them is compiled once per combination.
+cdef struct PlainTag:
+    char unused
+cdef struct MomentumTag:
+    char unused
+cdef struct DampenedTag:
+    char unused
+cdef struct NoPenaltyTag:
+    char unused
+cdef struct L2Tag:
+    char unused
+cdef struct ElasticTag:
+    char unused
+cdef struct OneOutput:
+    char unused
+cdef struct ManyOutputs:
+    char unused
+
+ctypedef fused RuleTag:
+    PlainTag
+    MomentumTag
+    DampenedTag
+
+ctypedef fused PenaltyTag:
+    NoPenaltyTag
+    L2Tag
+    ElasticTag
+
+ctypedef fused OutputsTag:
+    OneOutput
+    ManyOutputs
 
 
 # ---------------------------------------------------------------------------
@@ -235,7 +311,7 @@ cdef inline double _dot(const double *x, const double *w, Py_ssize_t d) noexcept
 
 cdef inline void _axpy(double alpha, const double *x, double *out,
                        Py_ssize_t d) noexcept nogil:
-    # out += alpha * x
+    # OUT out += alpha * x
     cdef Py_ssize_t j
     for j in range(d):
         out[j] += alpha * x[j]
@@ -248,8 +324,27 @@ cdef inline Py_ssize_t _prefetch_distance(Py_ssize_t d, const Py_ssize_t *order)
     return ahead if ahead > 0 else 1
 
 
-cdef inline Py_ssize_t _row(const Py_ssize_t *order, Py_ssize_t k) noexcept nogil:
-    return order[k] if order != NULL else k
+cdef inline Py_ssize_t _row(const Py_ssize_t *order, Py_ssize_t q) noexcept nogil:
+    return order[q] if order != NULL else q
+
+
+cdef inline double _row_sums(const double *x, const double *params, const double *y,
+                             double s, Py_ssize_t d, Py_ssize_t k, double *R,
+                             double *G) noexcept nogil:
+    # One row's part of the batch sums: for each output c, r = x . W_c + b_c
+    # - y[c] (y NULL: no target), R[c] += s * r and G[c*d : (c+1)*d] += s * r
+    # * x (IN/OUT). Returns sum_c s * r**2.
+    cdef Py_ssize_t c
+    cdef double r, sr, sq = 0.0
+    for c in range(k):
+        r = _dot(x, params + c * d, d) + params[k * d + c]
+        if y != NULL:
+            r = r - y[c]
+        sr = r * s
+        sq += sr * r
+        R[c] += sr
+        _axpy(sr, x, G + c * d, d)
+    return sq
 
 
 cdef inline double _sign(double v) noexcept nogil:
@@ -271,19 +366,9 @@ cdef inline double _rate(double lr, double power, Py_ssize_t t) noexcept nogil:
     return lr / pow(steps, power)
 
 
-cdef inline double _step_lr(const Step *s, Py_ssize_t t) noexcept nogil:
-    return _rate(s.lr, s.power, t)
-
-
 # ---------------------------------------------------------------------------
-# The update rule: one step on params = (w[0:d], b = params[d])
+# The update rule: one step on parameters p[0:count]
 # ---------------------------------------------------------------------------
-# Every combination of options is one branch-free loop over the parameters:
-# _rule_steps is called with literal `rule` and `penalty` arguments, so once
-# inlined only the lines of that combination remain, the loop vectorises and
-# options that are off cost nothing. All callers share these lines, so every
-# path computes the same bits.
-#
 # Momentum (PyTorch's convention): the buffer is v = g at global step 0, then
 # v = momentum * v + (1 - dampening) * g, and the step is lr * v, or with
 # Nesterov lr * (g + momentum * v). Written with the old buffer, both are
@@ -291,19 +376,6 @@ cdef inline double _step_lr(const Step *s, Py_ssize_t t) noexcept nogil:
 # with two numbers per step (see _momentum_step). That is the same step as the
 # textbook order (the reference backend's) up to rounding, but the chain from
 # g to the new p, which the next sample waits for, is as short as plain SGD's.
-
-cdef enum:
-    # How a step moves the parameters
-    PLAIN_RULE = 0        # p -= lr * g
-    MOMENTUM_RULE = 1     # v = cv * v + g;       p = (p - a * v_old) - b * g
-    DAMPENED_RULE = 2     # v = cv * v + cg * g;  p = (p - a * v_old) - b * g
-
-    # What the penalty adds to a parameter's gradient: nothing, l2 * p, or
-    # l2 * p + l1 * sign(p).
-    NO_PENALTY = 0
-    L2_PENALTY = 1
-    ELASTIC_PENALTY = 2
-
 
 cdef struct MomentumStep:
     # The numbers of one momentum step (see the rule kinds)
@@ -327,150 +399,103 @@ cdef inline MomentumStep _momentum_step(double lr, double momentum, double dampe
     return m
 
 
-cdef inline int _rule_kind(double momentum, double dampening) noexcept nogil:
-    if momentum == 0.0:
-        return PLAIN_RULE
-    return DAMPENED_RULE if dampening != 0.0 else MOMENTUM_RULE
-
-
-cdef inline int _penalty_kind(double l2, double l1) noexcept nogil:
-    if l1 != 0.0:
-        return ELASTIC_PENALTY
-    return L2_PENALTY if l2 != 0.0 else NO_PENALTY
-
-
-cdef inline double _gradient(double scale, double src, double p, double l2, double l1,
-                             int penalty) noexcept nogil:
-    if penalty == NO_PENALTY:
-        return scale * src
-    if penalty == L2_PENALTY:
-        return scale * src + l2 * p
-    return scale * src + l2 * p + l1 * _sign(p)
-
-
-cdef inline void _rule_steps(double *p, double scale, const double *src, Py_ssize_t count,
+cdef inline void _rule_steps(const RuleTag *rule_tag, const PenaltyTag *penalty_tag,
+                             double *p, double scale, const double *src, Py_ssize_t count,
                              double lr, double l2, double l1, double *grad_sum, double *v,
-                             MomentumStep m, int rule, int penalty) noexcept nogil:
-    # IN/OUT p[0:count], grad_sum[0:count], v[0:count] (not touched by
-    # PLAIN_RULE). The loss gradient is scale * src[j]. MOMENTUM_RULE skips
-    # the multiplication by m.cg = 1 (the same bits).
+                             MomentumStep m) noexcept nogil:
+    # One step of the rule of rule_tag with the penalty of penalty_tag.
+    # IN/OUT p[0:count], grad_sum[0:count], v[0:count] (not touched by the
+    # plain rule). The loss gradient is scale * src[j]. The momentum rule
+    # skips the multiplication by m.cg = 1 (the same bits).
     cdef Py_ssize_t j
     cdef double gj, vj
     for j in range(count):
-        gj = _gradient(scale, src[j], p[j], l2, l1, penalty)
+        gj = scale * src[j]
+        if PenaltyTag is L2Tag:
+            gj = gj + l2 * p[j]
+        elif PenaltyTag is ElasticTag:
+            gj = gj + l2 * p[j] + l1 * _sign(p[j])
         grad_sum[j] += gj
-        if rule == PLAIN_RULE:
+        if RuleTag is PlainTag:
             p[j] -= lr * gj
         else:
             vj = v[j]
-            if rule == DAMPENED_RULE:
+            if RuleTag is DampenedTag:
                 v[j] = m.cv * vj + m.cg * gj
             else:
                 v[j] = m.cv * vj + gj
             p[j] = (p[j] - m.a * vj) - m.b * gj
 
 
-cdef inline void _rule_update(double *p, double scale, const double *src, Py_ssize_t count,
-                              double lr, double l2, double l1, double *grad_sum, double *v,
-                              MomentumStep m, int rule) noexcept nogil:
-    # _rule_steps with a literal penalty kind (`rule` is a literal already)
-    cdef int penalty = _penalty_kind(l2, l1)
+cdef inline void _step_with(const RuleTag *rule_tag, const RuleC *rule, int penalty,
+                            double *p, double scale, const double *src, Py_ssize_t count,
+                            double lr, Py_ssize_t t, double *v,
+                            double *grad_sum) noexcept nogil:
+    # _rule_steps for the rule of rule_tag and the given penalty kind
+    cdef MomentumStep m = _momentum_step(lr, rule.momentum, rule.dampening, rule.nesterov, t)
     if penalty == NO_PENALTY:
-        _rule_steps(p, scale, src, count, lr, l2, l1, grad_sum, v, m, rule, NO_PENALTY)
+        _rule_steps(rule_tag, <NoPenaltyTag *> NULL, p, scale, src, count, lr, 0.0, 0.0,
+                    grad_sum, v, m)
     elif penalty == L2_PENALTY:
-        _rule_steps(p, scale, src, count, lr, l2, l1, grad_sum, v, m, rule, L2_PENALTY)
+        _rule_steps(rule_tag, <L2Tag *> NULL, p, scale, src, count, lr, rule.l2, rule.l1,
+                    grad_sum, v, m)
     else:
-        _rule_steps(p, scale, src, count, lr, l2, l1, grad_sum, v, m, rule, ELASTIC_PENALTY)
+        _rule_steps(rule_tag, <ElasticTag *> NULL, p, scale, src, count, lr, rule.l2,
+                    rule.l1, grad_sum, v, m)
 
 
-cdef inline void _update(const Step *s, double *p, double scale, const double *src,
-                         Py_ssize_t count, bint penalize, double lr, Py_ssize_t t,
-                         double *v, double *grad_sum) noexcept nogil:
-    # One step at global step t on p[0:count] (IN/OUT, with v and grad_sum):
-    # the rule of s, and its penalty if `penalize`. The loss gradient is
+cdef inline void _step(const RuleC *rule, double *p, double scale, const double *src,
+                       Py_ssize_t count, bint penalize, double lr, Py_ssize_t t,
+                       double *v, double *grad_sum) noexcept nogil:
+    # One step of the run's rule at global step t on p[0:count] (IN/OUT, with
+    # v and grad_sum), penalised only if `penalize`. The loss gradient is
     # scale * src[j].
-    cdef double l2 = s.l2 if penalize else 0.0
-    cdef double l1 = s.l1 if penalize else 0.0
-    cdef MomentumStep m = _momentum_step(lr, s.momentum, s.dampening, s.nesterov, t)
-    cdef int rule = _rule_kind(s.momentum, s.dampening)
-    if rule == PLAIN_RULE:
-        _rule_update(p, scale, src, count, lr, l2, l1, grad_sum, v, m, PLAIN_RULE)
-    elif rule == MOMENTUM_RULE:
-        _rule_update(p, scale, src, count, lr, l2, l1, grad_sum, v, m, MOMENTUM_RULE)
+    cdef int penalty = rule.penalty if penalize else NO_PENALTY
+    if rule.kind == PLAIN_RULE:
+        _step_with(<PlainTag *> NULL, rule, penalty, p, scale, src, count, lr, t, v,
+                   grad_sum)
+    elif rule.kind == MOMENTUM_RULE:
+        _step_with(<MomentumTag *> NULL, rule, penalty, p, scale, src, count, lr, t, v,
+                   grad_sum)
     else:
-        _rule_update(p, scale, src, count, lr, l2, l1, grad_sum, v, m, DAMPENED_RULE)
+        _step_with(<DampenedTag *> NULL, rule, penalty, p, scale, src, count, lr, t, v,
+                   grad_sum)
 
 
-cdef inline double *_offset(double *array, Py_ssize_t j) noexcept nogil:
-    return array + j if array != NULL else NULL
+cdef inline Py_ssize_t _moving(const RuleC *rule, Py_ssize_t d, Py_ssize_t k) noexcept nogil:
+    # parameters a step moves: the weights, and the intercepts with fit_intercept
+    return (d + 1) * k if rule.fit_intercept else d * k
 
 
-cdef inline void _update_bias(const Step *s, double *params, double scale,
-                              const double *src, Py_ssize_t t, double lr) noexcept nogil:
-    # The k intercepts (after the d * k weights) take a step with loss gradient
-    # scale * src[0:k], only with fit_intercept, penalised only with decay_bias.
-    cdef Py_ssize_t at = s.d * s.k
-    if s.fit_intercept:
-        _update(s, params + at, scale, src, s.k, s.decay_bias, lr, t,
-                _offset(s.velocity, at), s.grad_sum + at)
-
-
-cdef inline void _average_step(const Step *s, const double *params,
-                               Py_ssize_t t) noexcept nogil:
-    # From global step average_from on: average = running mean of the iterates.
+cdef inline void _average_step(const RuleC *rule, const State *st, Py_ssize_t d,
+                               Py_ssize_t k, Py_ssize_t t) noexcept nogil:
+    # From global step average_from on: average = running mean of the iterates
+    # (the weights, and the intercepts with fit_intercept). IN/OUT st.average.
     cdef Py_ssize_t j
-    cdef Py_ssize_t n_params = (s.d + 1) * s.k if s.fit_intercept else s.d * s.k
     cdef double share
-    if s.average_from >= 0 and t >= s.average_from:
-        share = 1.0 / (t - s.average_from + 1)      # one division, not one per entry
-        for j in range(n_params):
-            s.average[j] += (params[j] - s.average[j]) * share
+    if rule.average_from >= 0 and t >= rule.average_from:
+        share = 1.0 / (t - rule.average_from + 1)      # one division, not one per entry
+        for j in range(_moving(rule, d, k)):
+            st.average[j] += (st.params[j] - st.average[j]) * share
 
 
-cdef inline void _apply_step(const Step *s, double *params, double scale,
-                             const double *src, double bias_scale, const double *bias_src,
-                             Py_ssize_t t, double lr) noexcept nogil:
-    # One step at global step t with rate lr. IN/OUT params and the state
-    # arrays of s. The loss gradient is scale * src[0:d*k] for the weights and
-    # bias_scale * bias_src[0:k] for the intercepts.
-    _update(s, params, scale, src, s.d * s.k, True, lr, t, s.velocity, s.grad_sum)
-    _update_bias(s, params, bias_scale, bias_src, t, lr)
-    _average_step(s, params, t)
+cdef void _apply_step(const RuleC *rule, State st, Py_ssize_t d, Py_ssize_t k,
+                      double scale, const double *G, const double *R, Py_ssize_t t,
+                      double lr) noexcept nogil:
+    # One batch step at global step t with rate lr. The loss gradient is
+    # scale * G[0:k*d] for the weights and scale * R[0:k] for the intercepts
+    # (moved only with fit_intercept, penalised only with decay_bias).
+    # IN/OUT the state's rows.
+    _step(rule, st.params, scale, G, d * k, True, lr, t, st.velocity, st.grad_sum)
+    if rule.fit_intercept:
+        _step(rule, st.params + d * k, scale, R, k, rule.decay_bias, lr, t,
+              st.velocity + d * k, st.grad_sum + d * k)
+    _average_step(rule, &st, d, k, t)
 
 
 # ---------------------------------------------------------------------------
 # Full-data sums (parallel over fixed row blocks)
 # ---------------------------------------------------------------------------
-
-cdef void _block_sums(const double *X, const double *y, const double *weight,
-                      const Py_ssize_t *rows, const double *w, double b,
-                      Py_ssize_t start, Py_ssize_t stop, Py_ssize_t d,
-                      double *out) noexcept nogil:
-    # OUT: out[0] = sum s*r**2, out[1] = sum s*r, out[2:2+d] = sum s*r*x over
-    # rows rows[start..stop-1] (rows NULL: start..stop-1), with s the sample
-    # weight (1 when weight is NULL) and r = x.w + b - y (y NULL: taken as 0).
-    cdef Py_ssize_t i, j, k
-    cdef Py_ssize_t ahead = _prefetch_distance(d, rows)
-    cdef double r, sr, sum_sq = 0.0, sum_r = 0.0
-    cdef const double *x
-    cdef double *g = out + 2
-    for j in range(d):
-        g[j] = 0.0
-    for k in range(start, stop):
-        i = _row(rows, k)
-        if k + ahead < stop:
-            GD_PREFETCH_ROW(X + _row(rows, k + ahead) * d, d, rows != NULL)
-        x = X + i * d
-        r = _dot(x, w, d) + b
-        if y != NULL:
-            r = r - y[i]
-        sr = r * weight[i] if weight != NULL else r
-        sum_sq += sr * r
-        sum_r += sr
-        _axpy(sr, x, g, d)
-    out[0] = sum_sq
-    out[1] = sum_r
-
 
 cdef inline Py_ssize_t _n_blocks(Py_ssize_t n) noexcept nogil:
     cdef Py_ssize_t blocks = (n + MIN_BLOCK_ROWS - 1) // MIN_BLOCK_ROWS
@@ -479,673 +504,162 @@ cdef inline Py_ssize_t _n_blocks(Py_ssize_t n) noexcept nogil:
     return blocks if blocks > 0 else 1
 
 
-cdef inline Py_ssize_t _block_stride(Py_ssize_t d) noexcept nogil:
-    return ((d + 2 + LINE_DOUBLES - 1) // LINE_DOUBLES + 1) * LINE_DOUBLES
+cdef inline Py_ssize_t _lines(Py_ssize_t count) noexcept nogil:
+    # count doubles rounded up to whole cache lines
+    return (count + LINE_DOUBLES - 1) // LINE_DOUBLES * LINE_DOUBLES
 
 
-cdef inline Py_ssize_t _block_start(Py_ssize_t c, Py_ssize_t rows,
-                                    Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t start = c * rows
-    return start if start < n else n
+# The sums of a pass over rows are G = X.T @ (s*r) by output (k*d), S =
+# sum s*|r|^2 and R = sum s*r (k). Inside this module they are laid out G
+# first, on whole cache lines (G is the one added to row by row), then S
+# and R: see _at_S. The def functions take and give [S, R, G].
+
+cdef inline Py_ssize_t _at_S(Py_ssize_t d, Py_ssize_t k) noexcept nogil:
+    # where S is in the sums' layout (R follows it)
+    return _lines(k * d)
 
 
-cdef void _full_sums(const double *X, const double *y, const double *weight,
-                     const Py_ssize_t *rows, const double *w, double b, Py_ssize_t n,
-                     Py_ssize_t d, double *partials, int n_threads,
-                     double *out) noexcept nogil:
-    # Sums of _block_sums over the n rows rows[0..n-1] (rows NULL: 0..n-1).
-    # IN:  partials, scratch of _n_blocks(n) * _block_stride(d) doubles
-    # OUT: out[0] = sum s*r**2, out[1] = sum s*r, out[2:2+d] = X.T @ (s*r)
-    cdef Py_ssize_t blocks = _n_blocks(n)
-    cdef Py_ssize_t stride = _block_stride(d)
-    cdef Py_ssize_t per_block = (n + blocks - 1) // blocks
-    cdef Py_ssize_t c, k
-    if n_threads > blocks:
-        n_threads = <int> blocks
-    if n_threads <= 1:
-        # no thread team to start for one block (small n) or one thread
-        for c in range(blocks):
-            _block_sums(X, y, weight, rows, w, b, _block_start(c, per_block, n),
-                        _block_start(c + 1, per_block, n), d, partials + c * stride)
-    else:
-        for c in prange(blocks, schedule="dynamic", num_threads=n_threads):
-            _block_sums(X, y, weight, rows, w, b, _block_start(c, per_block, n),
-                        _block_start(c + 1, per_block, n), d, partials + c * stride)
-    for k in range(d + 2):
-        out[k] = 0.0
-    for c in range(blocks):
-        for k in range(d + 2):
-            out[k] += partials[c * stride + k]
+cdef inline Py_ssize_t _sums_size(Py_ssize_t d, Py_ssize_t k) noexcept nogil:
+    # doubles of the sums' layout
+    return _at_S(d, k) + 1 + k
 
 
-cdef double *_alloc(Py_ssize_t count) except NULL:
-    cdef double *buf = <double *> malloc((count if count > 0 else 1) * sizeof(double))
-    if buf == NULL:
-        raise MemoryError()
-    return buf
+cdef inline Py_ssize_t _block_stride(Py_ssize_t d, Py_ssize_t k) noexcept nogil:
+    # a block's partial sums, padded to whole cache lines plus one line of gap,
+    # so two threads never write to the same line
+    return _lines(_sums_size(d, k)) + LINE_DOUBLES
 
 
-def full_sums(const double[:, ::1] X,          # IN (n, d)
-              const double[::1] y,             # IN (n,), or None: y = 0
-              const double[::1] weight,        # IN (n,) sample weights, or None
-              const double[::1] w,             # IN (d,)
-              double b,
-              double[::1] out,                 # OUT (d + 2,): sum s*r**2, sum s*r, X.T @ (s*r)
-              int n_threads):
-    """Raw sums over all rows in one pass (parallel, fixed block order).
-
-    With ``y`` None this is ``A.T @ (A @ [w, b])`` for ``A = [X, 1]`` (power
-    iteration); the raw sums of several chunks add up exactly in any fixed order.
-    """
-    cdef Py_ssize_t n = X.shape[0], d = X.shape[1]
-    cdef double *partials = _alloc(_n_blocks(n) * _block_stride(d))
-    cdef const double *y_ptr = &y[0] if y is not None else NULL
-    cdef const double *weight_ptr = &weight[0] if weight is not None else NULL
-    try:
-        with nogil:
-            _full_sums(&X[0, 0], y_ptr, weight_ptr, NULL, &w[0], b, n, d, partials,
-                       n_threads, &out[0])
-    finally:
-        free(partials)
-
-
-def value_and_grad(const double[:, ::1] X,   # IN (n, d)
-                   const double[::1] y,      # IN (n,)
-                   const double[::1] w,      # IN (d,)
-                   double b,
-                   double loss_factor,       # 1.0 for mse, 0.5 for half_mse
-                   double[::1] grad_w,       # OUT (d,), overwritten
-                   int n_threads):
-    """Loss and gradient over all rows in one pass; returns ``(loss, grad_b)``."""
-    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], j
-    cdef double *partials = _alloc(_n_blocks(n) * _block_stride(d))
-    cdef double *sums = NULL
-    cdef double scale = 2.0 * loss_factor / n
-    try:
-        sums = _alloc(d + 2)
-        with nogil:
-            _full_sums(&X[0, 0], &y[0], NULL, NULL, &w[0], b, n, d, partials, n_threads,
-                       sums)
-            for j in range(d):
-                grad_w[j] = scale * sums[2 + j]
-        return loss_factor * sums[0] / n, scale * sums[1]
-    finally:
-        free(partials)
-        free(sums)
-
-
-def fill_range(Py_ssize_t[::1] out):   # OUT (n,): 0, 1, ..., n-1
-    """Write 0..n-1 into ``out`` (a reusable index buffer; no temporary)."""
-    cdef Py_ssize_t i
-    with nogil:
-        for i in range(out.shape[0]):
-            out[i] = i
-
-
-def subset_loss(const double[:, ::1] X,          # IN (n, d)
-                const double[::1] y,             # IN (n,)
-                const Py_ssize_t[::1] rows,      # IN (m,) row indices
-                const double[::1] params,        # IN (d + 1,): w, then b
-                double loss_factor):
-    """Mean loss over the rows ``rows`` (a held-out validation set)."""
-    cdef Py_ssize_t d = X.shape[1], m = rows.shape[0], k, i
-    cdef double r, total = 0.0
-    with nogil:
-        for k in range(m):
-            i = rows[k]
-            r = _dot(&X[i, 0], &params[0], d) + params[d] - y[i]
-            total += r * r
-    return loss_factor * total / m
-
-
-# ---------------------------------------------------------------------------
-# Epoch loops
-# ---------------------------------------------------------------------------
-
-cdef EpochOutcome _full_batch_epoch(
-        const Step *s, const double *X, const double *y, const Py_ssize_t *order,
-        Py_ssize_t n, double *params, Py_ssize_t t, Py_ssize_t first_step, Py_ssize_t stop_step,
-        double *partials, double *sums, int n_threads) noexcept nogil:
-    # One gradient step on all rows (the epoch's only step). IN/OUT params.
-    # Scratch: partials, sums (d+2,).
-    cdef EpochOutcome out
-    cdef Py_ssize_t d = s.d
-    cdef double c
-    out.steps = 0
-    out.loss_sum = 0.0
-    out.nonfinite = False
-    if first_step > 0 or stop_step < 1:
-        return out
-    _full_sums(X, y, s.weight, order, params, params[d], n, d, partials, n_threads, sums)
-    if not (sums[0] <= DBL_MAX):
-        out.nonfinite = True
-        return out
-    c = s.two_a / n
-    _apply_step(s, params, c, sums + 2, c, sums + 1, t, _step_lr(s, t))
-    out.steps = 1
-    out.loss_sum = sums[0] / n
-    return out
-
-
-# Tags for compiling the per-sample loop once per update rule and penalty:
-# _sgd_rows takes a (NULL) pointer to one tag of each fused type below, and
-# Cython emits one copy of it per pair, each with literal rule and penalty
-# kinds, so each copy holds only its own arithmetic. (A run-time switch would
-# leave the choice to the C compiler's inlining, which does not always make it.)
-cdef struct PlainTag:
-    char unused
-cdef struct MomentumTag:
-    char unused
-cdef struct DampenedTag:
-    char unused
-cdef struct NoPenaltyTag:
-    char unused
-cdef struct L2Tag:
-    char unused
-cdef struct ElasticTag:
-    char unused
-
-ctypedef fused RuleTag:
-    PlainTag
-    MomentumTag
-    DampenedTag
-
-ctypedef fused PenaltyTag:
-    NoPenaltyTag
-    L2Tag
-    ElasticTag
-
-
-cdef EpochOutcome _sgd_rows(
-        const RuleTag *rule_tag, const PenaltyTag *penalty_tag,
-        const Step *s, const double *X, const double *y, const Py_ssize_t *order,
-        Py_ssize_t n, double *params, Py_ssize_t t, Py_ssize_t first_step,
-        Py_ssize_t stop_step) noexcept nogil:
-    # _sgd_epoch for one (rule, penalty) pair.
-    #
-    # Each row's residual needs the weights the previous row just wrote, so
-    # for short rows the time per row is the length of that dependency chain:
-    # b - y[i] is formed beside the dot product rather than after it.
-    cdef EpochOutcome out
-    cdef Py_ssize_t k, i, step, d = s.d
-    cdef Py_ssize_t stop = n if stop_step > n else stop_step
-    cdef Py_ssize_t ahead = _prefetch_distance(d, order)
-    cdef double r, sq, g, lr, total = 0.0, one = 1.0
-    cdef MomentumStep m
-    cdef const double *x
-    # Locals, not s's fields: the loop's stores to double arrays could alias
-    # those (as far as the C compiler knows) and force a reload every row.
-    cdef double *w = params
-    cdef double *grad_sum = s.grad_sum
-    cdef double *v = s.velocity
-    cdef double *v_bias = _offset(s.velocity, d)
-    cdef const double *weight = s.weight
-    cdef double two_a = s.two_a, base_lr = s.lr, power = s.power
-    cdef double l2 = s.l2, l1 = s.l1, momentum = s.momentum, dampening = s.dampening
-    cdef bint nesterov = s.nesterov, fit_intercept = s.fit_intercept
-    cdef bint decay_bias = s.decay_bias, averaging = s.average_from >= 0
-    cdef int rule, penalty
-    if RuleTag is PlainTag:
-        rule = PLAIN_RULE
-    elif RuleTag is MomentumTag:
-        rule = MOMENTUM_RULE
-    else:
-        rule = DAMPENED_RULE
-    if PenaltyTag is NoPenaltyTag:
-        penalty = NO_PENALTY
-    elif PenaltyTag is L2Tag:
-        penalty = L2_PENALTY
-    else:
-        penalty = ELASTIC_PENALTY
-    m = _momentum_step(base_lr, momentum, dampening, nesterov, t)   # (unused if plain)
-    out.nonfinite = False
-    out.steps = 0
-    for k in range(first_step, stop):
-        i = _row(order, k)
-        if k + ahead < n:
-            GD_PREFETCH_ROW(X + _row(order, k + ahead) * d, d, order != NULL)
-        x = X + i * d
-        r = _dot(x, w, d) + (w[d] - y[i])
-        g = two_a * r                 # dL/db of this sample; dL/dw = g * x
-        sq = r * r
-        if weight != NULL:
-            sq = weight[i] * sq
-            g = g * weight[i]
-        if not (sq <= DBL_MAX):
-            out.nonfinite = True
-            break
-        total += sq
-        step = t + k - first_step
-        lr = _rate(base_lr, power, step)
-        if rule != PLAIN_RULE:
-            m = _momentum_step(lr, momentum, dampening, nesterov, step)
-        _rule_steps(w, g, x, d, lr, l2, l1, grad_sum, v, m, rule, penalty)
-        if fit_intercept:
-            if decay_bias:
-                _rule_steps(w + d, g, &one, 1, lr, l2, l1, grad_sum + d, v_bias, m, rule,
-                            penalty)
-            else:
-                _rule_steps(w + d, g, &one, 1, lr, 0.0, 0.0, grad_sum + d, v_bias, m, rule,
-                            NO_PENALTY)
-        if averaging:
-            _average_step(s, params, step)
-        out.steps += 1
-    out.loss_sum = total
-    return out
-
-
-cdef EpochOutcome _sgd_epoch_with(
-        const RuleTag *rule_tag, const Step *s, const double *X, const double *y,
-        const Py_ssize_t *order, Py_ssize_t n, double *params, Py_ssize_t t,
-        Py_ssize_t first_step, Py_ssize_t stop_step) noexcept nogil:
-    # _sgd_rows for the rule of rule_tag and the penalty of s
-    cdef int penalty = _penalty_kind(s.l2, s.l1)
-    if penalty == NO_PENALTY:
-        return _sgd_rows(rule_tag, <NoPenaltyTag *> NULL, s, X, y, order, n, params, t,
-                         first_step, stop_step)
-    if penalty == L2_PENALTY:
-        return _sgd_rows(rule_tag, <L2Tag *> NULL, s, X, y, order, n, params, t,
-                         first_step, stop_step)
-    return _sgd_rows(rule_tag, <ElasticTag *> NULL, s, X, y, order, n, params, t,
-                     first_step, stop_step)
-
-
-cdef EpochOutcome _sgd_epoch(
-        const Step *s, const double *X, const double *y, const Py_ssize_t *order,
-        Py_ssize_t n, double *params, Py_ssize_t t, Py_ssize_t first_step,
-        Py_ssize_t stop_step) noexcept nogil:
-    # One update per row, rows in `order` (or 0..n-1). IN/OUT params. The
-    # loop is compiled once per update rule and penalty (see _sgd_rows).
-    cdef int rule = _rule_kind(s.momentum, s.dampening)
-    if rule == PLAIN_RULE:
-        return _sgd_epoch_with(<PlainTag *> NULL, s, X, y, order, n, params, t, first_step,
-                               stop_step)
-    if rule == MOMENTUM_RULE:
-        return _sgd_epoch_with(<MomentumTag *> NULL, s, X, y, order, n, params, t,
-                               first_step, stop_step)
-    return _sgd_epoch_with(<DampenedTag *> NULL, s, X, y, order, n, params, t, first_step,
-                           stop_step)
-
-
-cdef EpochOutcome _minibatch_epoch(
-        const Step *s, const double *X, const double *y, const Py_ssize_t *order,
-        Py_ssize_t n, Py_ssize_t batch_size, double *params, Py_ssize_t t,
-        Py_ssize_t first_step, Py_ssize_t stop_step, double *g) noexcept nogil:
-    # One update per batch of `batch_size` rows (the last one may be smaller).
-    # IN/OUT params. Scratch: g (d,), the batch's sum of s * r * x.
-    cdef EpochOutcome out
-    cdef Py_ssize_t u, k, j, i, start, stop, m, d = s.d
-    cdef Py_ssize_t n_batches = (n + batch_size - 1) // batch_size
-    cdef Py_ssize_t last = n_batches if stop_step > n_batches else stop_step
-    cdef Py_ssize_t ahead = _prefetch_distance(d, order)
-    cdef double r, sr, c, sum_sq, sum_r, total = 0.0
-    cdef double *w = params
-    cdef const double *x
-    out.nonfinite = False
-    out.steps = 0
-    for u in range(first_step, last):
-        start = u * batch_size
-        stop = start + batch_size
-        if stop > n:
-            stop = n
-        m = stop - start
-        for j in range(d):
-            g[j] = 0.0
-        sum_sq = 0.0
-        sum_r = 0.0
-        for k in range(start, stop):
-            i = _row(order, k)
-            if k + ahead < n:
-                GD_PREFETCH_ROW(X + _row(order, k + ahead) * d, d, order != NULL)
-            x = X + i * d
-            r = _dot(x, w, d) + w[d] - y[i]
-            sr = r * s.weight[i] if s.weight != NULL else r
-            sum_sq += sr * r
-            sum_r += sr
-            _axpy(sr, x, g, d)
-        if not (sum_sq <= DBL_MAX):
-            out.nonfinite = True
-            break
-        total += sum_sq / m
-        c = s.two_a / m
-        _apply_step(s, params, c, g, c, &sum_r, t + u - first_step,
-                    _step_lr(s, t + u - first_step))
-        out.steps += 1
-    out.loss_sum = total
-    return out
-
-
-cdef void _fill_step(Step *s, Rule rule, Py_ssize_t d, Py_ssize_t k, double[::1] velocity,
-                     double[::1] average, double[::1] grad_sum,
-                     const double[::1] weight):
-    # OUT s: the C view of rule and of the state arrays (None -> NULL).
-    s.d = d
-    s.k = k
-    s.lr = rule.lr
-    s.power = rule.power
-    s.two_a = 2.0 * rule.loss_factor
-    s.l2 = rule.l2
-    s.l1 = rule.l1
-    s.momentum = rule.momentum
-    s.dampening = rule.dampening
-    s.nesterov = rule.nesterov
-    s.decay_bias = rule.decay_bias
-    s.fit_intercept = rule.fit_intercept
-    s.average_from = rule.average_from
-    s.velocity = &velocity[0] if velocity is not None else NULL
-    s.average = &average[0] if average is not None else NULL
-    s.grad_sum = &grad_sum[0]
-    s.weight = &weight[0] if weight is not None else NULL
-
-
-def run_epoch(const double[:, ::1] X,         # IN (n, d)
-              const double[::1] y,            # IN (n,)
-              const Py_ssize_t[::1] order,    # IN (n,) row order, or None for 0..n-1
-              const double[::1] weight,       # IN (n,) sample weights (mean 1), or None
-              double[::1] params,             # IN/OUT (d + 1,): w, then b
-              double[::1] velocity,           # IN/OUT (d + 1,) momentum buffer, or None
-              double[::1] average,            # IN/OUT (d + 1,) mean of iterates, or None
-              double[::1] grad_sum,           # IN/OUT (d + 1,) sum of step gradients
-              Rule rule,
-              Py_ssize_t global_step,         # global index t of step `first_step`
-              Py_ssize_t first_step,          # run the epoch's steps first_step ..
-              Py_ssize_t stop_step):          # .. stop_step - 1 (clipped to the epoch)
-    """Run steps ``first_step .. stop_step - 1`` of one epoch, in place.
-
-    A step is one row (``batch_size == 1``), one batch of ``batch_size``
-    rows, or all rows (``batch_size >= n``). Returns ``(steps, loss_sum,
-    nonfinite)``: the number of updates applied, the sum of their batch losses
-    (each taken before its update), and whether the loop stopped at a batch
-    whose loss was not finite (that update is then not applied).
-    """
-    # The epoch visits the rows in `order` (possibly a subset of X's rows, the
-    # rest held out), or all rows of X in turn.
-    cdef Py_ssize_t n = order.shape[0] if order is not None else X.shape[0]
-    cdef Py_ssize_t d = X.shape[1]
-    cdef Step s
-    cdef double *scratch = NULL
-    cdef double *sums = NULL
-    cdef const Py_ssize_t *order_ptr = &order[0] if order is not None else NULL
-    cdef Py_ssize_t batch_size = rule.batch_size
-    cdef int n_threads = rule.n_threads
-    cdef EpochOutcome out
-    _fill_step(&s, rule, d, 1, velocity, average, grad_sum, weight)
-    try:
-        # batch size 1 first: a single sample is always a per-sample step
-        if batch_size == 1:
-            with nogil:
-                out = _sgd_epoch(&s, &X[0, 0], &y[0], order_ptr, n, &params[0],
-                                 global_step, first_step, stop_step)
-        elif batch_size >= n:
-            scratch = _alloc(_n_blocks(n) * _block_stride(d))
-            sums = _alloc(d + 2)
-            with nogil:
-                out = _full_batch_epoch(&s, &X[0, 0], &y[0], order_ptr, n, &params[0],
-                                        global_step, first_step, stop_step, scratch,
-                                        sums, n_threads)
-        else:
-            scratch = _alloc(d)
-            with nogil:
-                out = _minibatch_epoch(&s, &X[0, 0], &y[0], order_ptr, n, batch_size,
-                                       &params[0], global_step, first_step, stop_step,
-                                       scratch)
-    finally:
-        free(scratch)
-        free(sums)
-    return out.steps, rule.loss_factor * out.loss_sum, bool(out.nonfinite)
-
-
-# ---------------------------------------------------------------------------
-# Multi-output targets: Y of shape (n, k), W of shape (d, k), b of shape (k,)
-# ---------------------------------------------------------------------------
-# The loss is the sum over outputs of each output's loss,
-# a * sum_c mean_i r[i, c]**2, so k outputs train exactly as k single-output
-# problems would, in one pass over X.
-#
-# The Python layer's flat layout is W row-major (W[j, c] at j * k + c), then
-# b. Inside, the loops work "by output": W.T row-major (output c's weights
-# contiguous at c * d), then b, so that each output's residual is one _dot
-# and each output's gradient one _axpy or _update over d contiguous weights,
-# exactly the single-output arithmetic (without sample weights an output
-# learns the same bits as it would alone). The def functions convert at entry and exit (O(d k) per
-# call, nothing per row); the update rule is elementwise, so it works on
-# either layout, and the state arrays travel with the parameters.
-
-cdef void _transpose(const double *src, double *dst, Py_ssize_t rows,
-                     Py_ssize_t cols) noexcept nogil:
-    # OUT dst (cols, rows) = src (rows, cols) transposed, both row-major
-    cdef Py_ssize_t i, j
-    for i in range(rows):
-        for j in range(cols):
-            dst[j * rows + i] = src[i * cols + j]
-
-
-cdef void _to_outputs(const double *src, double *dst, Py_ssize_t d,
-                      Py_ssize_t k) noexcept nogil:
-    # OUT dst = src (W row-major, then b) in the by-output layout
-    cdef Py_ssize_t c
-    _transpose(src, dst, d, k)
-    for c in range(k):
-        dst[d * k + c] = src[d * k + c]
-
-
-cdef void _from_outputs(const double *src, double *dst, Py_ssize_t d,
-                        Py_ssize_t k) noexcept nogil:
-    # OUT dst = src (by-output layout) with W row-major, then b
-    cdef Py_ssize_t c
-    _transpose(src, dst, k, d)
-    for c in range(k):
-        dst[d * k + c] = src[d * k + c]
-
-
-cdef inline double _weigh_residuals(double *r, Py_ssize_t k, double weight) noexcept nogil:
-    # r <- weight * r; returns weight * |r|^2 (of the r given)
-    cdef Py_ssize_t c
-    cdef double sq = 0.0, sr
-    for c in range(k):
-        sr = weight * r[c]
-        sq += sr * r[c]
-        r[c] = sr
-    return sq
-
-
-cdef inline Py_ssize_t _multi_stride(Py_ssize_t d, Py_ssize_t k) noexcept nogil:
-    # a block's partial sums: [S, R(k), G(d*k)] plus k doubles of residual
-    # scratch, padded to whole cache lines plus one line of gap
-    return ((1 + k + d * k + k + LINE_DOUBLES - 1) // LINE_DOUBLES + 1) * LINE_DOUBLES
-
-
-cdef void _block_sums_multi(const double *X, const double *Y, const double *weight,
-                            const Py_ssize_t *rows, const double *params,
-                            Py_ssize_t start, Py_ssize_t stop, Py_ssize_t d, Py_ssize_t k,
-                            double *out) noexcept nogil:
-    # OUT out[0] = sum s*|r|^2, out[1:1+k] = sum s*r, out[1+k:1+k+d*k] = sum
-    # s * r[c] * x, output by output, over rows rows[start..stop-1] (rows
-    # NULL: start..stop-1). params by output. Scratch: out[1+k+d*k : 1+2k+d*k].
-    cdef Py_ssize_t i, c, kk
-    cdef Py_ssize_t ahead = _prefetch_distance(d, rows)
+cdef void _block_sums(const OutputsTag *outputs, const Problem *p, const double *params,
+                      Py_ssize_t start, Py_ssize_t stop, double *out) noexcept nogil:
+    # OUT out: the sums (in the layout of _at_S) over places start..stop-1 of
+    # the visiting order.
+    cdef Py_ssize_t q, i, c
+    cdef Py_ssize_t d = p.d
+    cdef Py_ssize_t k = 1 if OutputsTag is OneOutput else p.k
+    cdef Py_ssize_t ahead = _prefetch_distance(d, p.order)
     cdef double sum_sq = 0.0
-    cdef double *R = out + 1
-    cdef double *G = out + 1 + k
-    cdef double *r = G + d * k
-    cdef const double *x
-    cdef const double *y_row
-    for c in range(k + d * k):
+    cdef double *R = out + _at_S(d, k) + 1
+    for c in range(k * d):
+        out[c] = 0.0
+    for c in range(k):
         R[c] = 0.0
-    for kk in range(start, stop):
-        i = _row(rows, kk)
-        if kk + ahead < stop:
-            GD_PREFETCH_ROW(X + _row(rows, kk + ahead) * d, d, rows != NULL)
-        x = X + i * d
-        y_row = Y + i * k
-        for c in range(k):
-            r[c] = (_dot(x, params + c * d, d) + params[d * k + c]) - y_row[c]
-        sum_sq += _weigh_residuals(r, k, weight[i] if weight != NULL else 1.0)
-        for c in range(k):
-            R[c] += r[c]
-            _axpy(r[c], x, G + c * d, d)
-    out[0] = sum_sq
+    for q in range(start, stop):
+        i = _row(p.order, q)
+        if q + ahead < stop:
+            GD_PREFETCH_ROW(p.X + _row(p.order, q + ahead) * d, d, p.order != NULL)
+        sum_sq += _row_sums(p.X + i * d, params, p.Y + i * k if p.Y != NULL else NULL,
+                            p.weight[i] if p.weight != NULL else 1.0, d, k, R, out)
+    out[_at_S(d, k)] = sum_sq
 
 
-cdef void _full_sums_multi(const double *X, const double *Y, const double *weight,
-                           const Py_ssize_t *rows, const double *params, Py_ssize_t n,
-                           Py_ssize_t d, Py_ssize_t k, double *partials, int n_threads,
-                           double *out) noexcept nogil:
-    # Sums of _block_sums_multi over n rows, fixed blocks reduced in order.
-    # IN: partials, scratch of _n_blocks(n) * _multi_stride(d, k) doubles.
-    # OUT: out[0:1+k+d*k] as _block_sums_multi's (by output).
-    cdef Py_ssize_t blocks = _n_blocks(n)
-    cdef Py_ssize_t stride = _multi_stride(d, k)
-    cdef Py_ssize_t per_block = (n + blocks - 1) // blocks
-    cdef Py_ssize_t c, q, size = 1 + k + d * k
-    if n_threads > blocks:
-        n_threads = <int> blocks
-    if n_threads <= 1:
-        for c in range(blocks):
-            _block_sums_multi(X, Y, weight, rows, params, _block_start(c, per_block, n),
-                              _block_start(c + 1, per_block, n), d, k,
-                              partials + c * stride)
+cdef struct SumsTask:
+    # A full-data pass cut into blocks (see _full_sums)
+    const Problem *p
+    const double *params
+    double *partials
+    Py_ssize_t per_block, stride
+
+
+cdef void _sums_block(void *context, Py_ssize_t c, int thread) noexcept nogil:
+    # BlockTask: the partial sums of row block c
+    cdef SumsTask *task = <SumsTask *> context
+    cdef Py_ssize_t n = task.p.n
+    cdef Py_ssize_t start = c * task.per_block
+    cdef Py_ssize_t stop = start + task.per_block
+    if start > n:
+        start = n
+    if stop > n:
+        stop = n
+    if task.p.k == 1:
+        _block_sums(<OneOutput *> NULL, task.p, task.params, start, stop,
+                    task.partials + c * task.stride)
     else:
-        for c in prange(blocks, schedule="dynamic", num_threads=n_threads):
-            _block_sums_multi(X, Y, weight, rows, params, _block_start(c, per_block, n),
-                              _block_start(c + 1, per_block, n), d, k,
-                              partials + c * stride)
+        _block_sums(<ManyOutputs *> NULL, task.p, task.params, start, stop,
+                    task.partials + c * task.stride)
+
+
+cdef void _full_sums(const Problem *p, const double *params, double *partials,
+                     int n_threads, double *out) noexcept nogil:
+    # Sums of _block_sums over all p.n rows: fixed blocks, summed in parallel,
+    # added up in block order. IN: partials, scratch of _n_blocks(n) *
+    # _block_stride(d, k) doubles. OUT: out[0:_sums_size(d, k)], the sums.
+    cdef SumsTask task
+    cdef Py_ssize_t blocks = _n_blocks(p.n)
+    cdef Py_ssize_t c, q, size = _sums_size(p.d, p.k)
+    cdef Py_ssize_t gap_start = p.k * p.d, gap_stop = _at_S(p.d, p.k)
+    task.p = p
+    task.params = params
+    task.partials = partials
+    task.per_block = (p.n + blocks - 1) // blocks
+    task.stride = _block_stride(p.d, p.k)
+    _run_blocks(_sums_block, &task, blocks, n_threads)
     for q in range(size):
         out[q] = 0.0
     for c in range(blocks):
         for q in range(size):
-            out[q] += partials[c * stride + q]
+            if q < gap_start or q >= gap_stop:      # (the padding holds nothing)
+                out[q] += partials[c * task.stride + q]
 
 
-def full_sums_multi(const double[:, ::1] X,      # IN (n, d)
-                    const double[:, ::1] Y,      # IN (n, k)
-                    const double[::1] params,    # IN ((d + 1) * k,): W, then b
-                    double[::1] out,             # OUT (1 + k + d*k,): S, R, G
-                    int n_threads):
-    """Raw multi-output sums over all rows: ``sum |r|^2``, ``sum r`` (k,) and
-    ``X.T @ r`` (d * k, row-major), ``r = X @ W + b - Y``."""
-    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = Y.shape[1], c
-    cdef double *partials = _alloc(_n_blocks(n) * _multi_stride(d, k))
-    cdef double *by_output = _alloc((d + 1) * k + 1 + k + d * k)
-    cdef double *sums = by_output + (d + 1) * k     # S, R, G by output
-    try:
-        with nogil:
-            _to_outputs(&params[0], by_output, d, k)
-            _full_sums_multi(&X[0, 0], &Y[0, 0], NULL, NULL, by_output, n, d, k,
-                             partials, n_threads, sums)
-            for c in range(1 + k):
-                out[c] = sums[c]
-            _transpose(sums + 1 + k, &out[1 + k], k, d)
-    finally:
-        free(partials)
-        free(by_output)
+# ---------------------------------------------------------------------------
+# Epoch loops. Each runs places first_step .. stop_step - 1 of the epoch's
+# steps (clipped to the epoch), from global step t, and updates the state in
+# place.
+# ---------------------------------------------------------------------------
 
-
-def subset_loss_multi(const double[:, ::1] X,       # IN (n, d)
-                      const double[:, ::1] Y,       # IN (n, k)
-                      const Py_ssize_t[::1] rows,   # IN (m,) row indices
-                      const double[::1] params,     # IN ((d + 1) * k,): W, then b
-                      double loss_factor):
-    """Loss (summed over outputs) over the rows ``rows``."""
-    cdef Py_ssize_t d = X.shape[1], k = Y.shape[1], m = rows.shape[0], q, i, c
-    cdef double r, total = 0.0
-    cdef double *by_output = _alloc((d + 1) * k)
-    try:
-        with nogil:
-            _to_outputs(&params[0], by_output, d, k)
-            for q in range(m):
-                i = rows[q]
-                for c in range(k):
-                    r = _dot(&X[i, 0], by_output + c * d, d) + by_output[d * k + c] - Y[i, c]
-                    total += r * r
-    finally:
-        free(by_output)
-    return loss_factor * total / m
-
-
-cdef EpochOutcome _full_batch_epoch_multi(
-        const Step *s, const double *X, const double *Y, const Py_ssize_t *order,
-        Py_ssize_t n, double *params, Py_ssize_t t, Py_ssize_t first_step,
-        Py_ssize_t stop_step, double *partials, double *sums,
-        int n_threads) noexcept nogil:
-    # One gradient step on all rows. IN/OUT params (by output). Scratch:
-    # partials, sums.
+cdef EpochOutcome _sums_step(const RuleC *rule, State st, Py_ssize_t d, Py_ssize_t k,
+                             Py_ssize_t n, double S, const double *G, const double *R,
+                             Py_ssize_t t, double lr) noexcept nogil:
+    # One full-batch step from the raw sums S, G, R of n rows: nothing when
+    # their loss is not finite (reported), else the step.
     cdef EpochOutcome out
-    cdef double c
+    cdef double scale
     out.steps = 0
     out.loss_sum = 0.0
-    out.nonfinite = False
-    if first_step > 0 or stop_step < 1:
+    out.nonfinite = not (S <= DBL_MAX)
+    if out.nonfinite:
         return out
-    _full_sums_multi(X, Y, s.weight, order, params, n, s.d, s.k, partials, n_threads, sums)
-    if not (sums[0] <= DBL_MAX):
-        out.nonfinite = True
-        return out
-    c = s.two_a / n
-    _apply_step(s, params, c, sums + 1 + s.k, c, sums + 1, t, _step_lr(s, t))
+    scale = rule.two_a / n
+    _apply_step(rule, st, d, k, scale, G, R, t, _rate(lr, rule.power, t))
     out.steps = 1
-    out.loss_sum = sums[0] / n
+    out.loss_sum = S / n
     return out
 
 
-cdef EpochOutcome _sgd_epoch_multi(
-        const Step *s, const double *X, const double *Y, const Py_ssize_t *order,
-        Py_ssize_t n, double *params, Py_ssize_t t, Py_ssize_t first_step,
-        Py_ssize_t stop_step, double *g) noexcept nogil:
-    # One update per row. IN/OUT params (by output). Scratch: g (k,), the
-    # row's dL/db; output c's weights then step like a single output's.
+cdef EpochOutcome _full_batch_epoch(const RuleC *rule, const Problem *p, State st,
+                                    double lr, Py_ssize_t t, Py_ssize_t first_step,
+                                    Py_ssize_t stop_step, double *partials,
+                                    double *sums) noexcept nogil:
+    # One gradient step on all rows (the epoch's only step). Scratch:
+    # partials, sums (see _full_sums).
     cdef EpochOutcome out
-    cdef Py_ssize_t q, i, c, u, d = s.d, k = s.k
-    cdef Py_ssize_t stop = n if stop_step > n else stop_step
-    cdef Py_ssize_t ahead = _prefetch_distance(d, order)
-    cdef double sq, lr, total = 0.0
-    cdef const double *x
-    cdef const double *y_row
-    out.nonfinite = False
-    out.steps = 0
-    for q in range(first_step, stop):
-        i = _row(order, q)
-        if q + ahead < n:
-            GD_PREFETCH_ROW(X + _row(order, q + ahead) * d, d, order != NULL)
-        x = X + i * d
-        y_row = Y + i * k
-        for c in range(k):
-            g[c] = _dot(x, params + c * d, d) + (params[d * k + c] - y_row[c])
-        sq = _weigh_residuals(g, k, s.weight[i] if s.weight != NULL else 1.0)
-        if not (sq <= DBL_MAX):
-            out.nonfinite = True
-            break
-        total += sq
-        u = t + q - first_step
-        lr = _step_lr(s, u)
-        for c in range(k):
-            g[c] = s.two_a * g[c]      # dL/db[c]; dL/dW[:, c] = g[c] * x
-            _update(s, params + c * d, g[c], x, d, True, lr, u, _offset(s.velocity, c * d),
-                    s.grad_sum + c * d)
-        _update_bias(s, params, 1.0, g, u, lr)
-        _average_step(s, params, u)
-        out.steps += 1
-    out.loss_sum = total
-    return out
+    if first_step > 0 or stop_step < 1:
+        out.steps = 0
+        out.loss_sum = 0.0
+        out.nonfinite = False
+        return out
+    _full_sums(p, st.params, partials, rule.n_threads, sums)
+    return _sums_step(rule, st, p.d, p.k, p.n, sums[_at_S(p.d, p.k)], sums,
+                      sums + _at_S(p.d, p.k) + 1, t, lr)
 
 
-cdef EpochOutcome _minibatch_epoch_multi(
-        const Step *s, const double *X, const double *Y, const Py_ssize_t *order,
-        Py_ssize_t n, Py_ssize_t batch_size, double *params, Py_ssize_t t,
-        Py_ssize_t first_step, Py_ssize_t stop_step, double *scratch) noexcept nogil:
-    # One update per batch. IN/OUT params (by output). Scratch: [R(k), G(d*k)
-    # by output, r(k)].
+cdef EpochOutcome _minibatch_epoch(const OutputsTag *outputs, const RuleC *rule,
+                                   const Problem *p, State st, double lr, Py_ssize_t t,
+                                   Py_ssize_t first_step, Py_ssize_t stop_step,
+                                   double *scratch) noexcept nogil:
+    # One update per batch of rule.batch_size rows (the last one may be
+    # smaller). Scratch: _at_S(d, k) + k doubles: the batch's G, then R.
     cdef EpochOutcome out
-    cdef Py_ssize_t v, q, c, i, start, stop, m, d = s.d, k = s.k
+    cdef Py_ssize_t v, q, c, i, start, stop, m, u
+    cdef Py_ssize_t d = p.d, n = p.n, batch_size = rule.batch_size
+    cdef Py_ssize_t k = 1 if OutputsTag is OneOutput else p.k
     cdef Py_ssize_t n_batches = (n + batch_size - 1) // batch_size
     cdef Py_ssize_t last = n_batches if stop_step > n_batches else stop_step
-    cdef Py_ssize_t ahead = _prefetch_distance(d, order)
-    cdef double sum_sq, step_scale, total = 0.0
-    cdef double *R = scratch
-    cdef double *G = scratch + k
-    cdef double *r = G + d * k
-    cdef const double *x
-    cdef const double *y_row
+    cdef Py_ssize_t ahead = _prefetch_distance(d, p.order)
+    cdef double sum_sq, scale, total = 0.0
+    cdef double *G = scratch
+    cdef double *R = scratch + _at_S(d, k)
     out.nonfinite = False
     out.steps = 0
     for v in range(first_step, last):
@@ -1154,98 +668,330 @@ cdef EpochOutcome _minibatch_epoch_multi(
         if stop > n:
             stop = n
         m = stop - start
-        for c in range(k + d * k):
+        for c in range(k * d):
+            G[c] = 0.0
+        for c in range(k):
             R[c] = 0.0
         sum_sq = 0.0
         for q in range(start, stop):
-            i = _row(order, q)
+            i = _row(p.order, q)
             if q + ahead < n:
-                GD_PREFETCH_ROW(X + _row(order, q + ahead) * d, d, order != NULL)
-            x = X + i * d
-            y_row = Y + i * k
-            for c in range(k):
-                r[c] = _dot(x, params + c * d, d) + params[d * k + c] - y_row[c]
-            sum_sq += _weigh_residuals(r, k, s.weight[i] if s.weight != NULL else 1.0)
-            for c in range(k):
-                R[c] += r[c]
-                _axpy(r[c], x, G + c * d, d)
+                GD_PREFETCH_ROW(p.X + _row(p.order, q + ahead) * d, d, p.order != NULL)
+            sum_sq += _row_sums(p.X + i * d, st.params, p.Y + i * k,
+                                p.weight[i] if p.weight != NULL else 1.0, d, k, R, G)
         if not (sum_sq <= DBL_MAX):
             out.nonfinite = True
             break
         total += sum_sq / m
-        step_scale = s.two_a / m
-        _apply_step(s, params, step_scale, G, step_scale, R, t + v - first_step,
-                    _step_lr(s, t + v - first_step))
+        scale = rule.two_a / m
+        u = t + v - first_step
+        _apply_step(rule, st, d, k, scale, G, R, u, _rate(lr, rule.power, u))
         out.steps += 1
     out.loss_sum = total
     return out
 
 
-def run_epoch_multi(const double[:, ::1] X,         # IN (n, d)
-                    const double[:, ::1] Y,         # IN (n, k)
-                    const Py_ssize_t[::1] order,    # IN row order, or None for 0..n-1
-                    const double[::1] weight,       # IN (n,) sample weights, or None
-                    double[::1] params,             # IN/OUT ((d + 1) * k,): W, then b
-                    double[::1] velocity,           # IN/OUT like params, or None
-                    double[::1] average,            # IN/OUT like params, or None
-                    double[::1] grad_sum,           # IN/OUT like params
-                    Rule rule,
-                    Py_ssize_t global_step,
-                    Py_ssize_t first_step,
-                    Py_ssize_t stop_step):
-    """:func:`run_epoch` for k outputs at once; same arguments and result."""
-    cdef Py_ssize_t n = order.shape[0] if order is not None else X.shape[0]
-    cdef Py_ssize_t d = X.shape[1], k = Y.shape[1]
-    cdef Py_ssize_t size = (d + 1) * k
-    cdef Step s
+cdef EpochOutcome _sgd_rows(
+        const RuleTag *rule_tag, const PenaltyTag *penalty_tag, const OutputsTag *outputs,
+        const RuleC *rule, const Problem *p, State st, double base_lr, Py_ssize_t t,
+        Py_ssize_t first_step, Py_ssize_t stop_step, double *scratch) noexcept nogil:
+    # One update per row, for one (rule, penalty, outputs) combination.
+    # Scratch: scratch[0:k], the row's dL/db (unused for one output).
+    #
+    # Each row's residual needs the weights the previous row just wrote, so
+    # for short rows the time per row is the length of that dependency chain:
+    # b - y is formed beside the dot product rather than after it.
+    cdef EpochOutcome out
+    cdef Py_ssize_t q, i, c, step, d = p.d, n = p.n
+    cdef Py_ssize_t k = 1 if OutputsTag is OneOutput else p.k
+    cdef Py_ssize_t stop = n if stop_step > n else stop_step
+    cdef Py_ssize_t ahead = _prefetch_distance(d, p.order)
+    cdef double r, sq, lr, total = 0.0
+    cdef double g_one[1]
+    cdef double *g
+    cdef MomentumStep m
+    cdef const double *x
+    cdef const double *y_row
+    # Locals, not the structs' fields: the loop's stores to double arrays
+    # could alias those (as far as the C compiler knows) and force a reload
+    # every row.
+    cdef double *w = st.params
+    cdef double *grad_sum = st.grad_sum
+    cdef double *v = st.velocity
+    cdef const double *X = p.X
+    cdef const double *Y = p.Y
+    cdef const double *weight = p.weight
+    cdef const Py_ssize_t *order = p.order
+    cdef double two_a = rule.two_a, power = rule.power
+    cdef double l2 = rule.l2, l1 = rule.l1
+    cdef double momentum = rule.momentum, dampening = rule.dampening
+    cdef bint nesterov = rule.nesterov, fit_intercept = rule.fit_intercept
+    cdef bint decay_bias = rule.decay_bias, averaging = rule.average_from >= 0
+    if OutputsTag is OneOutput:
+        g = g_one
+    else:
+        g = scratch
+    m = _momentum_step(base_lr, momentum, dampening, nesterov, t)   # (unused if plain)
+    out.nonfinite = False
+    out.steps = 0
+    for q in range(first_step, stop):
+        i = _row(order, q)
+        if q + ahead < n:
+            GD_PREFETCH_ROW(X + _row(order, q + ahead) * d, d, order != NULL)
+        x = X + i * d
+        y_row = Y + i * k
+        sq = 0.0
+        for c in range(k):
+            r = _dot(x, w + c * d, d) + (w[k * d + c] - y_row[c])
+            g[c] = two_a * r          # dL/db[c] of this sample; dL/dW[:, c] = g[c] * x
+            if weight != NULL:
+                sq += weight[i] * (r * r)
+                g[c] = g[c] * weight[i]
+            else:
+                sq += r * r
+        if not (sq <= DBL_MAX):
+            out.nonfinite = True
+            break
+        total += sq
+        step = t + q - first_step
+        lr = _rate(base_lr, power, step)
+        if RuleTag is not PlainTag:
+            m = _momentum_step(lr, momentum, dampening, nesterov, step)
+        for c in range(k):
+            _rule_steps(rule_tag, penalty_tag, w + c * d, g[c], x, d, lr, l2, l1,
+                        grad_sum + c * d, v + c * d, m)
+        if fit_intercept:
+            if decay_bias:
+                _rule_steps(rule_tag, penalty_tag, w + k * d, 1.0, g, k, lr, l2, l1,
+                            grad_sum + k * d, v + k * d, m)
+            else:
+                _rule_steps(rule_tag, <NoPenaltyTag *> NULL, w + k * d, 1.0, g, k, lr,
+                            0.0, 0.0, grad_sum + k * d, v + k * d, m)
+        if averaging:
+            _average_step(rule, &st, d, k, step)
+        out.steps += 1
+    out.loss_sum = total
+    return out
+
+
+cdef EpochOutcome _sgd_with(const RuleTag *rule_tag, const PenaltyTag *penalty_tag,
+                            const RuleC *rule, const Problem *p, State st, double lr,
+                            Py_ssize_t t, Py_ssize_t first_step, Py_ssize_t stop_step,
+                            double *scratch) noexcept nogil:
+    # _sgd_rows for the rule and penalty of the tags and the outputs of p
+    if p.k == 1:
+        return _sgd_rows(rule_tag, penalty_tag, <OneOutput *> NULL, rule, p, st, lr, t,
+                         first_step, stop_step, scratch)
+    return _sgd_rows(rule_tag, penalty_tag, <ManyOutputs *> NULL, rule, p, st, lr, t,
+                     first_step, stop_step, scratch)
+
+
+cdef EpochOutcome _sgd_with_rule(const RuleTag *rule_tag, const RuleC *rule,
+                                 const Problem *p, State st, double lr, Py_ssize_t t,
+                                 Py_ssize_t first_step, Py_ssize_t stop_step,
+                                 double *scratch) noexcept nogil:
+    # _sgd_with for the rule of rule_tag and the run's penalty
+    if rule.penalty == NO_PENALTY:
+        return _sgd_with(rule_tag, <NoPenaltyTag *> NULL, rule, p, st, lr, t, first_step,
+                         stop_step, scratch)
+    if rule.penalty == L2_PENALTY:
+        return _sgd_with(rule_tag, <L2Tag *> NULL, rule, p, st, lr, t, first_step,
+                         stop_step, scratch)
+    return _sgd_with(rule_tag, <ElasticTag *> NULL, rule, p, st, lr, t, first_step,
+                     stop_step, scratch)
+
+
+cdef EpochOutcome _sgd_epoch(const RuleC *rule, const Problem *p, State st, double lr,
+                             Py_ssize_t t, Py_ssize_t first_step, Py_ssize_t stop_step,
+                             double *scratch) noexcept nogil:
+    # One update per row: _sgd_rows for the run's rule, penalty and outputs
+    if rule.kind == PLAIN_RULE:
+        return _sgd_with_rule(<PlainTag *> NULL, rule, p, st, lr, t, first_step,
+                              stop_step, scratch)
+    if rule.kind == MOMENTUM_RULE:
+        return _sgd_with_rule(<MomentumTag *> NULL, rule, p, st, lr, t, first_step,
+                              stop_step, scratch)
+    return _sgd_with_rule(<DampenedTag *> NULL, rule, p, st, lr, t, first_step, stop_step,
+                          scratch)
+
+
+# ---------------------------------------------------------------------------
+# Entry points (the GIL is released inside each)
+# ---------------------------------------------------------------------------
+
+cdef State _working_copy(double[:, ::1] state, double *work) noexcept nogil:
+    # Copy the rows of a (N_STATE_ROWS, size) state array into work, one row
+    # per whole number of cache lines (N_STATE_ROWS * _lines(size) doubles
+    # from _alloc), and return them: the loops then never split a vector
+    # across two cache lines, wherever the caller's array starts.
+    cdef State st
+    cdef Py_ssize_t row, size = state.shape[1], stride = _lines(size)
+    for row in range(N_STATE_ROWS):
+        memcpy(work + row * stride, &state[row, 0], size * sizeof(double))
+    st.params = work + PARAMS * stride
+    st.grad_sum = work + GRAD_SUM * stride
+    st.velocity = work + VELOCITY * stride
+    st.average = work + AVERAGE * stride
+    return st
+
+
+cdef void _copy_back(const double *work, double[:, ::1] state) noexcept nogil:
+    # OUT state: the rows of a working copy (see _working_copy)
+    cdef Py_ssize_t row, size = state.shape[1], stride = _lines(size)
+    for row in range(N_STATE_ROWS):
+        memcpy(&state[row, 0], work + row * stride, size * sizeof(double))
+
+
+def run_epoch(const double[:, ::1] X,         # IN (n, d)
+              const double[:, ::1] Y,         # IN (n, k); a 1-D y as (n, 1)
+              const Py_ssize_t[::1] order,    # IN rows to visit in order, or None: 0..n-1
+              const double[::1] weight,       # IN (n,) sample weights (mean 1), or None
+              double[:, ::1] state,           # IN/OUT (N_STATE_ROWS, (d + 1) * k)
+              Rule rule,                      # IN the run's update rule
+              double lr,                      # the epoch's learning rate
+              Py_ssize_t global_step,         # global index t of step `first_step`
+              Py_ssize_t first_step,          # run the epoch's steps first_step ..
+              Py_ssize_t stop_step):          # .. stop_step - 1 (clipped to the epoch)
+    """Run steps ``first_step .. stop_step - 1`` of one epoch, in place.
+
+    A step is one row (``batch_size == 1``), one batch of ``batch_size``
+    rows, or all rows (``batch_size >= n``). Returns ``(steps, loss_sum,
+    nonfinite)``: the number of updates applied, the sum of their batch losses
+    over the loss factor (each taken before its update), and whether the loop
+    stopped at a batch whose loss was not finite (that update is then not
+    applied).
+    """
+    cdef Problem p
+    cdef State st
+    cdef double *work = _alloc(N_STATE_ROWS * _lines(state.shape[1]))
     cdef double *scratch = NULL
     cdef double *sums = NULL
-    cdef double *state = NULL
-    cdef double *by_output
-    cdef const Py_ssize_t *order_ptr = &order[0] if order is not None else NULL
-    cdef Py_ssize_t batch_size = rule.batch_size
-    cdef int n_threads = rule.n_threads
+    cdef Py_ssize_t batch_size = rule.c.batch_size
     cdef EpochOutcome out
-    _fill_step(&s, rule, d, k, velocity, average, grad_sum, weight)
+    p.X = &X[0, 0]
+    p.Y = &Y[0, 0]
+    p.weight = &weight[0] if weight is not None else NULL
+    p.order = &order[0] if order is not None else NULL
+    p.n = order.shape[0] if order is not None else X.shape[0]
+    p.d = X.shape[1]
+    p.k = Y.shape[1]
     try:
-        # the by-output copies of params and of the state arrays
-        state = _alloc(4 * size)
-        by_output = state
-        _to_outputs(&params[0], by_output, d, k)
-        _to_outputs(&grad_sum[0], state + size, d, k)
-        s.grad_sum = state + size
-        if velocity is not None:
-            _to_outputs(&velocity[0], state + 2 * size, d, k)
-            s.velocity = state + 2 * size
-        if average is not None:
-            _to_outputs(&average[0], state + 3 * size, d, k)
-            s.average = state + 3 * size
+        st = _working_copy(state, work)
+        # batch size 1 first: a single sample is always a per-sample step
         if batch_size == 1:
-            scratch = _alloc(k)
+            scratch = _alloc(p.k)
             with nogil:
-                out = _sgd_epoch_multi(&s, &X[0, 0], &Y[0, 0], order_ptr, n, by_output,
-                                       global_step, first_step, stop_step, scratch)
-        elif batch_size >= n:
-            scratch = _alloc(_n_blocks(n) * _multi_stride(d, k))
-            sums = _alloc(1 + k + d * k)
+                out = _sgd_epoch(&rule.c, &p, st, lr, global_step, first_step, stop_step,
+                                 scratch)
+        elif batch_size >= p.n:
+            scratch = _alloc(_n_blocks(p.n) * _block_stride(p.d, p.k))
+            sums = _alloc(_sums_size(p.d, p.k))
             with nogil:
-                out = _full_batch_epoch_multi(&s, &X[0, 0], &Y[0, 0], order_ptr, n,
-                                              by_output, global_step, first_step,
-                                              stop_step, scratch, sums, n_threads)
+                out = _full_batch_epoch(&rule.c, &p, st, lr, global_step, first_step,
+                                        stop_step, scratch, sums)
         else:
-            scratch = _alloc(2 * k + d * k)
+            scratch = _alloc(_at_S(p.d, p.k) + p.k)
             with nogil:
-                out = _minibatch_epoch_multi(&s, &X[0, 0], &Y[0, 0], order_ptr, n,
-                                             batch_size, by_output, global_step,
-                                             first_step, stop_step, scratch)
-        _from_outputs(by_output, &params[0], d, k)
-        _from_outputs(s.grad_sum, &grad_sum[0], d, k)
-        if velocity is not None:
-            _from_outputs(s.velocity, &velocity[0], d, k)
-        if average is not None:
-            _from_outputs(s.average, &average[0], d, k)
+                if p.k == 1:
+                    out = _minibatch_epoch(<OneOutput *> NULL, &rule.c, &p, st, lr,
+                                           global_step, first_step, stop_step, scratch)
+                else:
+                    out = _minibatch_epoch(<ManyOutputs *> NULL, &rule.c, &p, st, lr,
+                                           global_step, first_step, stop_step, scratch)
+        _copy_back(work, state)
     finally:
-        free(scratch)
-        free(sums)
-        free(state)
-    return out.steps, rule.loss_factor * out.loss_sum, bool(out.nonfinite)
+        _free(work)
+        _free(scratch)
+        _free(sums)
+    return out.steps, rule.c.loss_factor * out.loss_sum, bool(out.nonfinite)
+
+
+def sums_step(double[:, ::1] state,           # IN/OUT (N_STATE_ROWS, (d + 1) * k)
+              Rule rule,                      # IN the run's update rule
+              const double[::1] sums,         # IN (1 + k + k*d,) raw sums, as full_sums's
+              Py_ssize_t n,                   # rows the sums are over
+              Py_ssize_t n_outputs,           # k
+              double lr,                      # the epoch's learning rate
+              Py_ssize_t global_step):        # global index t of the step
+    """One full-batch step from raw sums computed elsewhere (``gdcore.dask``
+    adds the sums of its chunks), with the arithmetic of a full-batch epoch.
+
+    Returns ``(steps, loss_sum, nonfinite)`` as :func:`run_epoch`.
+    """
+    cdef Py_ssize_t k = n_outputs
+    cdef Py_ssize_t d = state.shape[1] // k - 1
+    cdef double *work = _alloc(N_STATE_ROWS * _lines(state.shape[1]))
+    cdef EpochOutcome out
+    try:
+        with nogil:
+            out = _sums_step(&rule.c, _working_copy(state, work), d, k, n, sums[0],
+                             &sums[1 + k], &sums[1], global_step, lr)
+            _copy_back(work, state)
+    finally:
+        _free(work)
+    return out.steps, rule.c.loss_factor * out.loss_sum, bool(out.nonfinite)
+
+
+def full_sums(const double[:, ::1] X,          # IN (n, d)
+              const double[:, ::1] Y,          # IN (n, k), or None: targets 0
+              const double[::1] weight,        # IN (n,) sample weights, or None
+              const double[::1] params,        # IN ((d + 1) * k,) by output
+              double[::1] out,                 # OUT (1 + k + k*d,): S, R, G
+              int n_threads):
+    """Raw sums over all rows in one pass (parallel, fixed block order):
+    ``S = sum s*|r|^2``, ``R = sum s*r`` (k,) and ``G = X.T @ (s*r)`` by
+    output (k*d,), with ``r = X @ W + b - Y``.
+
+    With ``Y`` None (one output, targets 0) this is ``A.T @ (A @ [w, b])`` for ``A = [X, 1]`` (power iteration). The raw
+    sums of several chunks add up exactly in any fixed order.
+    """
+    cdef Problem p
+    cdef double *partials = NULL
+    cdef double *work = NULL
+    cdef double *sums = NULL
+    p.X = &X[0, 0]
+    p.Y = &Y[0, 0] if Y is not None else NULL
+    p.weight = &weight[0] if weight is not None else NULL
+    p.order = NULL
+    p.n = X.shape[0]
+    p.d = X.shape[1]
+    p.k = Y.shape[1] if Y is not None else 1
+    try:
+        partials = _alloc(_n_blocks(p.n) * _block_stride(p.d, p.k))
+        work = _alloc(params.shape[0])      # params on whole cache lines
+        sums = _alloc(_sums_size(p.d, p.k))
+        with nogil:
+            memcpy(work, &params[0], params.shape[0] * sizeof(double))
+            _full_sums(&p, work, partials, n_threads, sums)
+            out[0] = sums[_at_S(p.d, p.k)]
+            memcpy(&out[1], sums + _at_S(p.d, p.k) + 1, p.k * sizeof(double))
+            memcpy(&out[1 + p.k], sums, p.k * p.d * sizeof(double))
+    finally:
+        _free(partials)
+        _free(work)
+        _free(sums)
+
+
+def subset_loss(const double[:, ::1] X,          # IN (n, d)
+                const double[:, ::1] Y,          # IN (n, k)
+                const Py_ssize_t[::1] rows,      # IN (m,) row indices
+                const double[::1] params,        # IN ((d + 1) * k,) by output
+                double loss_factor):
+    """Loss (summed over outputs) over the rows ``rows`` (a held-out set)."""
+    cdef Py_ssize_t d = X.shape[1], k = Y.shape[1], m = rows.shape[0], q, i, c
+    cdef double r, total = 0.0
+    with nogil:
+        for q in range(m):
+            i = rows[q]
+            for c in range(k):
+                r = _dot(&X[i, 0], &params[c * d], d) + params[k * d + c] - Y[i, c]
+                total += r * r
+    return loss_factor * total / m
+
+
+def fill_range(Py_ssize_t[::1] out):   # OUT (n,): 0, 1, ..., n-1
+    """Write 0..n-1 into ``out`` (a reusable index buffer; no temporary)."""
+    cdef Py_ssize_t i
+    with nogil:
+        for i in range(out.shape[0]):
+            out[i] = i

@@ -30,22 +30,8 @@
 # kernel runs; a non-finite X or y makes a loss non-finite and the Python layer
 # then names the culprit.
 
-from cython.parallel cimport prange, threadid
-from libc.stdlib cimport free, malloc
+include "common.pxi"
 
-cdef extern from *:
-    """
-    #ifdef _OPENMP
-    #include <omp.h>
-    static int gl_max_threads(void) { return omp_get_max_threads(); }
-    static const int gl_have_openmp = 1;
-    #else
-    static int gl_max_threads(void) { return 1; }
-    static const int gl_have_openmp = 0;
-    #endif
-    """
-    int gl_max_threads() noexcept nogil
-    const int gl_have_openmp
 
 cdef enum:
     # Doubles of per-block state (transposed weights, biases, residuals and
@@ -56,14 +42,6 @@ cdef enum:
     # Blocks are a multiple of this many candidates (one AVX-512 register's
     # worth of doubles), so the vector loops have no scalar remainder.
     BLOCK_ALIGN = 8
-
-OPENMP = bool(gl_have_openmp)
-
-
-def max_threads():
-    """Number of threads ``loss_grid`` uses by default."""
-    return gl_max_threads()
-
 
 cdef inline Py_ssize_t _block_size(Py_ssize_t n_candidates, Py_ssize_t d,
                                    int n_threads) noexcept nogil:
@@ -157,11 +135,25 @@ cdef void _block_losses(const double *X, const double *y, Py_ssize_t n, Py_ssize
         out[start + k] = loss_factor * sums[k] / n
 
 
-cdef double *_alloc(Py_ssize_t count) except NULL:
-    cdef double *buf = <double *> malloc(count * sizeof(double))
-    if buf == NULL:
-        raise MemoryError()
-    return buf
+cdef struct GridTask:
+    # The candidate blocks of one loss_grid call (see _grid_block)
+    const double *X
+    const double *y
+    const double *W
+    const double *B
+    double *out
+    double *scratch           # one area of `stride` doubles per thread
+    Py_ssize_t n, d, K, m, stride
+    double loss_factor
+
+
+cdef void _grid_block(void *context, Py_ssize_t c, int thread) noexcept nogil:
+    # BlockTask: the losses of candidate block c, in thread's scratch
+    cdef GridTask *task = <GridTask *> context
+    cdef Py_ssize_t stop = (c + 1) * task.m
+    _block_losses(task.X, task.y, task.n, task.d, task.W, task.B, c * task.m,
+                  task.K if stop > task.K else stop, task.m, task.loss_factor,
+                  task.scratch + thread * task.stride, task.out)
 
 
 def loss_grid(const double[:, ::1] X,    # IN (n, d)
@@ -172,31 +164,30 @@ def loss_grid(const double[:, ::1] X,    # IN (n, d)
               double[::1] out,           # OUT (K,), overwritten with the losses
               int n_threads):
     """Loss at each of the K candidates ``(W[k], B[k])``, written to ``out``."""
-    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], K = W.shape[0]
-    cdef Py_ssize_t m, n_blocks, c, stride
-    cdef double *scratch = NULL
-    if K == 0:
+    cdef GridTask task
+    cdef Py_ssize_t n_blocks
+    if W.shape[0] == 0:
         return
     if n_threads < 1:
         n_threads = 1
-    m = _block_size(K, d, n_threads)
-    n_blocks = (K + m - 1) // m
+    task.X = &X[0, 0]
+    task.y = &y[0]
+    task.W = &W[0, 0]
+    task.B = &B[0]
+    task.out = &out[0]
+    task.n = X.shape[0]
+    task.d = X.shape[1]
+    task.K = W.shape[0]
+    task.loss_factor = loss_factor
+    task.m = _block_size(task.K, task.d, n_threads)
+    n_blocks = (task.K + task.m - 1) // task.m
     if n_threads > n_blocks:
         n_threads = <int> n_blocks
     # One scratch area per thread, each padded by a cache line.
-    stride = (d + 3) * m + 8
-    scratch = _alloc(stride * n_threads)
+    task.stride = (task.d + 3) * task.m + 8
+    task.scratch = _alloc(task.stride * n_threads)
     try:
         with nogil:
-            if n_threads == 1:
-                for c in range(n_blocks):
-                    _block_losses(&X[0, 0], &y[0], n, d, &W[0, 0], &B[0], c * m,
-                                  K if (c + 1) * m > K else (c + 1) * m, m, loss_factor,
-                                  scratch, &out[0])
-            else:
-                for c in prange(n_blocks, schedule="dynamic", num_threads=n_threads):
-                    _block_losses(&X[0, 0], &y[0], n, d, &W[0, 0], &B[0], c * m,
-                                  K if (c + 1) * m > K else (c + 1) * m, m, loss_factor,
-                                  scratch + threadid() * stride, &out[0])
+            _run_blocks(_grid_block, &task, n_blocks, n_threads)
     finally:
-        free(scratch)
+        _free(task.scratch)

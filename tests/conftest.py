@@ -3,8 +3,17 @@
 The helpers here are deliberately independent of gdcore's arithmetic: the
 NumPy replay of the training loop (``rule_fit``, every update option and
 sample weights; ``numpy_fit``, the same with all of them off) and the shuffle orders
-(``shuffle_orders``) restate DESIGN.md in a few lines of NumPy, so the tests
+(``shuffle_orders``) restate the README's contract in a few lines of NumPy, so the tests
 can check gdcore against something it does not share code with.
+
+Also shared here, so that every file holds the backends to one standard:
+
+* the ``backend`` fixture, which runs a test once per backend (``cython``,
+  ``reference``);
+* the tolerance of backend agreement (``RTOL``, ``ATOL``) and its checks,
+  ``assert_agree`` (two fit results, two divergence errors, two
+  ``value_and_grad`` tuples or two arrays) and ``max_relative_difference``;
+* the loss factors ``a`` of ``L = a * mean(r**2)`` (``loss_factor``).
 
 They are handed out as session fixtures (not imported from this file) so that
 they work under any pytest import mode and inside hypothesis tests.
@@ -26,8 +35,80 @@ import pytest  # noqa: E402
 
 import gdcore  # noqa: E402
 
-#: loss name -> ``a`` in ``L = a * mean(r**2)`` (DESIGN.md, "The problem it solves")
+#: loss name -> ``a`` in ``L = a * mean(r**2)`` (README, "Loss conventions")
 LOSS_FACTOR = {"mse": 1.0, "half_mse": 0.5}
+
+#: The backends of every public function (the ``backend`` fixture runs a test on each).
+BACKEND_NAMES = ("cython", "reference")
+
+#: Backend agreement (docs/design.md: "the two backends agree to rtol=1e-9 on every
+#: result"): relative tolerance, and the absolute one for values that are 0
+#: up to rounding (an intercept that stays near 0, a vanishing gradient).
+RTOL = 1e-9
+ATOL = 1e-12
+
+#: What :func:`assert_agree` compares on two results of ``gdcore.fit``.
+RESULT_ARRAYS = ("w", "b", "history", "grad_norm", "lr_history", "val_loss")
+RESULT_COUNTS = ("epochs_run", "n_steps", "batch_size", "steps_per_epoch", "stop_reason")
+#: ... and on two DivergenceErrors.
+ERROR_ARRAYS = ("w", "b", "history")
+ERROR_COUNTS = ("epoch", "step")
+
+
+def max_relative_difference(a, b):
+    """``max |a - b| / max(|a|, |b|)`` over the elements of two arrays (or
+    numbers) of one shape: 0 where both are 0 (or the same infinity), inf
+    where exactly one is NaN."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    assert a.shape == b.shape, f"shapes differ: {a.shape} and {b.shape}"
+    if a.size == 0:
+        return 0.0
+    same = (a == b) | (np.isnan(a) & np.isnan(b))
+    with np.errstate(invalid="ignore", over="ignore"):
+        scale = np.maximum(np.abs(a), np.abs(b))
+        difference = np.where(same, 0.0, np.abs(a - b) / np.where(same, 1.0, scale))
+    return float(np.nan_to_num(difference, nan=np.inf).max())
+
+
+def _close(name, got, want, rtol, atol):
+    if got is None or want is None:
+        assert got is None and want is None, f"{name}: {got!r} and {want!r}"
+        return
+    got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
+    assert got.shape == want.shape, f"{name}: shapes {got.shape} and {want.shape}"
+    np.testing.assert_allclose(
+        got, want, rtol=rtol, atol=atol,
+        err_msg=f"{name}: max relative difference {max_relative_difference(got, want):.3g}")
+
+
+def assert_agree(a, b, rtol=RTOL, atol=ATOL):
+    """``a`` and ``b`` agree to ``rtol`` (and ``atol`` near 0).
+
+    Two ``FitResult``: every array of :data:`RESULT_ARRAYS` (``val_loss`` None
+    in both, or close) and the counts of :data:`RESULT_COUNTS` exactly. Two
+    ``DivergenceError``: the same epoch and step, close parameters and
+    history. Two tuples (``value_and_grad``'s): element by element. Anything
+    else: as arrays of one shape.
+    """
+    if isinstance(a, gdcore.FitResult) or isinstance(b, gdcore.FitResult):
+        assert type(a) is type(b), f"{type(a).__name__} and {type(b).__name__}"
+        for name in RESULT_COUNTS:
+            assert getattr(a, name) == getattr(b, name), name
+        for name in RESULT_ARRAYS:
+            _close(name, getattr(a, name), getattr(b, name), rtol, atol)
+    elif isinstance(a, gdcore.DivergenceError) or isinstance(b, gdcore.DivergenceError):
+        assert type(a) is type(b), f"{type(a).__name__} and {type(b).__name__}"
+        for name in ERROR_COUNTS:
+            assert getattr(a, name) == getattr(b, name), name
+        for name in ERROR_ARRAYS:
+            _close(name, getattr(a, name), getattr(b, name), rtol, atol)
+    elif isinstance(a, tuple) or isinstance(b, tuple):
+        assert len(a) == len(b), f"lengths {len(a)} and {len(b)}"
+        for k, (x, y) in enumerate(zip(a, b, strict=True)):
+            _close(f"[{k}]", x, y, rtol, atol)
+    else:
+        _close("value", a, b, rtol, atol)
 
 
 def _numpy_fit(X, y, *, lr, epochs, batch_size, loss="mse", w0=None, b0=0.0,
@@ -123,6 +204,30 @@ def _regression(n, d, seed=0, *, noise=0.5, bias=0.3):
     """A small noisy problem from gdcore.make_regression (float64, C order)."""
     X, y, _ = gdcore.make_regression(n, d, noise=noise, bias=bias, seed=seed)
     return X, y
+
+
+@pytest.fixture(params=BACKEND_NAMES)
+def backend(request):
+    """Each backend in turn: a test that takes ``backend`` runs once per backend."""
+    return request.param
+
+
+@pytest.fixture(scope="session", name="assert_agree")
+def assert_agree_fixture():
+    """Backend agreement of two results (see :func:`assert_agree`)."""
+    return assert_agree
+
+
+@pytest.fixture(scope="session", name="max_relative_difference")
+def max_relative_difference_fixture():
+    """See :func:`max_relative_difference`."""
+    return max_relative_difference
+
+
+@pytest.fixture(scope="session")
+def loss_factor():
+    """Loss name -> ``a`` in ``L = a * mean(r**2)`` (see :data:`LOSS_FACTOR`)."""
+    return dict(LOSS_FACTOR)
 
 
 @pytest.fixture(scope="session")

@@ -11,8 +11,7 @@ import pytest
 
 import gdcore
 
-BACKENDS = ["cython", "reference"]
-KEYS = {"epoch", "step", "global_step", "w", "b", "loss", "history"}
+KEYS = {"epoch", "step", "global_step", "w", "b", "loss", "batch_loss", "history"}
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +37,6 @@ class Recorder:
 # After each epoch
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("method,batch_size,steps", [("batch", 10, 1), ("sgd", 1, 10),
                                                      ("minibatch", 4, 3)])
 def test_called_after_each_epoch_with_the_documented_dict(data, backend, method,
@@ -55,6 +53,8 @@ def test_called_after_each_epoch_with_the_documented_dict(data, backend, method,
         assert info["step"] is None
         assert info["global_step"] == (e + 1) * steps
         assert info["loss"] == result.history[e]
+        # no callback_every: the steps since the previous call are the epoch's
+        assert info["batch_loss"] == pytest.approx(result.history[e], rel=1e-15)
         assert isinstance(info["b"], float)
         assert info["w"].shape == (2,)
         np.testing.assert_array_equal(info["history"]["loss"], result.history[:e + 1])
@@ -87,7 +87,6 @@ def test_history_includes_val_loss_with_a_split(data):
     np.testing.assert_array_equal(recorder.calls[-1]["history"]["val_loss"], result.val_loss)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("method,batch_size,steps", [("batch", 10, 1), ("sgd", 1, 10),
                                                      ("minibatch", 4, 3)])
 def test_returning_true_stops(data, backend, method, batch_size, steps):
@@ -102,6 +101,24 @@ def test_returning_true_stops(data, backend, method, batch_size, steps):
     shorter = gdcore.fit(X, y, epochs=3, **options)
     np.testing.assert_array_equal(result.w, shorter.w)
     np.testing.assert_array_equal(result.history, shorter.history)
+
+
+def test_the_epoch_call_comes_before_early_stopping(data, backend):
+    """The call after an epoch comes before the early-stopping check: the
+    callback sees every completed epoch, the one that stops training
+    included, and a True from it wins over the stop it would have been."""
+    X, y = data
+    options = dict(method="sgd", lr=0.05, epochs=300, tol=1e-2, n_iter_no_change=2, seed=0,
+                   backend=backend)
+    recorder = Recorder()
+    result = gdcore.fit(X, y, callback=recorder, **options)
+    assert result.stop_reason == "tol (loss)" and result.epochs_run < 300
+    assert [c["epoch"] for c in recorder.calls] == list(range(result.epochs_run))
+    assert recorder.calls[-1]["loss"] == result.history[-1]
+    last = result.epochs_run - 1
+    stopped = gdcore.fit(X, y, callback=lambda info: info["epoch"] == last, **options)
+    assert stopped.stop_reason == "callback" and stopped.epochs_run == result.epochs_run
+    np.testing.assert_array_equal(stopped.w, result.w)
 
 
 @pytest.mark.parametrize("value", [False, None, 1, "stop", [True], np.float64(1.0)],
@@ -139,7 +156,6 @@ def test_exception_in_callback_propagates(data):
 # Every k steps
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("method,batch_size,steps", [("sgd", 1, 10), ("minibatch", 3, 4),
                                                      ("batch", 10, 1)])
 @pytest.mark.parametrize("every", [1, 3, 4, 50])
@@ -148,8 +164,8 @@ def test_callback_every_k_steps(data, backend, method, batch_size, steps, every)
     epoch) with loss None; then once at the epoch's end with step None."""
     X, y = data
     recorder = Recorder()
-    gdcore.fit(X, y, method=method, batch_size=batch_size, lr=0.05, epochs=2, seed=3,
-               callback=recorder, callback_every=every, backend=backend)
+    result = gdcore.fit(X, y, method=method, batch_size=batch_size, lr=0.05, epochs=2, seed=3,
+                        callback=recorder, callback_every=every, backend=backend)
     expected = []
     for e in range(2):
         expected += [(e, s, e * steps + s) for s in range(every, steps, every)]
@@ -159,25 +175,39 @@ def test_callback_every_k_steps(data, backend, method, batch_size, steps, every)
     for call in recorder.calls:
         assert set(call) == KEYS
         assert (call["loss"] is None) == (call["step"] is not None)
+    # batch_loss is the mean batch loss of the steps since the previous call:
+    # weighted by those steps, the calls of an epoch add up to its loss
+    for e in range(2):
+        calls = [c for c in recorder.calls if c["epoch"] == e]
+        done = [c["step"] if c["step"] is not None else steps for c in calls]
+        counts = np.diff([0] + done)
+        total = sum(c["batch_loss"] * k for c, k in zip(calls, counts, strict=True))
+        assert total / steps == pytest.approx(result.history[e], rel=1e-13)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_mid_epoch_parameters(data, numpy_fit, backend):
+def test_mid_epoch_parameters(data, rule_fit, backend):
     """sgd in order: after step s of epoch 0 the parameters are those of one
-    epoch on the first s rows."""
+    epoch on the first s rows, and batch_loss is the mean loss of the steps
+    since the previous call (each at the parameters before its update)."""
     X, y = data
     recorder = Recorder()
     gdcore.fit(X, y, method="sgd", lr=0.05, epochs=1, shuffle=False, callback=recorder,
                callback_every=3, backend=backend)
-    for call in recorder.calls[:-1]:
-        s = call["step"]
-        w, b, _ = numpy_fit(X[:s], y[:s], lr=0.05, epochs=1, batch_size=1)
-        np.testing.assert_allclose(call["w"], w, rtol=1e-12, atol=1e-15)
-        assert call["b"] == pytest.approx(b, rel=1e-12, abs=1e-15)
-        assert call["history"]["loss"].shape == (0,)
+    _, _, _, iterates = rule_fit(X, y, lr=0.05, epochs=1, batch_size=1)
+    before = np.vstack([np.zeros(3), iterates])           # parameters before each step
+    step_losses = (np.c_[X, np.ones(10)] @ before[:10].T).diagonal() - y
+    step_losses = step_losses ** 2
+    previous = 0
+    for call in recorder.calls:
+        s = 10 if call["step"] is None else call["step"]
+        np.testing.assert_allclose(call["w"], iterates[s - 1][:2], rtol=1e-12, atol=1e-15)
+        assert call["b"] == pytest.approx(iterates[s - 1][2], rel=1e-12, abs=1e-15)
+        assert call["batch_loss"] == pytest.approx(step_losses[previous:s].mean(), rel=1e-12)
+        assert call["history"]["loss"].shape == ((0,) if call["step"] is not None else (1,))
+        previous = s
+    assert [c["step"] for c in recorder.calls] == [3, 6, 9, None]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("method,batch_size", [("sgd", 1), ("minibatch", 3)])
 @pytest.mark.parametrize("every", [1, 2, 7])
 def test_callback_every_does_not_change_the_result(data, backend, method, batch_size, every):
@@ -196,7 +226,6 @@ def test_callback_every_does_not_change_the_result(data, backend, method, batch_
     np.testing.assert_array_equal(plain.grad_norm, chunked.grad_norm)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_stop_mid_epoch(data, numpy_fit, backend):
     """True from a mid-epoch call stops there: the parameters are those after
     that step, only complete epochs are in the history."""
@@ -216,7 +245,6 @@ def test_stop_mid_epoch(data, numpy_fit, backend):
 # verbose and progress
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_verbose_prints_one_line_per_epoch(data, backend, capsys):
     X, y = data
     result = gdcore.fit(X, y, method="sgd", lr=0.05, epochs=4, seed=0, verbose=1,
@@ -244,7 +272,6 @@ def test_verbose_does_not_change_the_result(data, capsys):
     np.testing.assert_array_equal(a.w, b.w)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_progress_bar_with_tqdm(data, backend, capsys):
     pytest.importorskip("tqdm")
     X, y = data

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 import gdcore
-from gdcore import _api, _training
-from gdcore.schedules import Constant
+from gdcore import _api, _engines, _options, _state
 
 
 @pytest.fixture(scope="module")
@@ -49,14 +48,13 @@ def test_copy_must_be_bool(data):
 
 
 def _order(n, size, seed, rows=None):
-    config = _training.Config(method="sgd", batch_size=1, lr=0.1, epochs=1, loss_factor=1.0,
-                              fit_intercept=True, shuffle=True, n_threads=1,
-                              schedule=Constant(), shuffle_block=size)
-    X = np.zeros((n, 1))
-    state = _training.new_state(np.zeros(2), config, seed)
-    data = _training.Data(X=X, y=np.zeros(n), train_rows=rows)
-    buffer = np.empty(n if rows is None else rows.shape[0], dtype=np.intp)
-    return _training._epoch_order(data, state, config, buffer)
+    """The first epoch's sample order of a run with shuffle_block=size, as the
+    trainers of both backends draw it (their shared InMemory)."""
+    config = _options.Config(method="sgd", batch_size=1, epochs=1, shuffle=True, seed=seed,
+                             shuffle_block=size)
+    state = _api.start_state(config, {"w0": None, "b0": 0.0, "warm_start": None}, 1, None)
+    data = _state.Data(X=np.zeros((n, 1)), y=np.zeros(n), train_rows=rows)
+    return _engines.InMemory(data, config).epoch_order(state).copy()
 
 
 @pytest.mark.parametrize("n,size", [(100, 7), (64, 8), (10, 100), (9, 1)])
@@ -78,6 +76,18 @@ def test_block_shuffle_visits_whole_blocks_one_at_a_time(n, size):
     np.testing.assert_array_equal(order, _order(n, size, seed=3))
     if n // size > 3:
         assert starts != sorted(starts) or not np.array_equal(order, _order(n, size, seed=4))
+
+
+def test_fit_visits_the_block_order(numpy_fit, backend):
+    """fit with shuffle_block visits the rows in that order (both backends)."""
+    X, y, _ = gdcore.make_regression(40, 2, noise=0.1, seed=5)
+    result = gdcore.fit(X, y, method="sgd", lr=0.05, epochs=1, seed=3, shuffle_block=6,
+                        backend=backend)
+    w, b, history = numpy_fit(X, y, lr=0.05, epochs=1, batch_size=1,
+                              orders=[_order(40, 6, seed=3)])
+    np.testing.assert_allclose(result.w, w, rtol=1e-12, atol=1e-14)
+    assert result.b == pytest.approx(b, rel=1e-12, abs=1e-14)
+    np.testing.assert_allclose(result.history, history, rtol=1e-12)
 
 
 def test_block_shuffle_of_training_rows_only():
@@ -106,7 +116,9 @@ def test_memmap_is_shuffled_in_blocks_by_default(data, tmp_path):
     np.testing.assert_array_equal(full.w, gdcore.fit(X, y, **options).w)
 
 
-@pytest.mark.parametrize("bad,error", [(0, ValueError), (2.5, TypeError), ("big", TypeError)])
+# a string is a shuffle_block ("auto"): another one is a bad value, like a bad choice
+@pytest.mark.parametrize("bad,error", [(0, ValueError), (2.5, TypeError), ("big", ValueError),
+                                       (True, TypeError), ([7], TypeError)])
 def test_bad_shuffle_block(data, bad, error):
     with pytest.raises(error, match="shuffle_block"):
         gdcore.fit(*data, shuffle_block=bad)

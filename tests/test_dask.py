@@ -23,7 +23,9 @@ distributed = pytest.importorskip("distributed")
 
 import gdcore.dask as gdask  # noqa: E402
 
-RTOL = 1e-12
+#: In-memory and Dask runs do the same arithmetic, the sums over rows grouped
+#: by chunk: "the tests hold it to 1e-12" (gdcore.dask's documentation).
+CHUNKS_RTOL = 1e-12
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +60,12 @@ def _dask(X, y, rows):
     return da.from_array(X, chunks=(rows, X.shape[1])), da.from_array(y, chunks=rows)
 
 
-def _close(a, b, rtol=RTOL):
-    np.testing.assert_allclose(a, b, rtol=rtol, atol=0)
+@pytest.fixture(scope="session")
+def close(assert_agree):
+    """Agreement of a Dask result with the in-memory one (see CHUNKS_RTOL)."""
+    def check(a, b):
+        assert_agree(a, b, rtol=CHUNKS_RTOL, atol=0)
+    return check
 
 
 # ---------------------------------------------------------------------------
@@ -68,15 +74,13 @@ def _close(a, b, rtol=RTOL):
 
 @pytest.mark.parametrize("rows", [5000, 1000, 333])
 @pytest.mark.parametrize("loss,fit_intercept", [("mse", True), ("half_mse", False)])
-def test_batch_fit_equals_in_memory_batch(scheduler, data, rows, loss, fit_intercept):
+def test_batch_fit_equals_in_memory_batch(scheduler, close, data, rows, loss, fit_intercept):
     X, y, _ = data
     options = dict(method="batch", lr=0.1, epochs=25, loss=loss,
                    fit_intercept=fit_intercept, w0=np.full(6, 0.2), b0=-0.5)
     expected = gdcore.fit(X, y, **options)
     got = gdask.fit(*_dask(X, y, rows), **options)
-    _close(got.w, expected.w)
-    _close(got.b, expected.b)
-    _close(got.history, expected.history)
+    close(got, expected)           # w, b, history, grad_norm, lr_history and the counts
     assert (got.epochs_run, got.n_steps, got.batch_size, got.method, got.backend) == \
         (25, 25, 5000, "batch", "dask")
 
@@ -95,14 +99,12 @@ def test_batch_fit_same_bits_every_run_and_any_scheduler(client, data):
 
 
 @pytest.mark.parametrize("rows", [5000, 999])
-def test_value_and_grad_equals_in_memory(scheduler, data, rows):
+def test_value_and_grad_equals_in_memory(scheduler, close, data, rows):
     X, y, w_true = data
     for loss in ("mse", "half_mse"):
         expected = gdcore.value_and_grad(X, y, w_true + 0.1, 0.3, loss=loss)
         got = gdask.value_and_grad(*_dask(X, y, rows), w_true + 0.1, 0.3, loss=loss)
-        _close(got[0], expected[0])
-        _close(got[1], expected[1])
-        _close(got[2], expected[2])
+        close(got, expected)
         assert isinstance(got[0], float) and isinstance(got[2], float)
 
 
@@ -120,18 +122,18 @@ def test_predict_equals_in_memory(scheduler, data):
 @pytest.mark.parametrize("rows", [5000, 1024, 640])
 @pytest.mark.parametrize("method,batch_size", [("sgd", 1), ("minibatch", 32),
                                                ("minibatch", 64)])
-def test_streaming_equals_in_memory_when_batches_align(scheduler, data, rows, method,
+def test_streaming_equals_in_memory_when_batches_align(scheduler, close, data, rows, method,
                                                        batch_size):
     """Chunk sizes that are multiples of batch_size (the last chunk may be
     shorter: it ends the epoch): the same bits as in memory, without shuffle."""
     X, y, _ = data
     options = dict(method=method, batch_size=batch_size, lr=0.005, epochs=2,
-                   loss="half_mse", b0=0.5)
-    expected = gdcore.fit(X, y, shuffle=False, **options)
+                   loss="half_mse", b0=0.5, shuffle=False)
+    expected = gdcore.fit(X, y, **options)
     got = gdask.fit(*_dask(X, y, rows), **options)
     np.testing.assert_array_equal(got.w, expected.w)
     assert got.b == expected.b
-    _close(got.history, expected.history)
+    close(got.history, expected.history)
     assert got.n_steps == expected.n_steps and got.batch_size == expected.batch_size
 
 
@@ -152,12 +154,12 @@ def test_batches_restart_at_chunk_boundaries(scheduler, data):
     rows (averaged over 4), exactly as one epoch of gdcore.fit per chunk."""
     X, y, _ = data
     options = dict(method="minibatch", batch_size=32, lr=0.01)
-    got = gdask.fit(*_dask(X, y, 100), epochs=2, **options)
+    got = gdask.fit(*_dask(X, y, 100), epochs=2, shuffle=False, **options)
     bounds = [(s, s + 100) for s in range(0, 5000, 100)]
     w, b = _chunkwise(X, y, bounds, 2, **options)
     np.testing.assert_array_equal(got.w, w)
     assert got.b == b
-    assert got.n_steps == 2 * 50 * 4
+    assert got.n_steps == 2 * 50 * 4 and got.steps_per_epoch == 50 * 4
     in_memory = gdcore.fit(X, y, shuffle=False, epochs=2, **options)
     assert not np.array_equal(got.w, in_memory.w)   # batches differ, so do the bits
 
@@ -188,26 +190,127 @@ def test_epochs_zero_returns_the_start(data):
 
 
 # ---------------------------------------------------------------------------
+# gdcore.fit's training loop: its options, defaults and result
+# ---------------------------------------------------------------------------
+
+def test_defaults_are_those_of_gdcore_fit(data):
+    """No options: gdcore.fit's defaults, mini-batches of 32 shuffled within
+    each chunk (one seed per chunk drawn from the run's generator)."""
+    X, y, _ = data
+    with dask.config.set(scheduler="sync"):
+        got = gdask.fit(*_dask(X, y, 1000), epochs=2, seed=5)
+    assert (got.method, got.batch_size, got.backend) == ("minibatch", 32, "dask")
+    rng = np.random.default_rng(5)
+    seeds = [[int(rng.integers(2 ** 63)) for _ in range(5)] for _ in range(2)]
+    bounds = [(s, s + 1000) for s in range(0, 5000, 1000)]
+    w, b = _chunkwise(X, y, bounds, 2, seeds=seeds, method="minibatch", batch_size=32,
+                      lr=0.01)
+    np.testing.assert_array_equal(got.w, w)
+    assert got.b == b
+
+
+@pytest.mark.parametrize("method,batch_size", [("batch", 32), ("sgd", 1), ("minibatch", 40)])
+def test_update_rule_options_as_in_memory(close, data, method, batch_size):
+    """Momentum, penalties, schedules and averaging run in the same compiled
+    rule as in memory: the same bits for aligned streaming, CHUNKS_RTOL for
+    batch (its sums are grouped by chunk)."""
+    X, y, _ = data
+    options = dict(method=method, batch_size=batch_size, lr=0.002, epochs=4, shuffle=False,
+                   momentum=0.6, nesterov=True, weight_decay=0.05, l1=0.01,
+                   schedule="exponential", average=3)
+    expected = gdcore.fit(X, y, **options)
+    with dask.config.set(scheduler="sync"):
+        got = gdask.fit(*_dask(X, y, 1000), **options)
+    close(got, expected)
+    if method != "batch":
+        np.testing.assert_array_equal(got.w, expected.w)
+        assert got.b == expected.b
+
+
+def test_warm_starts_in_both_directions(close, data):
+    """A result of either function continues in the other, exactly as one run
+    (the history to CHUNKS_RTOL: a streamed epoch adds its loss chunk by chunk)."""
+    X, y, _ = data
+    options = dict(method="sgd", lr=0.002, shuffle=False, momentum=0.5, schedule="step")
+    whole = gdcore.fit(X, y, epochs=4, **options)
+    with dask.config.set(scheduler="sync"):
+        first = gdask.fit(*_dask(X, y, 1000), epochs=2, **options)
+        second = gdcore.fit(X, y, epochs=2, warm_start=first, **options)
+        np.testing.assert_array_equal(second.w, whole.w)
+        assert second.b == whole.b
+        again = gdask.fit(*_dask(X, y, 1000), epochs=2,
+                          warm_start=gdcore.fit(X, y, epochs=2, **options), **options)
+    np.testing.assert_array_equal(again.w, whole.w)
+    close(np.r_[first.history, again.history], whole.history)
+
+
+def test_early_stopping_callbacks_and_divergence_policy(data):
+    """tol / n_iter_no_change, callbacks (every few steps, over chunk
+    boundaries) and on_divergence="stop" behave as in memory."""
+    X, y, _ = data
+    Xd, yd = _dask(X, y, 1000)
+    options = dict(method="minibatch", batch_size=50, lr=0.05, epochs=100, tol=1e-3,
+                   n_iter_no_change=2, shuffle=False)
+    seen = {"dask": [], "memory": []}
+
+    def record(where):
+        return lambda info: seen[where].append((info["epoch"], info["step"],
+                                                info["global_step"], info["w"].tolist()))
+
+    with dask.config.set(scheduler="sync"):
+        got = gdask.fit(Xd, yd, callback=record("dask"), callback_every=30, **options)
+        stopped = gdask.fit(Xd, yd, method="sgd", lr=1e10, epochs=3, shuffle=False,
+                            on_divergence="stop")
+    expected = gdcore.fit(X, y, callback=record("memory"), callback_every=30, **options)
+    assert got.stop_reason == expected.stop_reason == "tol (loss)"
+    assert got.epochs_run == expected.epochs_run < 100
+    np.testing.assert_array_equal(got.w, expected.w)
+    assert seen["dask"] == seen["memory"] and len(seen["dask"]) > got.epochs_run
+    in_memory = gdcore.fit(X, y, method="sgd", lr=1e10, epochs=3, shuffle=False,
+                           on_divergence="stop")
+    assert stopped.stop_reason == in_memory.stop_reason == "diverged"
+    assert stopped.n_steps == in_memory.n_steps
+    np.testing.assert_array_equal(stopped.w, in_memory.w)
+
+
+#: a value other than the default of each option gdcore.dask.fit refuses
+NOT_DEFAULT = {"backend": "reference", "validation_fraction": 0.2,
+               "sample_weight": np.ones(10), "copy": False, "shuffle_block": 7}
+
+
+@pytest.mark.parametrize("name", sorted(gdask.NOT_ON_DASK))
+def test_options_not_on_dask_are_refused_unless_default(name):
+    X = da.from_array(np.ones((10, 2)), chunks=5)
+    with pytest.raises(ValueError, match=rf"^{name} is not available in gdcore.dask.fit"):
+        gdask.fit(X, np.ones(10), epochs=1, **{name: NOT_DEFAULT[name]})
+    default = gdcore.fit.__kwdefaults__[name]
+    assert gdask.fit(X, np.ones(10), epochs=1, **{name: default}).epochs_run == 1
+
+
+def test_validation_stopping_is_refused():
+    X = da.from_array(np.ones((10, 2)), chunks=5)
+    with pytest.raises(ValueError, match="stop_on='validation' is not available"):
+        gdask.fit(X, np.ones(10), stop_on="validation")
+
+
+# ---------------------------------------------------------------------------
 # divergence and non-finite input: the in-memory behaviour, global indices
 # ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("method,lr", [("batch", 1e200), ("sgd", 1e10),
                                        ("minibatch", 1e8)])
-def test_divergence_matches_in_memory(scheduler, data, method, lr):
+def test_divergence_matches_in_memory(scheduler, close, data, method, lr):
     X, y, _ = data
-    options = dict(method=method, batch_size=32, lr=lr, epochs=3)
+    options = dict(method=method, batch_size=32, lr=lr, epochs=3, shuffle=False)
     with pytest.raises(gdcore.DivergenceError) as expected:
-        gdcore.fit(X, y, shuffle=False, **options)
+        gdcore.fit(X, y, **options)
     with pytest.raises(gdcore.DivergenceError) as got:
         gdask.fit(*_dask(X, y, 640), **options)
-    assert (got.value.epoch, got.value.step) == (expected.value.epoch, expected.value.step)
     assert np.isfinite(got.value.w).all() and np.isfinite(got.value.b)
-    if method == "batch":
-        _close(got.value.w, expected.value.w)
-    else:
+    close(got.value, expected.value)          # epoch, step, w, b, history
+    if method != "batch":
         np.testing.assert_array_equal(got.value.w, expected.value.w)
         assert got.value.b == expected.value.b
-    _close(got.value.history, expected.value.history)
 
 
 @pytest.mark.parametrize("method", ["batch", "sgd", "minibatch"])
@@ -232,26 +335,26 @@ def test_nonfinite_input_is_named_with_its_global_index(scheduler, data, method,
 # inputs: kinds, shapes, chunkings; never modified
 # ---------------------------------------------------------------------------
 
-def test_inputs_of_other_kinds_and_chunkings(scheduler, data):
+def test_inputs_of_other_kinds_and_chunkings(scheduler, close, data):
     """1-D X, integer and float32 chunks, several column chunks, y in memory,
     y chunked differently, empty chunks: all give the in-memory result."""
     X, y, _ = data
     options = dict(method="batch", lr=0.1, epochs=5)
     x1 = X[:, 0].copy()
-    _close(gdask.fit(da.from_array(x1, chunks=900), y, **options).w,
-           gdcore.fit(x1, y, **options).w)
+    close(gdask.fit(da.from_array(x1, chunks=900), y, **options).w,
+          gdcore.fit(x1, y, **options).w)
     Xi = np.round(X * 10).astype(np.int32)
-    _close(gdask.fit(da.from_array(Xi, chunks=(1100, 2)), da.from_array(y, chunks=700),
-                     **options).w, gdcore.fit(Xi, y, **options).w)
+    close(gdask.fit(da.from_array(Xi, chunks=(1100, 2)), da.from_array(y, chunks=700),
+                    **options).w, gdcore.fit(Xi, y, **options).w)
     X32 = X.astype(np.float32)
-    _close(gdask.fit(da.from_array(X32, chunks=(1000, 3)), y, **options).w,
-           gdcore.fit(X32, y, **options).w)
+    close(gdask.fit(da.from_array(X32, chunks=(1000, 3)), y, **options).w,
+          gdcore.fit(X32, y, **options).w)
     Xd = da.from_array(X, chunks=((2000, 0, 3000), (6,)))
     assert 0 in Xd.chunks[0]
-    _close(gdask.fit(Xd, y, **options).w, gdcore.fit(X, y, **options).w)
+    close(gdask.fit(Xd, y, **options).w, gdcore.fit(X, y, **options).w)
     XF = da.from_array(np.asfortranarray(X), chunks=(1000, 6))
-    _close(gdask.fit(XF, y, method="sgd", lr=0.001, epochs=1).w,
-           gdcore.fit(X, y, method="sgd", lr=0.001, epochs=1, shuffle=False).w)
+    sgd = dict(method="sgd", lr=0.001, epochs=1, shuffle=False)
+    close(gdask.fit(XF, y, **sgd).w, gdcore.fit(X, y, **sgd).w)
 
 
 def test_inputs_are_not_modified(data):
@@ -324,7 +427,12 @@ def test_unknown_chunk_sizes():
     (dict(shuffle="yes"), TypeError, "shuffle"),
     (dict(seed=-3), ValueError, "seed"),
     (dict(n_threads=0), ValueError, "n_threads"),
-    (dict(n_threads=None), TypeError, "n_threads"),
+    (dict(n_threads=1.5), TypeError, "n_threads"),
+    (dict(momentum=-1.0), ValueError, "momentum"),
+    (dict(schedule="cosine"), ValueError, "schedule"),
+    (dict(on_divergence="ignore"), ValueError, "on_divergence"),
+    (dict(callback=3), TypeError, "callback"),
+    (dict(learning_rate=0.1), TypeError, "learning_rate"),
 ])
 def test_bad_options(kwargs, error, name):
     X = da.from_array(np.ones((10, 2)), chunks=5)

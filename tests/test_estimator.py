@@ -8,9 +8,10 @@ import pytest
 import gdcore
 
 PARAMS = ["method", "batch_size", "lr", "epochs", "fit_intercept", "loss", "shuffle", "seed",
-          "backend", "momentum", "nesterov", "dampening", "weight_decay", "l1", "decay_bias",
-          "schedule", "average", "tol", "stop_on", "n_iter_no_change", "validation_fraction",
-          "on_divergence", "random_state"]
+          "backend", "n_threads", "momentum", "nesterov", "dampening", "weight_decay", "l1",
+          "decay_bias", "schedule", "average", "tol", "stop_on", "n_iter_no_change",
+          "validation_fraction", "on_divergence", "check_lr", "verbose", "progress",
+          "random_state"]
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +24,6 @@ def data():
 # LinearRegressor
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("backend", ["cython", "reference"])
 def test_fit_sets_the_fitted_attributes_from_gdcore_fit(data, backend):
     """fit returns self and stores fit's w, b, history and epochs as coef_,
     intercept_, loss_curve_, n_iter_, plus n_features_in_."""
@@ -88,7 +88,7 @@ def test_get_params_and_set_params():
     returns self, and refuses unknown names with ValueError (changing nothing)."""
     model = gdcore.LinearRegressor(lr=0.5, seed=4)
     params = model.get_params()
-    assert sorted(params) == sorted(PARAMS)
+    assert list(params) == PARAMS
     assert params["lr"] == 0.5 and params["seed"] == 4 and params["method"] == "minibatch"
     assert model.set_params(epochs=3, method="sgd") is model
     assert (model.epochs, model.method) == (3, "sgd")
@@ -100,17 +100,34 @@ def test_get_params_and_set_params():
 
 
 def test_defaults_match_the_design():
-    """The constructor defaults are those of DESIGN.md's API section."""
+    """The constructor defaults are those of documented API (README, "A short tour")."""
     params = gdcore.LinearRegressor().get_params()
     design = dict(method="minibatch", batch_size=32, lr=0.01, epochs=10, fit_intercept=True,
                   loss="mse", shuffle=True, seed=None, backend="cython")
     assert {name: params[name] for name in design} == design
     # the options added since then are off by default: plain gradient descent
     assert dict(params, **design) == dict(
-        design, momentum=0.0, nesterov=False, dampening=0.0, weight_decay=0.0, l1=0.0,
-        decay_bias=False, schedule="constant", average=False, tol=None, stop_on="loss",
-        n_iter_no_change=5, validation_fraction=None, on_divergence="raise",
-        random_state=None)
+        design, n_threads=None, momentum=0.0, nesterov=False, dampening=0.0, weight_decay=0.0,
+        l1=0.0, decay_bias=False, schedule="constant", average=False, tol=None,
+        stop_on="loss", n_iter_no_change=5, validation_fraction=None, on_divergence="raise",
+        check_lr=False, verbose=0, progress=False, random_state=None)
+
+
+def test_new_parameters_reach_fit(data, capsys):
+    """n_threads, check_lr, verbose and progress are passed to gdcore.fit."""
+    pytest.importorskip("tqdm")
+    X, y, _ = data
+    options = dict(method="batch", lr=0.2, epochs=3, n_threads=1)
+    model = gdcore.LinearRegressor(verbose=1, progress=True, **options).fit(X, y)
+    captured = capsys.readouterr()
+    assert len(captured.out.splitlines()) == 3 and "epoch 2:" in captured.out
+    assert "3/3" in captured.err
+    np.testing.assert_array_equal(model.coef_, gdcore.fit(X, y, **options).w)
+    with pytest.warns(RuntimeWarning, match="above the largest stable"):
+        gdcore.LinearRegressor(method="batch", lr=10.0, epochs=1, check_lr=True,
+                               on_divergence="stop").fit(X, y)
+    with pytest.raises(ValueError, match=r"\bn_threads\b"):
+        gdcore.LinearRegressor(n_threads=0, epochs=1).fit(X, y)
 
 
 def test_repr_shows_the_non_default_parameters():
@@ -212,11 +229,11 @@ def test_make_regression_is_deterministic_by_seed():
     a = gdcore.make_regression(30, 3, noise=0.5, bias=1.0, seed=7)
     b = gdcore.make_regression(30, 3, noise=0.5, bias=1.0, seed=7)
     c = gdcore.make_regression(30, 3, noise=0.5, bias=1.0, seed=8)
-    for left, right in zip(a, b):
+    for left, right in zip(a, b, strict=True):
         np.testing.assert_array_equal(left, right)
     assert not np.array_equal(a[0], c[0])
     ss = gdcore.make_regression(30, 3, noise=0.5, bias=1.0, seed=np.random.SeedSequence(7))
-    for left, right in zip(a, ss):
+    for left, right in zip(a, ss, strict=True):
         np.testing.assert_array_equal(left, right)
 
 

@@ -8,11 +8,12 @@ values (zero, negative, huge batch sizes, NaN rates, wrong types). The
 properties:
 
 * no crash and no hang: the call returns, or raises ``TypeError`` or
-  ``ValueError`` whose message names one of the arguments, or
+  ``ValueError`` whose message names one of the arguments given to the call
+  (as a whole word: ``X`` in "X must be 2-D", not in "Xeon"), or
   ``gdcore.DivergenceError``; nothing else;
 * the inputs are unmodified (same dtype, shape, strides and bytes);
-* what is returned has the documented shape, and ``fit`` returns finite
-  parameters (divergence raises).
+* what is returned has the documented shape (and type), and ``fit`` returns
+  finite parameters (divergence raises).
 
 CI runs ``GDCORE_FUZZ_EXAMPLES`` examples per test (default 100; the whole
 file then takes well under a minute). A long run outside CI::
@@ -23,10 +24,12 @@ file then takes well under a minute). A long run outside CI::
 
 from __future__ import annotations
 
+import inspect
 import math
 import operator
 import os
 import pickle
+import re
 import subprocess
 import sys
 import tempfile
@@ -179,9 +182,51 @@ def _snapshot(value):
         return ("repr", repr(value))
 
 
-def _call(function, *args, **kwargs):
+def _argument_names(function, args, kwargs):
+    """The names of the arguments given to ``function(*args, **kwargs)``: the
+    parameters its positional arguments bind to, and its keywords."""
+    signature = inspect.signature(function)
+    bound = signature.bind(*args, **kwargs)
+    names = set()
+    for name, value in bound.arguments.items():
+        if signature.parameters[name].kind is inspect.Parameter.VAR_KEYWORD:
+            names |= set(value)
+        else:
+            names.add(name)
+    return names
+
+
+def names_an_argument(message, names):
+    """Whether ``message`` has one of ``names`` as a whole word (not inside a
+    longer name: ``w`` is not named by "w0" or "weights")."""
+    return any(re.search(rf"(?<!\w){re.escape(name)}(?!\w)", message) for name in names)
+
+
+def test_names_an_argument_takes_whole_words_among_the_names_given():
+    """The check of the error messages itself: a single letter does not match
+    inside words, and only the names actually given count."""
+    assert not names_an_argument("something went wrong", {"X", "y", "w", "b"})
+    assert not names_an_argument("sample_weight must be 1-D", {"w", "weight"})
+    assert not names_an_argument("w0 must have shape (3,)", {"w"})
+    assert names_an_argument("w must have shape (3,)", {"w"})
+    assert names_an_argument("X and y must have the same number of samples", {"y"})
+    assert names_an_argument("got a bad value for X's 2nd column", {"X"})
+    assert names_an_argument("n_threads must be an integer in [1, 1024]; got 0",
+                             {"X", "n_threads"})
+    assert not names_an_argument("n_threads must be an integer", {"threads"})
+    assert _argument_names(gdcore.value_and_grad, (1, 2, 3), {"loss": "mse"}) == \
+        {"X", "y", "w", "loss"}
+    assert _argument_names(gdcore.descent_path, (1, 2), {"lr": 0.1}) == {"X", "y", "lr"}
+
+
+def _call(function, *args, also=(), **kwargs):
     """Call; return ``("ok", result)`` or ``("error", exc)`` for the allowed
-    errors, after checking the inputs are untouched and the call was quick."""
+    errors, after checking the inputs are untouched and the call was quick.
+
+    An error must name one of the arguments given to the call (or of
+    ``also``: the arguments given to the constructor of an estimator whose
+    method is called)."""
+    names = _argument_names(function, args, kwargs) | set(also)
     before = [_snapshot(a) for a in args] + [_snapshot(v) for v in kwargs.values()]
     start = time.perf_counter()
     try:
@@ -191,9 +236,8 @@ def _call(function, *args, **kwargs):
         outcome = ("error", exc)
     except (TypeError, ValueError) as exc:
         message = str(exc)
-        names = set(kwargs) | {"X", "y", "w", "b", "W", "values", "path_X", "path_y",
-                               "n_samples", "n_features", "w_values", "b_values"}
-        assert any(name in message for name in names), f"unclear error: {message!r}"
+        assert names_an_argument(message, names), \
+            f"the error names none of {sorted(names)}: {message!r}"
         outcome = ("error", exc)
     elapsed = time.perf_counter() - start
     assert elapsed < SLOW, f"call took {elapsed:.1f} s"
@@ -255,9 +299,9 @@ def test_fuzz_value_and_grad(problem, b, loss, n_threads):
     if kind == "ok":
         value, grad_w, grad_b = result
         assert shape is not None and grad_w.shape == shape[2]
-        assert isinstance(value, float)
-        assert isinstance(grad_b, float) if len(shape[2]) == 1 else \
-            np.shape(grad_b) == shape[2][1:]
+        assert grad_w.dtype == np.float64 and type(value) is float
+        assert type(grad_b) is float if len(shape[2]) == 1 else \
+            grad_b.shape == shape[2][1:]
         assert not _nonfinite(X, y), "non-finite input accepted"
     elif shape is not None and _nonfinite(X, y) and not _nonfinite(w) \
             and isinstance(b, float) and math.isfinite(b) and loss in ("mse", "half_mse") \
@@ -295,11 +339,29 @@ def test_fuzz_fit(problem, method, batch_size, lr, epochs, b0, fit_intercept, lo
     if kind == "ok":
         shape = _valid_shapes(X, y)
         assert shape is not None
-        assert result.w.shape == shape[2]
+        n, _, w_shape = shape
+        _assert_fit_result(result, n, w_shape, method, batch_size, epochs)
         assert np.isfinite(result.w).all() and np.isfinite(result.b).all()
-        assert result.history.shape == (result.epochs_run,)
         if result.epochs_run > 0:
             assert not _nonfinite(X, y), "non-finite input accepted"
+
+
+def _assert_fit_result(result, n, w_shape, method, batch_size, epochs):
+    """The documented FitResult of a run that ended after its epochs."""
+    assert isinstance(result, gdcore.FitResult)
+    assert result.w.shape == w_shape and result.w.dtype == np.float64
+    if len(w_shape) == 1:
+        assert type(result.b) is float
+    else:
+        assert result.b.shape == w_shape[1:] and result.b.dtype == np.float64
+    assert result.stop_reason == "max_epochs" and result.epochs_run == epochs
+    for history in (result.history, result.grad_norm, result.lr_history):
+        assert history.shape == (result.epochs_run,)
+    assert result.val_loss is None
+    resolved = {"batch": n, "sgd": 1}.get(method, min(n, batch_size))
+    assert result.batch_size == resolved
+    assert result.steps_per_epoch == -(-n // resolved)
+    assert result.n_steps == result.epochs_run * result.steps_per_epoch
 
 
 @FUZZ
@@ -311,6 +373,7 @@ def test_fuzz_predict(problem, b):
         X_array, w_array = _as_array(X), _as_array(w)
         # (n,) for a weight vector, (n, k) for k outputs' weights (d, k)
         assert result.shape == (X_array.shape[0],) + w_array.shape[1:]
+        assert result.dtype == np.float64
         assert not _nonfinite(X), "non-finite X accepted"
 
 
@@ -319,12 +382,25 @@ def test_fuzz_predict(problem, b):
        lr=lrs, epochs=epochs_values, batch_size=counts)
 def test_fuzz_estimator(problem, method, lr, epochs, batch_size):
     X, y, _ = problem
-    model = gdcore.LinearRegressor(method=method, lr=lr, epochs=epochs,
-                                   batch_size=batch_size, seed=0)
-    kind, result = _call(model.fit, X, y)
+    given = dict(method=method, lr=lr, epochs=epochs, batch_size=batch_size, seed=0)
+    model = gdcore.LinearRegressor(**given)
+    kind, result = _call(model.fit, X, y, also=given)
     if kind == "ok":
-        _call(model.predict, X)
-        _call(model.score, X, y)
+        assert result is model
+        n, d, w_shape = _valid_shapes(X, y)
+        outputs = w_shape[1:]
+        assert model.coef_.shape == outputs + (d,)          # (n_outputs, n_features)
+        assert (type(model.intercept_) is float) if not outputs else \
+            model.intercept_.shape == outputs
+        assert model.loss_curve_.shape == (model.n_iter_,) and model.n_iter_ == epochs
+        assert model.n_features_in_ == d
+        # (epochs=0 trains on nothing, so a non-finite X or y can come this far)
+        kind, predictions = _call(model.predict, X)
+        if kind == "ok":
+            assert predictions.shape == (n,) + outputs and predictions.dtype == np.float64
+        kind, score = _call(model.score, X, y)
+        if kind == "ok":
+            assert type(score) is float
 
 
 @FUZZ
@@ -339,6 +415,7 @@ def test_fuzz_make_regression(n_samples, n_features, noise, bias, seed):
         X, y, w_true = result
         assert X.shape == (n_samples, n_features) and y.shape == (n_samples,)
         assert w_true.shape == (n_features,) and np.isfinite(X).all()
+        assert X.dtype == y.dtype == w_true.dtype == np.float64 and X.flags.c_contiguous
 
 
 @settings(FUZZ, max_examples=max(10, EXAMPLES // 4))
@@ -363,6 +440,9 @@ def test_fuzz_make_regression_npy(n_samples, n_features, noise, bias, seed, chun
             assert os.listdir(folder) == []
             return
         if kind == "ok":
+            assert result.shape == (n_features,)              # w_true
+            assert np.load(path_X).shape == (n_samples, n_features)
+            assert np.load(path_y).shape == (n_samples,)
             X, y, w_true = gdcore.make_regression(n_samples, n_features, noise=noise,
                                                   bias=bias, seed=seed) \
                 if seed is not None else (None, None, None)
@@ -383,6 +463,7 @@ def test_fuzz_max_stable_lr(problem, loss, fit_intercept, iterations):
     kind, result = _call(gdcore.max_stable_lr, X, loss=loss, fit_intercept=fit_intercept,
                          iterations=iterations)
     if kind == "ok":
+        assert type(result) is float
         # inf when the Hessian is zero (documented); 0.0 when it overflows (X
         # near 1e308: undocumented, and fit refuses lr=0)
         assert isinstance(result, float)
@@ -395,7 +476,11 @@ def test_fuzz_max_stable_lr(problem, loss, fit_intercept, iterations):
 @given(problem=problems(), grid=arrays(), b=st.one_of(reals, arrays()))
 def test_fuzz_loss_grid(problem, grid, b):
     X, y, _ = problem
-    _call(gdcore.loss_grid, X, y, grid, b)
+    kind, result = _call(gdcore.loss_grid, X, y, grid, b)
+    if kind == "ok":
+        # one loss per candidate: the rows of W ((n_candidates,) for one feature)
+        n_candidates = np.shape(grid)[0]
+        assert result.shape == (n_candidates,) and result.dtype == np.float64
 
 
 @FUZZ
@@ -404,13 +489,19 @@ def test_fuzz_loss_surface(problem, w_values, b_values):
     X, y, _ = problem
     assume(np.size(_as_array(w_values)) * np.size(_as_array(b_values)) <= 400
            if _as_array(w_values) is not None and _as_array(b_values) is not None else True)
-    _call(gdcore.loss_surface, X, y, w_values, b_values)
+    kind, result = _call(gdcore.loss_surface, X, y, w_values, b_values)
+    if kind == "ok":
+        assert result.shape == (np.size(w_values), np.size(b_values))
+        assert result.dtype == np.float64
 
 
 @FUZZ
 @given(values=arrays(), smoothing=reals)
 def test_fuzz_ewma(values, smoothing):
-    _call(gdcore.ewma, values, smoothing)
+    kind, result = _call(gdcore.ewma, values, smoothing)
+    if kind == "ok":
+        assert result.shape == (np.size(values),) and np.ndim(values) == 1
+        assert result.dtype == np.float64
 
 
 @FUZZ
@@ -419,14 +510,17 @@ def test_fuzz_ewma(values, smoothing):
        batch_size=counts)
 def test_fuzz_descent_path(problem, method, lr, epochs, batch_size):
     X, y, _ = problem
-    _call(gdcore.descent_path, X, y, method=method, lr=lr, epochs=epochs,
-          batch_size=batch_size, seed=1)
-
-
-def test_profile_size_is_configurable():
-    """GDCORE_FUZZ_EXAMPLES sets the examples per test (CI: the default 100)."""
-    assert EXAMPLES >= 1
-    assert FUZZ.max_examples == EXAMPLES
+    kind, path = _call(gdcore.descent_path, X, y, method=method, lr=lr, epochs=epochs,
+                       batch_size=batch_size, seed=1)
+    if kind == "ok":
+        n, _, w_shape = _valid_shapes(X, y)
+        resolved = {"batch": n, "sgd": 1}.get(method, min(n, batch_size))
+        assert path.batch_size == resolved and path.steps_per_epoch == -(-n // resolved)
+        steps = epochs * path.steps_per_epoch
+        assert path.n_steps == steps
+        assert path.w.shape == (steps + 1,) + w_shape
+        assert path.b.shape == (steps + 1,) + w_shape[1:]
+        assert path.step_loss.shape == (steps,) and path.history.shape == (epochs,)
 
 
 @pytest.mark.parametrize("value", [1e308, -1e308, 5e-324, 1e-310])

@@ -14,8 +14,6 @@ from hypothesis import strategies as st
 import gdcore
 from gdcore import _dispatch
 
-BACKENDS = ["cython", "reference"]
-
 X3 = np.arange(-1.0, 5.0)          # tutorial 3: xs = -1..4, ys = 2x - 1
 Y3 = 2 * X3 - 1
 
@@ -32,7 +30,6 @@ def _numpy_losses(X, y, W, B, a=1.0):
 # loss_grid: values
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_tutorial3_by_hand(backend):
     """With b = -1 the residual is (w - 2) x and sum(x**2) = 31, so the mse is
     31/6 (w - 2)**2: 186 at w = 8, 0 at w = 2."""
@@ -42,7 +39,6 @@ def test_tutorial3_by_hand(backend):
                                31 / 6 * (ws - 2) ** 2, rtol=1e-13, atol=1e-13)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_tutorial2_one_sample_by_hand(backend):
     """(x, y) = (1.5, 0.8): half_mse 0.18 at (0.8, 0.2) and 0.0820125 at (0.71, 0.14)."""
     values = gdcore.loss_grid([[1.5]], [0.8], [[0.8], [0.71]], [0.2, 0.14], loss="half_mse",
@@ -70,18 +66,20 @@ def test_matches_numpy_and_value_and_grad(d, n_candidates):
 
 @pytest.mark.parametrize("d", [1, 3, 9])
 def test_backends_give_the_same_bits(d):
-    """The kernel does the reference path's arithmetic in its order."""
+    """The kernel does the reference path's arithmetic in its order: the
+    specification's gdcore.reference.loss_values, which is what
+    backend="reference" runs."""
     rng = np.random.default_rng(d)
     X = rng.standard_normal((60, d))
     y = rng.standard_normal(60)
     W = rng.standard_normal((37, d)) * 3
     B = rng.standard_normal(37)
-    for loss in ("mse", "half_mse"):
+    for loss, a in (("mse", 1.0), ("half_mse", 0.5)):
         compiled = gdcore.loss_grid(X, y, W, B, loss=loss)
-        reference = gdcore.reference.loss_grid(X, y, W, B, loss=loss)
+        reference = gdcore.loss_grid(X, y, W, B, loss=loss, backend="reference")
         np.testing.assert_array_equal(compiled, reference)
-        np.testing.assert_array_equal(
-            gdcore.loss_grid(X, y, W, B, loss=loss, backend="reference"), reference)
+        spec = gdcore.reference.loss_values(X.tolist(), y.tolist(), W.tolist(), B.tolist(), a)
+        np.testing.assert_array_equal(reference, spec)
 
 
 def test_half_mse_is_half_of_mse():
@@ -175,14 +173,13 @@ def test_property_agrees_with_numpy_and_reference(n, d, k, seed):
     B = rng.standard_normal(k)
     compiled = gdcore.loss_grid(X, y, W, B)
     np.testing.assert_allclose(compiled, _numpy_losses(X, y, W, B), rtol=1e-11, atol=1e-14)
-    np.testing.assert_array_equal(compiled, gdcore.reference.loss_grid(X, y, W, B))
+    np.testing.assert_array_equal(compiled, gdcore.loss_grid(X, y, W, B, backend="reference"))
 
 
 # ---------------------------------------------------------------------------
 # loss_grid: bad input
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("where", ["X", "y"])
 def test_non_finite_data_is_named(backend, where):
     X, y = X3.copy(), Y3.copy()
@@ -234,9 +231,9 @@ def test_bad_options(options, error, message):
 def test_bad_data():
     with pytest.raises(ValueError, match="X and y must have the same number of samples"):
         gdcore.loss_grid(X3, Y3[:-1], [1.0])
+    # (descent_path takes several outputs, as fit does: test_path_of_several_outputs)
     for call in (lambda: gdcore.loss_grid(X3, Y3[:, None], [1.0]),
-                 lambda: gdcore.loss_surface(X3, np.ones((6, 2)), [1.0], [1.0]),
-                 lambda: gdcore.descent_path(X3, np.ones((6, 2)), epochs=1)):
+                 lambda: gdcore.loss_surface(X3, np.ones((6, 2)), [1.0], [1.0])):
         with pytest.raises(ValueError, match=r"y must be 1-D \(n_samples,\): \w+ handles one "
                                              r"output; got shape \(6, [12]\)"):
             call()
@@ -246,7 +243,6 @@ def test_bad_data():
 # loss_surface
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_surface_layout_and_values(backend):
     """surface[i, j] is the loss at (w_values[i], b_values[j]); on tutorial 2's
     noiseless points the grid's minimum is exactly 0 at (2, 3)."""
@@ -317,7 +313,6 @@ def test_ewma_bad_input(values, smoothing, error, message):
 # descent_path
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("method", ["batch", "sgd", "minibatch"])
 @pytest.mark.parametrize("shuffle", [False, True])
 def test_path_ends_where_fit_ends(backend, method, shuffle):
@@ -341,6 +336,63 @@ def test_path_ends_where_fit_ends(backend, method, shuffle):
     assert (path.method, path.loss, path.backend) == (method, "half_mse", backend)
 
 
+@pytest.mark.parametrize("options", [
+    dict(method="minibatch", batch_size=7, momentum=0.7, nesterov=True, weight_decay=0.1),
+    dict(method="sgd", schedule="invscaling", l1=0.01, sample_weight=np.arange(1.0, 41.0)),
+    dict(method="minibatch", batch_size=9, average=5, validation_fraction=0.25,
+         fit_intercept=False, b0=0.5),
+    dict(method="batch", schedule="step", tol=1e-3, n_iter_no_change=1),
+], ids=["nesterov", "weights-invscaling", "average-split", "batch-early-stop"])
+def test_path_takes_every_option_of_fit(backend, options):
+    """Any keyword of fit: the path's end is fit's last iterate (averaging
+    only changes what fit returns), its history fit's."""
+    X, y, _ = gdcore.make_regression(40, 2, noise=0.3, seed=6)
+    common = dict(lr=0.05, epochs=4, seed=2, backend=backend, **options)
+    path = gdcore.descent_path(X, y, **common)
+    result = gdcore.fit(X, y, **common)
+    np.testing.assert_array_equal(path.history, result.history)
+    assert path.n_steps == result.n_steps and path.steps_per_epoch == result.steps_per_epoch
+    plain = dict(common, average=False)
+    last = gdcore.fit(X, y, **plain) if options.get("average") else result
+    np.testing.assert_array_equal(path.w[-1], last.w)
+    assert path.b[-1] == last.b
+
+
+def test_path_of_several_outputs(backend):
+    """A 2-D y: w of shape (n_steps + 1, d, k), b of shape (n_steps + 1, k)."""
+    Y = np.column_stack([Y3, 3 - Y3])
+    options = dict(method="minibatch", batch_size=4, lr=0.01, epochs=3, seed=1,
+                   b0=[1.0, -1.0], backend=backend)
+    path = gdcore.descent_path(X3, Y, **options)
+    result = gdcore.fit(X3, Y, **options)
+    assert path.n_steps == 6
+    assert path.w.shape == (7, 1, 2) and path.b.shape == (7, 2)
+    np.testing.assert_array_equal(path.w[0], np.zeros((1, 2)))
+    np.testing.assert_array_equal(path.b[0], [1.0, -1.0])
+    np.testing.assert_array_equal(path.w[-1], result.w)
+    np.testing.assert_array_equal(path.b[-1], result.b)
+
+
+def test_path_starts_where_a_warm_start_left_off():
+    X, y, _ = gdcore.make_regression(30, 2, seed=4)
+    options = dict(method="sgd", lr=0.02, seed=3, momentum=0.5)
+    first = gdcore.fit(X, y, epochs=2, **options)
+    path = gdcore.descent_path(X, y, epochs=1, warm_start=first, **options)
+    np.testing.assert_array_equal(path.w[0], first.w)
+    assert path.b[0] == first.b
+    np.testing.assert_array_equal(path.w[-1], gdcore.fit(X, y, epochs=3, **options).w)
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(callback=print), "descent_path records every step through fit's callback"),
+    (dict(callback_every=2), "it does not take callback_every"),
+    (dict(learning_rate=0.1), "unexpected keyword argument 'learning_rate'"),
+])
+def test_path_refuses_the_callback_and_unknown_keywords(options, message):
+    with pytest.raises(TypeError, match=message):
+        gdcore.descent_path(X3, Y3, epochs=1, **options)
+
+
 def test_path_steps_are_fit_steps_one_at_a_time():
     """Every step of a mini-batch path is the batch step that fit takes from
     the previous point: checked for the first steps against a NumPy replay."""
@@ -357,7 +409,6 @@ def test_path_steps_are_fit_steps_one_at_a_time():
         assert path.b[t + 1] == pytest.approx(b, rel=1e-13)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_path_tutorial3_closed_form(backend):
     """w_k = 2 + 6 q**k with q = 1 - 0.01 * 31/3, b held at -1."""
     q = 1 - 0.31 / 3
@@ -379,7 +430,7 @@ def test_path_does_not_modify_inputs():
     w0 = np.array([0.5, -0.5])
     copies = X.copy(), y.copy(), w0.copy()
     gdcore.descent_path(X, y, w0=w0, epochs=2, seed=0)
-    for before, after in zip(copies, (X, y, w0)):
+    for before, after in zip(copies, (X, y, w0), strict=True):
         np.testing.assert_array_equal(before, after)
 
 

@@ -227,7 +227,7 @@ def test_a_seed_sequence_object_is_not_advanced(tmp_path):
     path_X, path_y, w_true = _write(tmp_path, 100, 3, noise=1.0, seed=seed)
     assert seed.n_children_spawned == 0
     fresh = gdcore.make_regression(100, 3, noise=1.0, seed=np.random.SeedSequence(1234))
-    for a, b, c in zip(first, second, fresh):
+    for a, b, c in zip(first, second, fresh, strict=True):
         np.testing.assert_array_equal(a, b)
         np.testing.assert_array_equal(a, c)
     np.testing.assert_array_equal(np.load(path_X), first[0])

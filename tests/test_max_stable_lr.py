@@ -13,16 +13,15 @@ import pytest
 
 import gdcore
 
-LOSS_FACTOR = {"mse": 1.0, "half_mse": 0.5}
 
-
-def _exact_bound(X, loss="mse", fit_intercept=True):
+def _exact_bound(X, a=1.0, fit_intercept=True):
+    """2 / lambda_max(H), H = (2a/n) A^T A, by numpy.linalg.eigvalsh."""
     X = np.asarray(X, dtype=np.float64)
     if X.ndim == 1:
         X = X[:, None]
     n = X.shape[0]
     A = np.c_[X, np.ones(n)] if fit_intercept else X
-    H = 2 * LOSS_FACTOR[loss] / n * A.T @ A
+    H = 2 * a / n * A.T @ A
     return 2 / np.linalg.eigvalsh(H).max()
 
 
@@ -44,13 +43,23 @@ CASES = {
 @pytest.mark.parametrize("fit_intercept", [True, False])
 @pytest.mark.parametrize("loss", ["mse", "half_mse"])
 @pytest.mark.parametrize("case", list(CASES))
-def test_matches_eigvalsh(case, loss, fit_intercept):
+def test_matches_eigvalsh(loss_factor, backend, case, loss, fit_intercept):
     X = CASES[case]
-    expected = _exact_bound(X, loss, fit_intercept)
-    got = gdcore.max_stable_lr(X, loss=loss, fit_intercept=fit_intercept)
+    expected = _exact_bound(X, loss_factor[loss], fit_intercept)
+    got = gdcore.max_stable_lr(X, loss=loss, fit_intercept=fit_intercept, backend=backend)
     assert got == pytest.approx(expected, rel=1e-6)
     # the power iteration approaches lambda_max from below: never a smaller bound
     assert got >= expected * (1 - 1e-12)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_backends_agree(assert_agree, case):
+    """The power iteration's passes over X are the backends' raw sums: the two
+    estimates agree to the backends' tolerance."""
+    X = CASES[case]
+    for options in ({}, dict(loss="half_mse", fit_intercept=False, iterations=5)):
+        assert_agree(gdcore.max_stable_lr(X, **options),
+                     gdcore.max_stable_lr(X, backend="reference", **options))
 
 
 def test_one_dimensional_X_and_lists(case="d1"):
@@ -133,14 +142,14 @@ def problem():
 
 @pytest.mark.parametrize("loss", ["mse", "half_mse"])
 @pytest.mark.parametrize("fit_intercept", [True, False])
-def test_below_the_bound_converges_above_diverges(problem, loss, fit_intercept):
+def test_below_the_bound_converges_above_diverges(problem, loss_factor, loss, fit_intercept):
     X, y = problem
     bound = gdcore.max_stable_lr(X, loss=loss, fit_intercept=fit_intercept)
     options = dict(method="batch", epochs=300, loss=loss, fit_intercept=fit_intercept)
     stable = gdcore.fit(X, y, lr=0.9 * bound, **options)
     A = np.c_[X, np.ones(60)] if fit_intercept else X
     theta = np.linalg.lstsq(A, y, rcond=None)[0]
-    best = LOSS_FACTOR[loss] * np.mean((A @ theta - y) ** 2)
+    best = loss_factor[loss] * np.mean((A @ theta - y) ** 2)
     assert stable.history[-1] == pytest.approx(best, rel=1e-6)
     assert stable.history[-1] < stable.history[0]
     unstable = gdcore.fit(X, y, lr=1.1 * bound, on_divergence="stop", **options)
@@ -211,6 +220,8 @@ BAD = [
     (dict(iterations=2.5), TypeError, "iterations"),
     (dict(n_threads=0), ValueError, "n_threads"),
     (dict(n_threads="2"), TypeError, "n_threads"),
+    (dict(backend="numpy"), ValueError, "backend"),
+    (dict(backend=None), TypeError, "backend"),
 ]
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import gdcore
-from gdcore import _api
+from gdcore import _dispatch
 
 N, D = 20_000, 8
 
@@ -44,7 +44,7 @@ class KernelSpy:
 
     def __getattr__(self, name):
         attr = getattr(self._module, name)
-        if name in ("run_epoch", "value_and_grad", "subset_loss"):
+        if name in ("run_epoch", "full_sums", "subset_loss"):
             def spy(X, *args, **kwargs):
                 self.seen.append((name, X))
                 return attr(X, *args, **kwargs)
@@ -54,11 +54,12 @@ class KernelSpy:
 
 @pytest.fixture
 def spy(monkeypatch):
-    spy = KernelSpy(_api._kernels)
-    monkeypatch.setattr(_api, "_kernels", spy)
-    short_rows = KernelSpy(_api._short_row_kernels)   # per-sample epochs on short rows
+    """Spies on the kernel modules gdcore reads from _dispatch at each call."""
+    spy = KernelSpy(_dispatch.require())
+    monkeypatch.setattr(_dispatch, "kernels", spy)
+    short_rows = KernelSpy(_dispatch.short_row_kernels)   # per-sample epochs on short rows
     short_rows.seen = spy.seen
-    monkeypatch.setattr(_api, "_short_row_kernels", short_rows)
+    monkeypatch.setattr(_dispatch, "short_row_kernels", short_rows)
     return spy
 
 
@@ -102,7 +103,7 @@ def test_value_and_grad_uses_the_memmap_as_is(files, spy, kind):
     X, y = _open(kind, path_X, path_y)
     w = np.linspace(-1, 1, D)
     got = gdcore.value_and_grad(X, y, w, 0.5)
-    assert [name for name, _ in spy.seen] == ["value_and_grad"]
+    assert [name for name, _ in spy.seen] == ["full_sums"]
     assert np.shares_memory(spy.seen[0][1], X)
     expected = gdcore.value_and_grad(X_mem, y_mem, w, 0.5)
     assert got[0] == expected[0] and got[2] == expected[2]

@@ -200,7 +200,7 @@ def test_landscape_2d_side_by_side(tmp_path, noisy_points):
     panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
     assert len(panels) == 3
     expected = gdcore.loss_surface(x, y, ws, bs, loss="half_mse")
-    for ax, (label, path) in zip(panels, paths.items()):
+    for ax, (label, path) in zip(panels, paths.items(), strict=True):
         meshes = [c for c in ax.collections if isinstance(c, QuadMesh)]
         assert len(meshes) == 1
         np.testing.assert_array_equal(np.asarray(meshes[0].get_array()).reshape(51, 61),

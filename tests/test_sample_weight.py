@@ -13,7 +13,6 @@ import pytest
 
 import gdcore
 
-BACKENDS = ["cython", "reference"]
 METHODS = [("batch", 21), ("sgd", 1), ("minibatch", 4)]   # n = 21: 5 x 4 + 1
 
 
@@ -32,7 +31,6 @@ def weights():
 # Oracle and agreement
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("loss", ["mse", "half_mse"])
 @pytest.mark.parametrize("shuffle", [False, True], ids=["ordered", "shuffled"])
 @pytest.mark.parametrize("method,batch_size", METHODS)
@@ -57,7 +55,7 @@ def test_matches_weighted_oracle(data, weights, rule_fit, shuffle_orders, backen
 
 @pytest.mark.parametrize("shuffle", [False, True], ids=["ordered", "shuffled"])
 @pytest.mark.parametrize("method,batch_size", METHODS)
-def test_backends_agree(data, weights, method, batch_size, shuffle):
+def test_backends_agree(assert_agree, data, weights, method, batch_size, shuffle):
     X, y = data
     w = weights.copy()
     w[[2, 9, 20]] = 0.0
@@ -66,14 +64,9 @@ def test_backends_agree(data, weights, method, batch_size, shuffle):
                    schedule="invscaling", average=True)
     compiled = gdcore.fit(X, y, backend="cython", **options)
     reference = gdcore.fit(X, y, backend="reference", **options)
-    np.testing.assert_allclose(compiled.w, reference.w, rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(compiled.b, reference.b, rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(compiled.history, reference.history, rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(compiled.grad_norm, reference.grad_norm, rtol=1e-9,
-                               atol=1e-12)
+    assert_agree(compiled, reference)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("method,batch_size", METHODS)
 def test_momentum_with_zero_weights_matches_oracle(data, rule_fit, backend, method,
                                                    batch_size):
@@ -97,7 +90,6 @@ def test_momentum_with_zero_weights_matches_oracle(data, rule_fit, backend, meth
 # Exact properties
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("loss", ["mse", "half_mse"])
 @pytest.mark.parametrize("options", [{}, dict(momentum=0.7, weight_decay=0.1, l1=0.01)],
                          ids=["plain", "momentum-penalties"])
@@ -118,7 +110,6 @@ def test_zero_weight_drops_the_sample_for_batch(data, backend, loss, options):
     np.testing.assert_allclose(weighted.grad_norm, subset.grad_norm, rtol=1e-12)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("method,batch_size", [("sgd", 1), ("minibatch", 4)])
 def test_zero_weight_rows_never_move_plain_sgd(data, backend, method, batch_size):
     """Without momentum, a zero-weight row contributes nothing: plain sgd with
@@ -136,7 +127,6 @@ def test_zero_weight_rows_never_move_plain_sgd(data, backend, method, batch_size
     assert weighted.b == pytest.approx(subset.b, rel=1e-12, abs=1e-15)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("loss", ["mse", "half_mse"])
 def test_integer_weight_is_repetition_for_batch(data, backend, loss):
     """Full batch: integer weight k equals the sample repeated k times."""
@@ -153,7 +143,6 @@ def test_integer_weight_is_repetition_for_batch(data, backend, loss):
     np.testing.assert_allclose(weighted.history, repeated.history, rtol=1e-12)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("method,batch_size", METHODS)
 def test_common_factor_changes_nothing(data, weights, backend, method, batch_size):
     """Multiplying every weight by c changes nothing: exactly for a power of
@@ -170,7 +159,6 @@ def test_common_factor_changes_nothing(data, weights, backend, method, batch_siz
     np.testing.assert_allclose(base.history, scaled.history, rtol=1e-12)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("method,batch_size", METHODS)
 def test_unit_weights_are_no_weights(data, backend, method, batch_size):
     X, y = data
@@ -212,7 +200,6 @@ def _held_out(X, y, fraction, seed):
     return np.array(rows)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_weights_normalised_over_training_rows_only(data, weights, backend):
     """With a validation split the weights are divided by their mean over the
     training rows: the weights of held-out rows change nothing at all."""
@@ -254,7 +241,6 @@ BAD_WEIGHTS = [
 ]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("make,error", BAD_WEIGHTS,
                          ids=["short", "long", "column", "row", "scalar", "negative",
                               "tiny-negative", "nan", "inf", "all-zero", "strings",

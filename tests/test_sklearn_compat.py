@@ -21,7 +21,7 @@ from sklearn.utils.estimator_checks import check_estimator  # noqa: E402
 #: Checks that fail by design, with the reason (scikit-learn reports them as
 #: expected failures instead of errors).
 EXPECTED_FAILED = {
-    "check_fit1d": "a 1-D X is one feature in gdcore (DESIGN.md), not an error",
+    "check_fit1d": "a 1-D X is one feature in gdcore (README), not an error",
     "check_dtype_object": "object arrays are refused (TypeError) rather than converted",
 }
 

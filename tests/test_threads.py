@@ -225,14 +225,22 @@ def test_same_bits_across_processes_thread_counts_and_kernel_variants():
     assert len({run["digest"] for run in runs}) == 1, runs
 
 
+def _immutable(value):
+    if isinstance(value, tuple):
+        return all(_immutable(item) for item in value)
+    return isinstance(value, (bool, int, float, str))
+
+
 def test_the_kernels_module_has_no_mutable_module_state():
-    """The compiled modules expose functions and constants only: nothing a call
-    could leave behind for the next one."""
+    """The compiled modules expose functions, classes and immutable constants
+    only (numbers, strings, tuples of them): nothing a call could leave behind
+    for the next one."""
     for name in _dispatch.available():
-        module = _dispatch.load(name)
-        for attribute in dir(module):
-            if attribute.startswith("__"):
-                continue
-            value = getattr(module, attribute)
-            assert callable(value) or isinstance(value, (bool, int, float, str, type)), \
-                (name, attribute, type(value))
+        for kind in ("kernels", "landscape"):
+            module = _dispatch.load(name, kind)
+            for attribute in dir(module):
+                if attribute.startswith("__"):
+                    continue
+                value = getattr(module, attribute)
+                assert callable(value) or _immutable(value), (name, kind, attribute,
+                                                              type(value))

@@ -12,8 +12,6 @@ import pytest
 
 import gdcore
 
-BACKENDS = ["cython", "reference"]
-
 
 def _assert_identical(a, b):
     np.testing.assert_array_equal(a.w, b.w)
@@ -25,7 +23,6 @@ def _assert_identical(a, b):
 # One family: batch_size = 1 is sgd, batch_size >= n is batch
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("loss", ["mse", "half_mse"])
 @pytest.mark.parametrize("shuffle", [False, True])
 def test_minibatch_of_one_is_exactly_sgd(regression, backend, loss, shuffle):
@@ -36,7 +33,6 @@ def test_minibatch_of_one_is_exactly_sgd(regression, backend, loss, shuffle):
                       gdcore.fit(X, y, method="sgd", **options))
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("loss", ["mse", "half_mse"])
 @pytest.mark.parametrize("extra", [0, 1, 5, 1000])
 @pytest.mark.parametrize("shuffle", [False, True])
@@ -50,7 +46,6 @@ def test_minibatch_of_n_or_more_is_exactly_batch(regression, backend, loss, extr
     assert minibatch.batch_size == 23
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_result_records_steps_and_resolved_batch_size(regression, backend):
     """FitResult counts epochs and updates and reports the batch size used."""
     X, y = regression(10, 2)
@@ -71,7 +66,6 @@ def test_result_records_steps_and_resolved_batch_size(regression, backend):
 # History and the partial last batch, against the NumPy replay
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("loss", ["mse", "half_mse"])
 @pytest.mark.parametrize("method,batch_size", [("batch", 10), ("sgd", 1), ("minibatch", 4),
                                                ("minibatch", 3), ("minibatch", 9)])
@@ -90,7 +84,6 @@ def test_fit_matches_numpy_replay(regression, numpy_fit, backend, loss, method, 
     np.testing.assert_allclose(result.history, history, rtol=1e-12, atol=1e-14)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_partial_last_batch_is_averaged_over_its_own_size(regression, numpy_fit, backend):
     """n=10, batch_size=4: batches of 4, 4 and 2; the last one's gradient and
     loss are means over 2 samples, not 4. The replay that divides by 4 is
@@ -116,7 +109,6 @@ def test_partial_last_batch_is_averaged_over_its_own_size(regression, numpy_fit,
     assert result.history[0] != pytest.approx(np.mean(losses), rel=1e-6)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("loss", ["mse", "half_mse"])
 def test_batch_history_is_value_and_grad_at_epoch_start(regression, backend, loss):
     """For method="batch", history[k] is value_and_grad's loss at the
@@ -132,7 +124,6 @@ def test_batch_history_is_value_and_grad_at_epoch_start(regression, backend, los
     assert np.all(np.diff(result.history) < 0)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("method", ["batch", "sgd", "minibatch"])
 def test_epochs_zero_returns_the_start(regression, backend, method):
     """epochs=0 applies no update: w0, b0 and an empty history come back."""
@@ -145,7 +136,6 @@ def test_epochs_zero_returns_the_start(regression, backend, method):
     assert result.n_steps == 0
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("method", ["batch", "sgd", "minibatch"])
 @pytest.mark.parametrize("shuffle", [False, True])
 def test_no_intercept_keeps_b0_exactly(regression, numpy_fit, shuffle_orders, backend,
@@ -164,7 +154,6 @@ def test_no_intercept_keeps_b0_exactly(regression, numpy_fit, shuffle_orders, ba
     np.testing.assert_allclose(result.history, history, rtol=1e-12)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_fit_does_not_modify_its_inputs(regression, backend):
     """fit never modifies X, y or w0, and the returned w is a new array."""
     X, y = regression(15, 3)
@@ -184,7 +173,6 @@ def test_fit_does_not_modify_its_inputs(regression, backend):
 # Shuffling
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("method", ["sgd", "minibatch"])
 def test_same_seed_same_result_different_seed_different(regression, backend, method):
     """shuffle=True is reproducible from its seed, and the seed matters."""
@@ -199,11 +187,10 @@ def test_same_seed_same_result_different_seed_different(regression, backend, met
     assert not np.array_equal(first.w, unshuffled.w)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("seed", [0, 1, 2024])
 def test_epoch_zero_order_is_default_rng_permutation(regression, numpy_fit, backend, seed):
     """With shuffle=True the first epoch visits the rows in
-    numpy.random.default_rng(seed).permutation(n) order (DESIGN.md): one sgd
+    numpy.random.default_rng(seed).permutation(n) order (README): one sgd
     epoch equals the NumPy replay in exactly that order, and not in 0..n-1."""
     X, y = regression(20, 2, seed=5)
     result = gdcore.fit(X, y, method="sgd", lr=0.05, epochs=1, shuffle=True, seed=seed,
@@ -217,7 +204,6 @@ def test_epoch_zero_order_is_default_rng_permutation(regression, numpy_fit, back
     assert not np.allclose(result.w, w_ordered, rtol=1e-6)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_later_epochs_reshuffle_as_documented(regression, numpy_fit, shuffle_orders,
                                               backend):
     """Later epochs follow gdcore.fit's documented rule (each epoch shuffles the
@@ -234,16 +220,14 @@ def test_later_epochs_reshuffle_as_documented(regression, numpy_fit, shuffle_ord
 
 
 @pytest.mark.parametrize("method", ["sgd", "minibatch"])
-def test_seed_reproducible_across_backends(regression, method):
+def test_seed_reproducible_across_backends(assert_agree, regression, method):
     """The Python layer draws the permutation, so both backends see the same
     order: shuffled runs with the same seed agree to rtol=1e-9."""
     X, y = regression(31, 4)
     options = dict(method=method, batch_size=6, lr=0.03, epochs=3, shuffle=True, seed=8)
     a = gdcore.fit(X, y, backend="cython", **options)
     b = gdcore.fit(X, y, backend="reference", **options)
-    np.testing.assert_allclose(a.w, b.w, rtol=1e-9, atol=1e-12)
-    assert a.b == pytest.approx(b.b, rel=1e-9, abs=1e-12)
-    np.testing.assert_allclose(a.history, b.history, rtol=1e-9)
+    assert_agree(a, b)
 
 
 def test_seed_sequence_and_generator_match_int_seed(regression):

@@ -1,4 +1,4 @@
-"""The four tutorials gdcore grew from (DESIGN.md), reproduced number for number.
+"""The four tutorials gdcore grew from (README), reproduced number for number.
 
 Where the arithmetic can be done by hand it is, in the docstrings, and the
 tests check gdcore against those closed forms rather than against itself.

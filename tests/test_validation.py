@@ -1,4 +1,4 @@
-"""Input checking at the boundary (DESIGN.md, "Where things happen").
+"""Input checking at the boundary (docs/design.md, "Guarantees").
 
 Every bad input gets a TypeError (wrong kind of object) or ValueError (right
 kind, bad value) whose message names the argument, and nothing passed in is
@@ -10,14 +10,14 @@ included, is used as is and never copied.
 from __future__ import annotations
 
 import copy
+import functools
 
 import numpy as np
 import pytest
 
 import gdcore
-import gdcore._kernels
+from gdcore import _dispatch, _options
 
-BACKENDS = ["cython", "reference"]
 NAN, INF = float("nan"), float("inf")
 
 _rng = np.random.default_rng(0)
@@ -134,7 +134,6 @@ FIT_BAD = [
 ]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("case,overrides,error,names", FIT_BAD, ids=[c[0] for c in FIT_BAD])
 def test_fit_rejects_bad_input(backend, case, overrides, error, names):
     """fit raises the right exception, its message names the argument, and
@@ -150,7 +149,6 @@ def test_fit_rejects_bad_input(backend, case, overrides, error, names):
     _assert_unchanged(before, {"X": X, "y": y, **kwargs})
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("method", ["batch", "sgd", "minibatch"])
 def test_fit_nan_in_last_row_is_found(backend, method):
     """A NaN in the very last row of X (reached only at the end of an epoch)
@@ -194,7 +192,6 @@ VALUE_AND_GRAD_BAD = [
 ]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("case,overrides,error,names", VALUE_AND_GRAD_BAD,
                          ids=[c[0] for c in VALUE_AND_GRAD_BAD])
 def test_value_and_grad_rejects_bad_input(backend, case, overrides, error, names):
@@ -233,18 +230,23 @@ PREDICT_BAD = [
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
-@pytest.mark.parametrize("predict", [gdcore.predict, gdcore.reference.predict],
-                         ids=["cython", "reference"])
 @pytest.mark.parametrize("case,overrides,error,names", PREDICT_BAD,
                          ids=[c[0] for c in PREDICT_BAD])
-def test_predict_rejects_bad_input(predict, case, overrides, error, names):
-    """predict (both paths) raises naming the argument and modifies nothing."""
+def test_predict_rejects_bad_input(backend, case, overrides, error, names):
+    """predict (both backends) raises naming the argument and modifies nothing."""
     kwargs = dict(X=X0.copy(), w=W0.copy(), b=0.5)
     kwargs.update(copy.deepcopy(overrides))
     before = _snapshot(kwargs)
     with pytest.raises(error, match=_names(names)):
-        predict(kwargs["X"], kwargs["w"], kwargs["b"])
+        gdcore.predict(kwargs["X"], kwargs["w"], kwargs["b"], backend=backend)
     _assert_unchanged(before, kwargs)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "Cython", None, 1])
+def test_predict_rejects_an_unknown_backend(backend):
+    error = TypeError if not isinstance(backend, str) else ValueError
+    with pytest.raises(error, match=_names("backend")):
+        gdcore.predict(X0, W0, backend=backend)
 
 
 # ---------------------------------------------------------------------------
@@ -275,7 +277,6 @@ def _as_tuple(value):
 VARIANTS = list(_variants(X0))
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("kind", VARIANTS)
 def test_fit_accepts_other_dtypes_and_layouts(backend, kind):
     """float32, integer, bool, Fortran-ordered, strided, list and tuple X, y and
@@ -293,7 +294,6 @@ def test_fit_accepts_other_dtypes_and_layouts(backend, kind):
     np.testing.assert_array_equal(got.history, want.history)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("kind", VARIANTS)
 def test_value_and_grad_accepts_other_dtypes_and_layouts(backend, kind):
     X_in, X_ref = _variants(X0)[kind]
@@ -306,10 +306,9 @@ def test_value_and_grad_accepts_other_dtypes_and_layouts(backend, kind):
     np.testing.assert_array_equal(got[1], want[1])
 
 
-@pytest.mark.parametrize("predict", [gdcore.predict, gdcore.reference.predict],
-                         ids=["cython", "reference"])
 @pytest.mark.parametrize("kind", VARIANTS)
-def test_predict_accepts_other_dtypes_and_layouts(predict, kind):
+def test_predict_accepts_other_dtypes_and_layouts(backend, kind):
+    predict = functools.partial(gdcore.predict, backend=backend)
     X_in, X_ref = _variants(X0)[kind]
     w_in, w_ref = _variants(W0)[kind]
     got = predict(X_in, w_in, 1.0)
@@ -341,7 +340,6 @@ def memmapped(tmp_path):
     return X
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_read_only_memmap_works(memmapped, backend):
     """A read-only np.memmap float64 X trains, evaluates and predicts like the
     in-memory array."""
@@ -364,9 +362,10 @@ def test_read_only_memmap_works(memmapped, backend):
 def kernel_spy(monkeypatch):
     """Record the arrays the compiled kernels receive (calls pass through).
 
-    Patches the kernel modules that gdcore's API actually calls (the one chosen
-    for this CPU, ``gdcore._api._kernels``, and the one for per-sample epochs
-    on short rows, ``gdcore._api._short_row_kernels``; often the same).
+    Patches the kernel modules that gdcore's trainers and value_and_grad
+    actually call (the one chosen for this CPU, ``gdcore._dispatch.kernels``,
+    and the one for per-sample epochs on short rows,
+    ``gdcore._dispatch.short_row_kernels``; often the same).
     """
     seen = []
 
@@ -374,17 +373,17 @@ def kernel_spy(monkeypatch):
         original = getattr(module, name)
 
         def spy(*args, **kwargs):
-            # X and y are the first two parameters of both kernels
+            # X and Y are the first two parameters of both kernels
             arrays = list(args[:2]) + [kwargs[k] for k in ("X", "y") if k in kwargs]
             seen.append((name, arrays))
             return original(*args, **kwargs)
 
         monkeypatch.setattr(module, name, spy)
 
-    modules = {id(m): m for m in (gdcore._api._kernels, gdcore._api._short_row_kernels)}
+    modules = {id(m): m for m in (_dispatch.require(), _dispatch.short_row_kernels)}
     for module in modules.values():
         wrap(module, "run_epoch")
-        wrap(module, "value_and_grad")
+        wrap(module, "full_sums")
     return seen
 
 
@@ -406,7 +405,7 @@ def test_value_and_grad_does_not_copy_float64_c_contiguous_X(kernel_spy, memmapp
         kernel_spy.clear()
         gdcore.value_and_grad(X, Y0, W0)
         ((name, args),) = kernel_spy
-        assert name == "value_and_grad"
+        assert name == "full_sums"
         assert np.shares_memory(args[0], X) and np.shares_memory(args[1], Y0)
 
 
@@ -441,29 +440,38 @@ def test_no_copy_of_a_large_X_in_memory_terms(call):
     assert peak < X.nbytes / 4
 
 
-def test_kernel_refuses_to_update_a_silent_copy():
-    """Arrays a kernel writes must be float64, C-contiguous and writeable:
-    anything else raises instead of updating a temporary copy."""
-    X = np.ascontiguousarray(X0)
-    rule = gdcore._kernels.Rule(lr=0.01, batch_size=3)
+@pytest.mark.parametrize("variant", _dispatch.available())
+def test_kernel_refuses_to_update_a_silent_copy(variant):
+    """Arrays a kernel writes (the training state, the sums' output) must be
+    float64, C-contiguous and writeable: anything else raises instead of
+    updating a temporary copy."""
+    kernels = _dispatch.load(variant)
+    X, Y = np.ascontiguousarray(X0), Y0.reshape(-1, 1)
+    rule = kernels.Rule(_options.Config(batch_size=3), 3, 1)
+    rows = len(kernels.STATE_ROWS)
 
-    def run(params, grad_sum):
-        return gdcore._kernels.run_epoch(X, Y0, None, None, params, None, None, grad_sum,
-                                         rule, 0, 0, 100)
+    def run(state):
+        return kernels.run_epoch(X, Y, None, None, state, rule, 0.01, 0, 0, 100)
 
-    good = np.zeros(4)
-    run(good, np.zeros(4))                                   # the good call works
-    assert np.any(good != 0)
-    read_only = np.zeros(4)
-    read_only.flags.writeable = False
-    for bad in (np.zeros(4, dtype=np.float32), np.zeros(8)[::2], read_only, [0.0] * 4):
-        with pytest.raises((TypeError, ValueError)):
-            run(bad, np.zeros(4))
-        with pytest.raises((TypeError, ValueError)):
-            run(np.zeros(4), bad)
-    grad = np.zeros(3, dtype=np.float32)
-    with pytest.raises((TypeError, ValueError)):
-        gdcore._kernels.value_and_grad(X, Y0, W0, 0.0, 1.0, grad, 1)
+    def sums(out):
+        kernels.full_sums(X, Y, None, np.zeros(4), out, 1)
+
+    good = np.zeros((rows, 4))
+    assert run(good)[0] == 3                                  # the good calls work
+    assert np.any(good[0] != 0)
+    out = np.zeros(5)
+    sums(out)
+    assert out[0] == pytest.approx(np.sum(Y0 ** 2), rel=1e-14)      # at w = b = 0
+    for shape, call in (((rows, 4), run), ((5,), sums)):
+        read_only = np.zeros(shape)
+        read_only.flags.writeable = False
+        strided = np.zeros(shape[:-1] + (2 * shape[-1],))[..., ::2]
+        for bad in (np.zeros(shape, dtype=np.float32), strided, read_only,
+                    np.zeros(shape).tolist()):
+            with pytest.raises((TypeError, ValueError)):
+                call(bad)
+            if isinstance(bad, np.ndarray):
+                assert not np.any(bad)                        # nothing written
 
 
 # ---------------------------------------------------------------------------
@@ -484,7 +492,7 @@ OUT_OF_RANGE = [
     ("value_and_grad-n_threads", lambda: gdcore.value_and_grad(X0, Y0, W0, n_threads=2 ** 31),
      "n_threads"),
     ("predict-b", lambda: gdcore.predict(X0, W0, HUGE), "b"),
-    ("reference-predict-b", lambda: gdcore.reference.predict(X0, W0, HUGE), "b"),
+    ("reference-predict-b", lambda: gdcore.predict(X0, W0, HUGE, backend="reference"), "b"),
     ("make_regression-bias", lambda: gdcore.make_regression(5, 2, bias=HUGE), "bias"),
     ("make_regression-noise", lambda: gdcore.make_regression(5, 2, noise=HUGE), "noise"),
 ]

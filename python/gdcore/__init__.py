@@ -3,19 +3,19 @@
 Batch, stochastic (per-sample) and mini-batch gradient descent on
 ``y ~ X @ w + b`` with a compiled Cython core (``gdcore._kernels``) and a
 plain-Python reference path (:mod:`gdcore.reference`) that computes the same
-numbers. See DESIGN.md in the repository for the contract.
+numbers. ``docs/design.md`` in the repository describes how it is built.
 """
 
 from . import reference, schedules
 from ._api import fit, max_stable_lr, predict, value_and_grad
 from ._data import make_regression, make_regression_npy
-from ._estimator import LinearRegressor
 from ._dispatch import KERNELS_NAME as KERNELS
-from ._kernels import OPENMP
+from ._dispatch import OPENMP
+from ._estimator import LinearRegressor
+from ._results import DivergenceError, FitResult, NotFittedError
+from ._state import TrainState
+from ._version import __version__
 from .landscape import DescentPath, descent_path, ewma, loss_grid, loss_surface
-from ._results import DivergenceError, FitResult, NotFittedError, TrainState
-
-__version__ = "0.1.0"
 
 __all__ = [
     "DescentPath",
@@ -26,6 +26,7 @@ __all__ = [
     "NotFittedError",
     "OPENMP",
     "TrainState",
+    "__version__",
     "descent_path",
     "ewma",
     "fit",

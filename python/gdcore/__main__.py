@@ -8,8 +8,8 @@ learned weights to ``w_true``, seconds and samples per second.
 Two commands do more (see :mod:`gdcore._cli`): ``python -m gdcore train``
 trains on your data (``.npy`` / ``.csv``) or a synthetic problem with any
 option of :func:`gdcore.fit` and saves the result, and ``python -m gdcore demo``
-runs the walk-throughs of the tutorials (:mod:`gdcore.demos`). The same is
-installed as the ``gdcore`` command.
+runs the walk-throughs of the tutorials (the scripts of ``examples/``). The
+same is installed as the ``gdcore`` command.
 """
 
 from __future__ import annotations
@@ -17,15 +17,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from . import DivergenceError, fit, make_regression, value_and_grad
 from ._cli import COMMANDS, OneLineParser, program_name
 from ._cli import main as run_command
-from ._dispatch import KERNELS_NAME
-from ._dispatch import kernels as _kernels
+from ._dispatch import KERNELS_NAME, OPENMP, max_threads
 
 #: Learning rates that converge on standard-normal features (mse): full-batch
 #: steps may be large; a per-sample step must stay below about 1/n_features.
@@ -114,8 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     made = time.perf_counter() - started
     print(f"data: {args.n_samples:,} x {args.n_features} float64 "
           f"({X.nbytes / 1e6:,.0f} MB), noise {args.noise}, made in {made:.2f} s; "
-          f"backend {args.backend} ({KERNELS_NAME} kernels), OpenMP {'on' if _kernels.OPENMP else 'off'} "
-          f"({args.threads or _kernels.max_threads()} threads for full batch)")
+          f"backend {args.backend} ({KERNELS_NAME} kernels), OpenMP {'on' if OPENMP else 'off'} "
+          f"({args.threads or max_threads()} threads for full batch)")
 
     header = (f"{'method':<10} {'batch':>7} {'lr':>7} {'epochs':>6} {'final loss':>12} "
               f"{'|w - w_true|':>12} {'seconds':>8} {'samples/s':>11}")

@@ -1,60 +1,42 @@
-"""Public functions: value_and_grad, fit, predict."""
+"""The public functions: value_and_grad, predict, fit, max_stable_lr."""
 
 from __future__ import annotations
 
-import copy
+import copy as _copy
+import dataclasses
 import math
 import mmap
-import sys
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
-from . import _training, _validation, reference, schedules
-from ._dispatch import SHORT_ROW_FEATURES
-from ._dispatch import kernels as _kernels
-from ._dispatch import short_row_kernels as _short_row_kernels
-from ._results import FitResult, TrainState
+from . import _dispatch, _options, _validation
+from ._engines import BACKENDS, Backend
+from ._results import FitResult
+from ._state import Data, TrainState, to_params
+from ._training import train
+
+#: Block size of the block-wise shuffle of memory-mapped data ("auto").
+MEMMAP_BLOCK_BYTES = 64 * 2**20
+
+
+def backend_named(name: Any) -> Backend:
+    """The backend called ``name``; ``ImportError`` for ``cython`` without a build."""
+    _validation.check_choice(name, "backend", _options.BACKENDS)
+    if name == "cython":
+        _dispatch.require()
+    return BACKENDS[name]
 
 
 def _threads(n_threads: int | None) -> int:
-    return _kernels.max_threads() if n_threads is None else n_threads
+    return _dispatch.max_threads() if n_threads is None else n_threads
 
 
-class CythonEngine:
-    """Adapter that lets the shared training loop run the compiled epoch kernel."""
-
-    name = "cython"
-
-    def prepare(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return X, y
-
-    def subset_loss(self, data, rows, params, loss_factor):
-        X, y = data
-        kernel = _kernels.subset_loss if y.ndim == 1 else _kernels.subset_loss_multi
-        return kernel(X, y, rows, params, loss_factor)
-
-    def run_epoch(self, data, order, weights, params, velocity, average, grad_sum, rule,
-                  global_step, first_step, stop_step):
-        X, y = data
-        if y.ndim == 2:
-            return _kernels.run_epoch_multi(X, y, order, weights, params, velocity, average,
-                                            grad_sum, _kernels.Rule(**rule), global_step,
-                                            first_step, stop_step)
-        # (same bits from every build; see _dispatch.SHORT_ROW_FEATURES)
-        short = rule["batch_size"] == 1 and X.shape[1] <= SHORT_ROW_FEATURES
-        module = _short_row_kernels if short else _kernels
-        return module.run_epoch(X, y, order, weights, params, velocity, average, grad_sum,
-                                module.Rule(**rule), global_step, first_step, stop_step)
-
-
-_ENGINES = {"cython": CythonEngine(), "reference": reference.ENGINE}
-
-
-def value_and_grad(X: Any, y: Any, w: Any, b: float = 0.0, *, loss: str = "mse",
+def value_and_grad(X: Any, y: Any, w: Any, b: Any = 0.0, *, loss: str = "mse",
                    backend: str = "cython",
-                   n_threads: int | None = None) -> tuple[float, np.ndarray, float]:
+                   n_threads: int | None = None) -> tuple[float, np.ndarray, Any]:
     """Loss of the linear model on all samples and its gradient.
 
     One fused pass over the rows of ``X`` computes the residuals
@@ -95,50 +77,32 @@ def value_and_grad(X: Any, y: Any, w: Any, b: float = 0.0, *, loss: str = "mse",
         Bad shapes, dtypes, non-finite values in ``X``, ``y``, ``w`` or ``b``,
         unknown ``loss`` or ``backend``. When the inputs are finite but the
         loss overflows (huge ``w``), the non-finite values are returned.
+    ImportError
+        ``backend="cython"`` without the compiled kernels (see the README).
     """
     X, y = _validation.check_X_y(X, y)
     outputs = _validation.n_outputs(y)
     w = _validation.check_weights(w, X.shape[1], "w", outputs)
     b = _validation.check_intercept(b, "b", outputs)
-    loss_factor = _validation.check_loss(loss)
-    _validation.check_choice(backend, "backend", _validation.BACKENDS)
+    loss_factor = _options.loss_factor(loss)
+    engine = backend_named(backend)
     n_threads = _validation.check_n_threads(n_threads)
 
-    if outputs is not None:
-        return _value_and_grad_multi(X, y, w, b, loss_factor, backend, _threads(n_threads))
-    if backend == "cython":
-        grad_w = np.empty(X.shape[1])
-        value, grad_b = _kernels.value_and_grad(X, y, w, b, loss_factor, grad_w,
-                                                _threads(n_threads))
-    else:
-        value, grad_list, grad_b = reference.loss_and_gradient(
-            X.tolist(), y.tolist(), w.tolist(), b, loss_factor)
-        grad_w = np.array(grad_list, dtype=np.float64)
+    (n, d), k = X.shape, outputs or 1
+    sums = engine.sums(X, y.reshape(n, k), to_params(w, b), _threads(n_threads))
+    value = loss_factor * sums[0] / n
     if not math.isfinite(value):
         _validation.raise_if_nonfinite_input(X, y)
-    return float(value), grad_w, float(grad_b)
+    scale = 2.0 * loss_factor / n
+    with np.errstate(over="ignore", invalid="ignore"):    # finite inputs, huge w: inf
+        grad_w = scale * sums[1 + k:].reshape(k, d).T
+        grad_b = scale * sums[1:1 + k]
+    if outputs is None:
+        return float(value), grad_w[:, 0].copy(), float(grad_b[0])
+    return float(value), grad_w.copy(), grad_b
 
 
-def _value_and_grad_multi(X, Y, W, b, loss_factor, backend, n_threads):
-    n, d = X.shape
-    k = Y.shape[1]
-    params = np.concatenate([W.ravel(), b])
-    if backend == "cython":
-        sums = np.empty(1 + k + d * k)
-        _kernels.full_sums_multi(X, Y, params, sums, n_threads)
-        scale = 2.0 * loss_factor / n
-        value = loss_factor * sums[0] / n
-        grad_W, grad_b = scale * sums[1 + k:].reshape(d, k), scale * sums[1:1 + k]
-    else:
-        value, grad_list, grad_b_list = reference.loss_and_gradient_multi(
-            X.tolist(), Y.tolist(), W.tolist(), b.tolist(), loss_factor)
-        grad_W, grad_b = np.array(grad_list), np.array(grad_b_list)
-    if not math.isfinite(value):
-        _validation.raise_if_nonfinite_input(X, Y)
-    return float(value), grad_W, grad_b
-
-
-def predict(X: Any, w: Any, b: float = 0.0) -> np.ndarray:
+def predict(X: Any, w: Any, b: Any = 0.0, *, backend: str = "cython") -> np.ndarray:
     """Predictions ``X @ w + b`` of the linear model.
 
     Parameters
@@ -147,6 +111,8 @@ def predict(X: Any, w: Any, b: float = 0.0) -> np.ndarray:
         Samples; 1-D means one feature.
     w : array-like of shape (n_features,), or (n_features, k) for k outputs
     b : float, or array-like of shape (k,) for k outputs, default 0.0
+    backend : {"cython", "reference"}, default "cython"
+        NumPy's matrix product, or the plain-Python reference path.
 
     Returns
     -------
@@ -163,16 +129,15 @@ def predict(X: Any, w: Any, b: float = 0.0) -> np.ndarray:
     outputs = np.shape(w)[1] if np.ndim(w) == 2 else None
     w = _validation.check_weights(w, X.shape[1], "w", outputs)
     b = _validation.check_intercept(b, "b", outputs)
-    with np.errstate(invalid="ignore", over="ignore"):
-        predictions = X @ w
-        predictions += b
+    _validation.check_choice(backend, "backend", _options.BACKENDS)
+    predictions = BACKENDS[backend].predict(X, w, b)
     if not np.isfinite(predictions).all():
         _validation.raise_if_nonfinite_input(X)
     return predictions
 
 
 def fit(X: Any, y: Any, *, method: str = "minibatch", batch_size: int = 32,
-        lr: float = 0.01, epochs: int = 10, w0: Any = None, b0: float = 0.0,
+        lr: float = 0.01, epochs: int = 10, w0: Any = None, b0: Any = 0.0,
         fit_intercept: bool = True, loss: str = "mse", shuffle: bool = True,
         seed: Any = None, backend: str = "cython", n_threads: int | None = None,
         momentum: float = 0.0, nesterov: bool = False, dampening: float = 0.0,
@@ -224,8 +189,8 @@ def fit(X: Any, y: Any, *, method: str = "minibatch", batch_size: int = 32,
     seed : int, SeedSequence, Generator or None, default None
         Seed of the shuffling (and of the validation split); same seed, same bits.
     backend : {"cython", "reference"}, default "cython"
-        Compiled kernels, or the plain-Python reference path (same results to
-        ``rtol=1e-9``).
+        Compiled kernels, or the plain-Python reference path
+        (:mod:`gdcore.reference`; same results to ``rtol=1e-9``, slow).
     n_threads : int or None, default None
         Threads for the full-data gradient of ``method="batch"`` (None:
         OpenMP's default). Results are bit-for-bit the same for any value.
@@ -290,9 +255,14 @@ def fit(X: Any, y: Any, *, method: str = "minibatch", batch_size: int = 32,
     callback : callable or None
         Called after each epoch (and every ``callback_every`` steps) with a
         dict: ``epoch``, ``step`` (None at an epoch's end), ``global_step``,
-        ``w``, ``b``, ``loss`` (the epoch's, or None mid-epoch), ``history``.
-        Returning ``True`` stops training (``stop_reason="callback"``).
+        ``w``, ``b``, ``loss`` (the epoch's, or None mid-epoch),
+        ``batch_loss`` (the mean of the batch losses of the steps since the
+        previous call), ``history``. Returning ``True`` stops training
+        (``stop_reason="callback"``). The call after an epoch comes before
+        the early-stopping check, so it sees every completed epoch.
     callback_every : int or None
+        Also call ``callback`` after every ``callback_every`` steps within
+        an epoch.
     verbose : int, default 0
         1: print a line per epoch (loss, gradient norm, rate, samples/s).
     progress : bool, default False
@@ -332,106 +302,75 @@ def fit(X: Any, y: Any, *, method: str = "minibatch", batch_size: int = 32,
         large) and ``on_divergence="raise"``. The error carries the last
         finite parameters, the epoch and step, and the history so far.
     """
-    copy = _validation.check_bool(copy, "copy")
+    return fit_with(dict(locals()))
+
+
+def fit_with(arguments: Mapping[str, Any]) -> FitResult:
+    """:func:`fit` with its arguments in a mapping (every keyword present).
+
+    The options are checked by building their ``Config`` (the option table),
+    then the data and the arguments that depend on it.
+    """
+    config = _options.from_arguments(arguments)
+    engine = backend_named(config.backend)
+    X, y = arguments["X"], arguments["y"]
     copied = tuple(name for name, value in (("X", X), ("y", y))
                    if not _validation.is_float64_c(value))
-    if not copy:
+    if not config.copy:
         _validation.refuse_copy(X, "X")
         _validation.refuse_copy(y, "y")
     memory_mapped = _is_memory_mapped(X)
     X, y = _validation.check_X_y(X, y)
     n_samples, n_features = X.shape
     outputs = _validation.n_outputs(y)
-    method = _validation.check_choice(method, "method", _validation.METHODS)
-    batch_size = _validation.check_int(batch_size, "batch_size", minimum=1)
-    lr = _validation.check_real(lr, "lr", positive=True)
-    epochs = _validation.check_int(epochs, "epochs", minimum=0, maximum=sys.maxsize)
-    b0 = _validation.check_intercept(b0, "b0", outputs)
-    fit_intercept = _validation.check_bool(fit_intercept, "fit_intercept")
-    loss_factor = _validation.check_loss(loss)
-    shuffle = _validation.check_bool(shuffle, "shuffle")
-    seed = _validation.check_seed(seed)
-    _validation.check_choice(backend, "backend", _validation.BACKENDS)
-    n_threads = _validation.check_n_threads(n_threads)
-    momentum = _validation.check_non_negative(momentum, "momentum")
-    nesterov = _validation.check_bool(nesterov, "nesterov")
-    dampening = _validation.check_real(dampening, "dampening")
-    if not 0.0 <= dampening <= 1.0:
-        raise ValueError(f"dampening must be in [0, 1]; got {dampening}")
-    if nesterov and (momentum == 0.0 or dampening != 0.0):
-        raise ValueError(f"nesterov=True needs momentum > 0 and dampening = 0; got "
-                         f"momentum={momentum}, dampening={dampening}")
-    weight_decay = _validation.check_non_negative(weight_decay, "weight_decay")
-    l1 = _validation.check_non_negative(l1, "l1")
-    decay_bias = _validation.check_bool(decay_bias, "decay_bias")
-    schedule = schedules.check_schedule(schedule)
-    average_from = _validation.check_average(average)
-    if tol is not None:
-        tol = _validation.check_non_negative(tol, "tol")
-    stop_on = _validation.check_choice(stop_on, "stop_on", ("loss", "grad_norm", "validation"))
-    n_iter_no_change = _validation.check_int(n_iter_no_change, "n_iter_no_change", minimum=1)
-    if validation_fraction is None and stop_on == "validation":
-        validation_fraction = 0.1
-    if validation_fraction is not None:
-        validation_fraction = _validation.check_real(validation_fraction,
-                                                     "validation_fraction")
-        if not 0.0 < validation_fraction < 1.0:
-            raise ValueError(f"validation_fraction must be in (0, 1); got "
-                             f"{validation_fraction}")
-    on_divergence = _validation.check_choice(on_divergence, "on_divergence",
-                                             ("raise", "stop", "halve"))
-    check_lr = _validation.check_bool(check_lr, "check_lr")
-    if callback is not None and not callable(callback):
-        raise TypeError(f"callback must be callable or None; got "
-                        f"{_validation.describe(callback)}")
-    if callback_every is not None:
-        callback_every = _validation.check_int(callback_every, "callback_every", minimum=1)
-    verbose = _validation.check_int(verbose, "verbose", minimum=0)
-    progress = _validation.check_bool(progress, "progress")
-
-    train_rows, val_rows = _split(n_samples, validation_fraction, seed)
-    weights = _validation.check_sample_weight(sample_weight, n_samples, train_rows)
-    if warm_start is None:
-        w_init = (np.zeros((n_features,) if outputs is None else (n_features, outputs))
-                  if w0 is None else _validation.check_weights(w0, n_features, "w0", outputs))
-        params = np.concatenate([w_init.ravel(), np.ravel(b0)])
-    elif w0 is not None or np.any(b0 != 0.0):
-        raise ValueError("pass either w0 / b0 or warm_start, not both: a warm start "
-                         "continues from its own parameters")
+    train_rows, val_rows = _validation.split_rows(n_samples, config.validation_fraction,
+                                                  config.seed)
+    weights = _validation.check_sample_weight(arguments["sample_weight"], n_samples,
+                                              train_rows)
+    state = start_state(config, arguments, n_features, outputs)
     n_train = n_samples if train_rows is None else train_rows.shape[0]
+    shuffle_block = config.shuffle_block
     if shuffle_block == "auto":
         shuffle_block = (max(1, MEMMAP_BLOCK_BYTES // (8 * n_features))
                          if memory_mapped else None)
-    elif shuffle_block is not None:
-        shuffle_block = _validation.check_int(shuffle_block, "shuffle_block", minimum=1)
-    params_size = (n_features + 1) * (outputs or 1)
-    config = _training.Config(
-        method=method, lr=lr, epochs=epochs, loss_factor=loss_factor,
-        batch_size={"batch": n_train, "sgd": 1}.get(method, min(batch_size, n_train)),
-        fit_intercept=fit_intercept, shuffle=shuffle, n_threads=_threads(n_threads),
-        schedule=schedule, momentum=momentum, dampening=dampening, nesterov=nesterov,
-        weight_decay=weight_decay, l1=l1, decay_bias=decay_bias, average_from=average_from,
-        tol=tol, stop_on=stop_on, n_iter_no_change=n_iter_no_change,
-        on_divergence=on_divergence, callback=callback, callback_every=callback_every,
-        verbose=verbose, progress=progress, shuffle_block=shuffle_block)
-    if warm_start is None:
-        state = _training.new_state(params, config, seed)
-    else:
-        state = _training.resume_state(warm_start, config, params_size, seed)
-    if check_lr:
-        limit = max_stable_lr(X, loss=loss, fit_intercept=fit_intercept)
-        if lr > limit:
-            warnings.warn(f"lr={lr:g} is above the largest stable full-batch rate "
+    config = dataclasses.replace(
+        config, n_threads=_threads(config.n_threads), shuffle_block=shuffle_block,
+        batch_size={"batch": n_train, "sgd": 1}.get(config.method,
+                                                    min(config.batch_size, n_train)))
+    if config.check_lr:
+        limit = max_stable_lr(X, loss=config.loss, fit_intercept=config.fit_intercept,
+                              backend=config.backend, n_threads=config.n_threads)
+        if config.lr > limit:
+            warnings.warn(f"lr={config.lr:g} is above the largest stable full-batch rate "
                           f"{limit:.4g} for this X (gdcore.max_stable_lr); training is "
                           f"likely to diverge: try lr <= {0.5 * limit:.3g}",
-                          RuntimeWarning, stacklevel=2)
-    data = _training.Data(X=X, y=y, weights=weights, train_rows=train_rows,
-                          val_rows=val_rows)
-    return _training.train(_ENGINES[backend], data, config, state, copied=copied)
+                          RuntimeWarning, stacklevel=3)
+    data = Data(X=X, y=y, weights=weights, train_rows=train_rows, val_rows=val_rows)
+    return train(engine, data, config, state, copied=copied)
 
 
-#: Block size of the block-wise shuffle of memory-mapped data ("auto").
-MEMMAP_BLOCK_BYTES = 64 * 2**20
+def start_state(config: _options.Config, arguments: Mapping[str, Any], n_features: int,
+                outputs: int | None) -> TrainState:
+    """The state a run starts from: ``w0`` and ``b0`` (checked against the
+    data), or a copy of ``warm_start``'s state; completed with what this
+    run's options need (the shuffling generator, the schedule's state)."""
+    b0 = _validation.check_intercept(arguments["b0"], "b0", outputs)
+    w0, warm_start = arguments["w0"], arguments["warm_start"]
+    if warm_start is None:
+        w_init = (np.zeros((n_features,) if outputs is None else (n_features, outputs))
+                  if w0 is None else _validation.check_weights(w0, n_features, "w0", outputs))
+        state = TrainState.starting_at(to_params(w_init, b0), n_features, outputs)
+    elif w0 is not None or np.any(b0 != 0.0):
+        raise ValueError("pass either w0 / b0 or warm_start, not both: a warm start "
+                         "continues from its own parameters")
+    else:
+        state = _copy.deepcopy(_validation.check_warm_start(warm_start, n_features,
+                                                            outputs))
+    if config.shuffle and state.rng is None:
+        state.rng = np.random.default_rng(config.seed)
+    if not state.schedule_state:
+        state.schedule_state = config.schedule.initial_state(config.lr)
+    return state
 
 
 def _is_memory_mapped(X: Any) -> bool:
@@ -443,37 +382,17 @@ def _is_memory_mapped(X: Any) -> bool:
     return isinstance(X, mmap.mmap)
 
 
-def _split(n_samples: int, fraction: float | None,
-           seed: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Sorted training and held-out row indices (None, None: no split)."""
-    if fraction is None:
-        return None, None
-    n_val = max(1, int(round(fraction * n_samples)))
-    if n_val >= n_samples:
-        raise ValueError(f"validation_fraction={fraction} leaves no sample to train on "
-                         f"with {n_samples} samples")
-    if isinstance(seed, np.random.Generator):
-        split_rng = seed.spawn(1)[0]
-    else:
-        # spawn() advances a SeedSequence: work on a copy, so the caller's seed
-        # gives the same split every time
-        root = (copy.deepcopy(seed) if isinstance(seed, np.random.SeedSequence)
-                else np.random.SeedSequence(seed))
-        split_rng = np.random.default_rng(root.spawn(1)[0])
-    perm = split_rng.permutation(n_samples)
-    return np.sort(perm[n_val:]).astype(np.intp), np.sort(perm[:n_val]).astype(np.intp)
-
-
 def max_stable_lr(X: Any, *, loss: str = "mse", fit_intercept: bool = True,
-                  iterations: int = 20, n_threads: int | None = None) -> float:
+                  iterations: int = 20, backend: str = "cython",
+                  n_threads: int | None = None) -> float:
     """Largest learning rate for which full-batch gradient descent is stable.
 
     The loss is quadratic with Hessian ``H = (2a/n) A.T @ A``, ``A = [X, 1]``
     (just ``X`` without intercept) and ``a`` the loss factor; gradient descent
     converges iff ``lr < 2 / lambda_max(H)``. ``lambda_max`` is estimated by
-    power iteration in the compiled core (one pass over ``X`` per iteration);
-    the estimate approaches it from below, so the bound returned is, if
-    anything, slightly optimistic.
+    power iteration (one pass over ``X`` per iteration); the estimate
+    approaches it from below, so the bound returned is, if anything, slightly
+    optimistic.
 
     Parameters
     ----------
@@ -482,6 +401,7 @@ def max_stable_lr(X: Any, *, loss: str = "mse", fit_intercept: bool = True,
     fit_intercept : bool, default True
     iterations : int, default 20
         Power iterations (passes over ``X``).
+    backend : {"cython", "reference"}, default "cython"
     n_threads : int or None, default None
 
     Returns
@@ -490,9 +410,10 @@ def max_stable_lr(X: Any, *, loss: str = "mse", fit_intercept: bool = True,
         ``2 / lambda_max(H)`` (``inf`` when ``H`` is zero).
     """
     X = _validation.check_X(X)
-    loss_factor = _validation.check_loss(loss)
+    loss_factor = _options.loss_factor(loss)
     fit_intercept = _validation.check_bool(fit_intercept, "fit_intercept")
     iterations = _validation.check_int(iterations, "iterations", minimum=1)
+    engine = backend_named(backend)
     threads = _threads(_validation.check_n_threads(n_threads))
     n, d = X.shape
     # A seeded random start: a fixed one (all ones, say) can be orthogonal to
@@ -501,10 +422,9 @@ def max_stable_lr(X: Any, *, loss: str = "mse", fit_intercept: bool = True,
     if not fit_intercept:
         v[d] = 0.0
     v /= np.linalg.norm(v)
-    out = np.empty(d + 2)
     eigenvalue = 0.0
     for _ in range(iterations):
-        _kernels.full_sums(X, None, None, v[:d], float(v[d]), out, threads)
+        out = engine.sums(X, None, v, threads)
         product = np.append(out[2:], out[1] if fit_intercept else 0.0) / n
         with np.errstate(over="ignore"):
             eigenvalue = float(np.linalg.norm(product))

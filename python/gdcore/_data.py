@@ -16,9 +16,10 @@ always the same bits (any number of BLAS threads).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -33,30 +34,6 @@ DEFAULT_CHUNK_BYTES = 64 * 2 ** 20
 
 #: errno values of a file system that cannot preallocate (the file stays sparse).
 _FALLOCATE_UNSUPPORTED = {errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL}
-
-
-def _check_arguments(n_samples: Any, n_features: Any, noise: Any, bias: Any,
-                     seed: Any) -> tuple[int, int, float, float, np.random.SeedSequence]:
-    """Validate make_regression's arguments; return them with the root SeedSequence."""
-    n_samples = _validation.check_int(n_samples, "n_samples", minimum=1)
-    n_features = _validation.check_int(n_features, "n_features", minimum=1)
-    noise = _validation.check_real(noise, "noise")
-    if noise < 0:
-        raise ValueError(f"noise must be >= 0 (a standard deviation); got {noise}")
-    bias = _validation.check_real(bias, "bias")
-    seed = _validation.check_seed(seed)
-    if isinstance(seed, np.random.Generator):
-        raise TypeError("seed must be an int, a SeedSequence or None; got a Generator "
-                        "(make_regression derives one stream per block of rows)")
-    if isinstance(seed, np.random.SeedSequence):
-        # Spawn from a copy: the caller's SeedSequence is not advanced, so the
-        # same object gives the same data every time it is passed.
-        root = np.random.SeedSequence(seed.entropy, spawn_key=seed.spawn_key,
-                                      pool_size=seed.pool_size,
-                                      n_children_spawned=seed.n_children_spawned)
-    else:
-        root = np.random.SeedSequence(seed)
-    return n_samples, n_features, noise, bias, root
 
 
 def _weights_and_block_seeds(root: np.random.SeedSequence, n_samples: int,
@@ -123,7 +100,7 @@ def make_regression(n_samples: int, n_features: int, *, noise: float = 0.0,
     make_regression_npy : the same data written to ``.npy`` files in chunks,
         for data larger than memory.
     """
-    n_samples, n_features, noise, bias, root = _check_arguments(
+    n_samples, n_features, noise, bias, root = _validation.check_regression(
         n_samples, n_features, noise, bias, seed)
     w_true, block_seeds = _weights_and_block_seeds(root, n_samples, n_features)
     X = np.empty((n_samples, n_features))
@@ -135,16 +112,6 @@ def make_regression(n_samples: int, n_features: int, *, noise: float = 0.0,
         np.matmul(X[rows], w_true, out=y[rows])
         _finish_targets(y[rows], bias, noise, rng)
     return X, y, w_true
-
-
-def _check_path(path: Any, name: str) -> str:
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"{name} must be a str or os.PathLike path; got "
-                        f"{_validation.describe(path)}")
-    text = os.fsdecode(os.fspath(path))
-    if not text:
-        raise ValueError(f"{name} must be a non-empty path; got {path!r}")
-    return text
 
 
 def _create_npy(path: str, shape: tuple[int, ...]) -> int:
@@ -170,7 +137,8 @@ def _create_npy(path: str, shape: tuple[int, ...]) -> int:
     return offset
 
 
-def _window(path: str, offset: int, mode: str, shape: tuple[int, ...]) -> np.memmap:
+def _window(path: str, offset: int, mode: Literal["r", "r+"],
+            shape: tuple[int, ...]) -> np.memmap:
     """Map only ``shape`` float64 values of ``path`` starting at byte ``offset``."""
     return np.memmap(path, dtype=np.float64, mode=mode, offset=offset, shape=shape)
 
@@ -238,12 +206,12 @@ def make_regression_npy(path_X: str | os.PathLike, path_y: str | os.PathLike,
         them (the space is reserved up front where the file system allows it). Files
         this call created are removed again on any error.
     """
-    path_X = _check_path(path_X, "path_X")
-    path_y = _check_path(path_y, "path_y")
+    path_X = _validation.check_path(path_X, "path_X")
+    path_y = _validation.check_path(path_y, "path_y")
     if os.path.abspath(path_X) == os.path.abspath(path_y):
         raise ValueError(f"path_X and path_y must be two different files; both are "
                          f"{path_X!r}")
-    n_samples, n_features, noise, bias, root = _check_arguments(
+    n_samples, n_features, noise, bias, root = _validation.check_regression(
         n_samples, n_features, noise, bias, seed)
     if chunk_rows is None:
         chunk_rows = max(1, DEFAULT_CHUNK_BYTES // (8 * n_features))
@@ -270,7 +238,7 @@ def make_regression_npy(path_X: str | os.PathLike, path_y: str | os.PathLike,
                 for start in range(first, stop, buffer.shape[0]):
                     chunk = buffer[:min(buffer.shape[0], stop - start)]
                     rng.standard_normal(out=chunk)
-                    file_X.write(memoryview(chunk).cast("B"))
+                    file_X.write(chunk.data.cast("B"))
                 file_X.flush()
                 block_X = _window(path_X, offset_X + first * row_bytes, "r",
                                   (stop - first, n_features))
@@ -279,12 +247,10 @@ def make_regression_npy(path_X: str | os.PathLike, path_y: str | os.PathLike,
                 del block_X
                 _finish_targets(y_block, bias, noise, rng)
                 file_y.seek(offset_y + first * 8)
-                file_y.write(memoryview(y_block).cast("B"))
+                file_y.write(y_block.data.cast("B"))
     except BaseException:
         for path in created:
-            try:
+            with contextlib.suppress(OSError):
                 os.remove(path)
-            except OSError:
-                pass
         raise
     return w_true

@@ -1,14 +1,18 @@
-"""Pick the compiled kernel module for the running CPU.
+"""Find the compiled modules and pick the ones for the running CPU.
 
-setup.py may build the same kernels (gdcore/kernels.pxi) several times for
-different instruction sets: ``_kernels`` (any CPU), ``_kernels_avx2`` and
-``_kernels_avx512``. All of them compute the same bits; the newer instruction
-sets are only faster. At import, the best module that was built and that the
-CPU supports is chosen. The environment variable ``GDCORE_KERNELS`` (one of
-``baseline``, ``avx2``, ``avx512``) forces a choice, for testing and
-benchmarking; forcing one the CPU cannot run raises ``ImportError``.
-Unforced, per-sample epochs on short rows use the AVX2 module on AVX-512
-CPUs (see ``SHORT_ROW_FEATURES``).
+setup.py builds each compiled module (``gdcore/kernels.pxi``,
+``gdcore/landscape.pxi``) once per instruction set: ``_kernels`` (any CPU),
+``_kernels_avx2`` and ``_kernels_avx512`` (and ``_landscape*`` likewise). All
+of them compute the same bits; the newer instruction sets are only faster. At
+import, the best variant that was built and that the CPU supports is chosen.
+The environment variable ``GDCORE_KERNELS`` (one of ``baseline``, ``avx2``,
+``avx512``) forces a choice, for testing and benchmarking; forcing one the CPU
+cannot run raises ``ImportError``. Unforced, per-sample epochs on short rows
+use the AVX2 variant on AVX-512 CPUs (see ``SHORT_ROW_FEATURES``).
+
+Without a build (a source checkout, a platform without a C compiler) gdcore
+still imports: :data:`kernels` is None, ``backend="reference"`` works, and
+:func:`require` raises an ``ImportError`` that says how to build.
 """
 
 from __future__ import annotations
@@ -17,22 +21,40 @@ import importlib
 import os
 from types import ModuleType
 
-from . import _kernels as baseline
-
 #: variant name -> (module suffix, CPU level the variant needs)
 VARIANTS = {"baseline": ("", 0), "avx2": ("_avx2", 1), "avx512": ("_avx512", 2)}
 
+#: Per-sample epochs (one update per row) on rows of at most this many
+#: features run the AVX2 build even where AVX-512 is chosen. Their time is the
+#: dependency chain from one row's update to the next row's residual, and the
+#: 512-bit reductions lengthen it: measured on an AVX-512 Xeon, ns per row for
+#: AVX2 / AVX-512 were 16.6 / 20.4 at d = 8, 17.4 / 21.1 at d = 10, 23.3 / 25.3
+#: at d = 32, 33.1 / 32.2 at d = 48. Both builds compute the same bits.
+SHORT_ROW_FEATURES = 32
 
-def load(name: str) -> ModuleType:
-    """Import the kernel module of variant ``name`` (``ImportError`` if unusable)."""
+_baseline: ModuleType | None
+_NOT_BUILT: ImportError | None
+try:
+    _baseline, _NOT_BUILT = importlib.import_module("gdcore._kernels"), None
+except ImportError as exc:           # not built
+    _baseline, _NOT_BUILT = None, exc
+
+
+def _forced() -> str:
+    return os.environ.get("GDCORE_KERNELS", "").strip()
+
+
+def load(name: str, module: str = "kernels") -> ModuleType:
+    """Import variant ``name`` of the compiled module ``module`` (``kernels`` or
+    ``landscape``); ``ImportError`` if it was not built or the CPU cannot run it."""
     if name not in VARIANTS:
         raise ImportError(f"GDCORE_KERNELS must be one of {', '.join(VARIANTS)}; "
                           f"got {name!r}")
     suffix, level = VARIANTS[name]
-    if level > baseline.cpu_level():
+    if _baseline is None or level > _baseline.cpu_level():
         raise ImportError(f"gdcore kernels {name!r} need an instruction set this CPU "
-                          f"does not have")
-    return importlib.import_module(f"gdcore._kernels{suffix}")
+                          f"does not have, or were not built")
+    return importlib.import_module(f"gdcore._{module}{suffix}")
 
 
 def available() -> list[str]:
@@ -47,33 +69,54 @@ def available() -> list[str]:
     return names
 
 
-def _choose() -> tuple[str, ModuleType]:
-    forced = os.environ.get("GDCORE_KERNELS", "").strip()
+def _choose() -> tuple[str | None, ModuleType | None]:
+    if _baseline is None:
+        return None, None
+    forced = _forced()
     if forced:
         return forced, load(forced)
     name = available()[-1]
     return name, load(name)
 
 
+#: The chosen variant (None without a build) and its kernels module.
 KERNELS_NAME, kernels = _choose()
 
-#: Per-sample epochs (one update per row) on rows of at most this many
-#: features run the AVX2 build even where AVX-512 is chosen. Their time is the
-#: dependency chain from one row's update to the next row's residual, and the
-#: 512-bit reductions lengthen it: measured on an AVX-512 Xeon, ns per row for
-#: AVX2 / AVX-512 were 16.6 / 20.4 at d = 8, 17.4 / 21.1 at d = 10, 23.3 / 25.3
-#: at d = 32, 33.1 / 32.2 at d = 48. Both builds compute the same bits.
-SHORT_ROW_FEATURES = 32
+
+def _first_built(module: str, *names: str) -> ModuleType | None:
+    """The first of the variants ``names`` of ``module`` that loads."""
+    for name in names:
+        try:
+            return load(name, module)
+        except ImportError:
+            continue
+    return None
 
 
-def _short_row_choice() -> ModuleType:
-    if KERNELS_NAME != "avx512" or os.environ.get("GDCORE_KERNELS", "").strip():
-        return kernels
-    try:
-        return load("avx2")
-    except ImportError:     # a build without the AVX2 variant
-        return kernels
+#: the kernels module for per-sample epochs on rows of at most SHORT_ROW_FEATURES
+short_row_kernels = (_first_built("kernels", "avx2", "avx512")
+                     if KERNELS_NAME == "avx512" and not _forced() else kernels)
+
+#: the loss-landscape module of the chosen variant (the portable one if that
+#: variant was not built)
+landscape = (_first_built("landscape", KERNELS_NAME, "baseline")
+             if KERNELS_NAME is not None else None)
+
+#: whether the compiled modules were built with OpenMP
+OPENMP = bool(kernels is not None and kernels.OPENMP)
 
 
-#: the module for per-sample epochs on rows of at most SHORT_ROW_FEATURES
-short_row_kernels = _short_row_choice()
+def require() -> ModuleType:
+    """The chosen kernels module, or ``ImportError`` saying how to build it."""
+    if kernels is None:
+        raise ImportError(
+            "backend='cython' needs gdcore's compiled kernels, which are not built "
+            f"here ({_NOT_BUILT}): install gdcore with `pip install .` from its "
+            "source (a C compiler is needed), or pass backend='reference' for the "
+            "plain-Python path (slow: small data only)")
+    return kernels
+
+
+def max_threads() -> int:
+    """Threads a parallel pass uses by default (1 without a build)."""
+    return kernels.max_threads() if kernels is not None else 1

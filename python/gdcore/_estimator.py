@@ -33,9 +33,24 @@ class LinearRegressor:
     shuffle : bool, default True
     seed : int, SeedSequence or None, default None
     backend : {"cython", "reference"}, default "cython"
-    momentum, nesterov, dampening, weight_decay, l1, decay_bias, schedule, average, tol, \
-stop_on, n_iter_no_change, validation_fraction, on_divergence
-        As in :func:`gdcore.fit`.
+    n_threads : int or None, default None
+    momentum : float, default 0.0
+    nesterov : bool, default False
+    dampening : float, default 0.0
+    weight_decay : float, default 0.0
+    l1 : float, default 0.0
+    decay_bias : bool, default False
+    schedule : str or gdcore.schedules.Schedule, default "constant"
+    average : bool or int, default False
+    tol : float or None, default None
+    stop_on : {"loss", "grad_norm", "validation"}, default "loss"
+    n_iter_no_change : int, default 5
+    validation_fraction : float or None, default None
+    on_divergence : {"raise", "stop", "halve"}, default "raise"
+    check_lr : bool, default False
+    verbose : int, default 0
+    progress : bool, default False
+        Each as in :func:`gdcore.fit`.
     random_state : int, SeedSequence or None, default None
         ``seed`` under scikit-learn's name, so that its tooling
         (``check_estimator``, ``set_random_state``) can seed the model; set
@@ -70,35 +85,18 @@ stop_on, n_iter_no_change, validation_fraction, on_divergence
     def __init__(self, method: str = "minibatch", batch_size: int = 32, lr: float = 0.01,
                  epochs: int = 10, fit_intercept: bool = True, loss: str = "mse",
                  shuffle: bool = True, seed: Any = None, backend: str = "cython",
-                 momentum: float = 0.0, nesterov: bool = False, dampening: float = 0.0,
-                 weight_decay: float = 0.0, l1: float = 0.0, decay_bias: bool = False,
-                 schedule: Any = "constant", average: bool | int = False,
-                 tol: float | None = None, stop_on: str = "loss",
-                 n_iter_no_change: int = 5, validation_fraction: float | None = None,
-                 on_divergence: str = "raise", random_state: Any = None) -> None:
-        self.method = method
-        self.batch_size = batch_size
-        self.lr = lr
-        self.epochs = epochs
-        self.fit_intercept = fit_intercept
-        self.loss = loss
-        self.shuffle = shuffle
-        self.seed = seed
-        self.backend = backend
-        self.momentum = momentum
-        self.nesterov = nesterov
-        self.dampening = dampening
-        self.weight_decay = weight_decay
-        self.l1 = l1
-        self.decay_bias = decay_bias
-        self.schedule = schedule
-        self.average = average
-        self.tol = tol
-        self.stop_on = stop_on
-        self.n_iter_no_change = n_iter_no_change
-        self.validation_fraction = validation_fraction
-        self.on_divergence = on_divergence
-        self.random_state = random_state
+                 n_threads: int | None = None, momentum: float = 0.0, nesterov: bool = False,
+                 dampening: float = 0.0, weight_decay: float = 0.0, l1: float = 0.0,
+                 decay_bias: bool = False, schedule: Any = "constant",
+                 average: bool | int = False, tol: float | None = None,
+                 stop_on: str = "loss", n_iter_no_change: int = 5,
+                 validation_fraction: float | None = None, on_divergence: str = "raise",
+                 check_lr: bool = False, verbose: int = 0, progress: bool = False,
+                 random_state: Any = None) -> None:
+        # scikit-learn's convention: store the parameters as given, check
+        # them in fit (gdcore.fit does, against the option table).
+        vars(self).update((name, value) for name, value in locals().items()
+                          if name != "self")
 
     @classmethod
     def _param_names(cls) -> list[str]:
@@ -109,7 +107,7 @@ stop_on, n_iter_no_change, validation_fraction, on_divergence
         """Constructor parameters as a dict (scikit-learn convention)."""
         return {name: getattr(self, name) for name in self._param_names()}
 
-    def set_params(self, **params: Any) -> "LinearRegressor":
+    def set_params(self, **params: Any) -> LinearRegressor:
         """Set constructor parameters; unknown names raise ``ValueError``."""
         valid = self._param_names()
         for name in params:
@@ -139,8 +137,8 @@ stop_on, n_iter_no_change, validation_fraction, on_divergence
                     regressor_tags=RegressorTags(), input_tags=InputTags())
 
     def _fit_options(self) -> dict[str, Any]:
+        """The parameters as keywords of gdcore.fit."""
         options = self.get_params()
-        options.pop("epochs")
         random_state = options.pop("random_state")
         if random_state is not None:
             if options["seed"] is not None:
@@ -149,26 +147,25 @@ stop_on, n_iter_no_change, validation_fraction, on_divergence
             options["seed"] = random_state
         return options
 
-    def _store(self, result) -> "LinearRegressor":
+    def _store(self, result) -> LinearRegressor:
         self.coef_ = result.w if result.w.ndim == 1 else result.w.T.copy()
         self.intercept_ = result.b
         self.n_features_in_ = result.w.shape[0]
         self.result_ = result
         return self
 
-    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> "LinearRegressor":
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> LinearRegressor:
         """Train on ``X``, ``y`` from zero weights; returns ``self``.
 
         On error (bad input, or :class:`gdcore.DivergenceError`) the fitted
         attributes of an earlier fit are left as they were.
         """
-        result = _api.fit(X, y, epochs=self.epochs, sample_weight=sample_weight,
-                          **self._fit_options())
+        result = _api.fit(X, y, sample_weight=sample_weight, **self._fit_options())
         self.loss_curve_ = result.history
         self.n_iter_ = result.epochs_run
         return self._store(result)
 
-    def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> "LinearRegressor":
+    def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> LinearRegressor:
         """One more epoch over ``X``, ``y``, continuing from the current state.
 
         The first call starts from zero weights. Each call continues the
@@ -180,12 +177,9 @@ stop_on, n_iter_no_change, validation_fraction, on_divergence
         previous = getattr(self, "result_", None)
         if previous is not None:
             X = _validation.check_X(X)
-            if X.shape[1] != self.n_features_in_:
-                raise ValueError(f"X has {X.shape[1]} features, but LinearRegressor is "
-                                 f"expecting {self.n_features_in_} features as input (as "
-                                 f"in the previous fit)")
-        result = _api.fit(X, y, epochs=1, sample_weight=sample_weight,
-                          warm_start=previous, **self._fit_options())
+            _validation.check_n_features(X, self.n_features_in_, "as in the previous fit")
+        result = _api.fit(X, y, sample_weight=sample_weight, warm_start=previous,
+                          **{**self._fit_options(), "epochs": 1})
         if previous is None:
             self.loss_curve_ = result.history
         else:
@@ -202,14 +196,7 @@ stop_on, n_iter_no_change, validation_fraction, on_divergence
         """Predictions ``X @ coef_ + intercept_``, shape (n_samples,)."""
         self._check_fitted()
         X_checked = _validation.check_X(X)
-        if X_checked.shape[1] != self.n_features_in_:
-            hint = ""
-            if np.ndim(X) == 1:
-                hint = (" (a 1-D X means one feature: Reshape your data with "
-                        "X.reshape(1, -1) if it is a single sample)")
-            raise ValueError(
-                f"X has {X_checked.shape[1]} features, but LinearRegressor is expecting "
-                f"{self.n_features_in_} features as input (as in fit){hint}")
+        _validation.check_n_features(X_checked, self.n_features_in_, "as in fit", X)
         return _api.predict(X_checked, self.coef_.T, self.intercept_)
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
@@ -232,7 +219,7 @@ stop_on, n_iter_no_change, validation_fraction, on_divergence
         targets = y.reshape(y.shape[0], -1)
         residuals = (targets - predictions.reshape(targets.shape)).T
         scores = []
-        for target, residual in zip(targets.T, residuals):
+        for target, residual in zip(targets.T, residuals, strict=True):
             ss_res = float(weights @ residual**2)
             centred = target - np.average(target, weights=weights)
             ss_tot = float(weights @ centred**2)
@@ -252,6 +239,6 @@ def _not_fitted_error() -> type:
     return _also(sklearn_exceptions.NotFittedError)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _also(base: type) -> type:
     return type("NotFittedError", (NotFittedError, base), {"__module__": __name__})

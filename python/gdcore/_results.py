@@ -6,27 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-
-@dataclass
-class TrainState:
-    """Everything a run needs to continue exactly where it stopped.
-
-    ``fit(..., warm_start=result)`` (or ``warm_start=result.state``) and
-    ``LinearRegressor.partial_fit`` resume from it: 3 epochs and then 2 more
-    give the same bits as 5 epochs in one call, schedules, momentum, averaging
-    and shuffling included. Treat it as opaque; it is copied, never shared.
-    """
-
-    params: np.ndarray                 # (d + 1,): w, then b
-    velocity: np.ndarray | None        # momentum buffer (d + 1,)
-    average: np.ndarray | None         # running mean of the iterates (d + 1,)
-    global_step: int                   # updates applied since training began
-    epoch: int                         # epochs completed since training began
-    rng: np.random.Generator | None    # the shuffling generator
-    schedule_state: dict               # e.g. the plateau's rate and counters
-    lr_scale: float                    # 1, halved by on_divergence="halve"
-    best_score: float                  # early stopping: best monitored value
-    no_improvement: int                # early stopping: epochs without improvement
+from ._state import TrainState
 
 
 @dataclass(frozen=True)
@@ -35,10 +15,10 @@ class FitResult:
 
     Attributes
     ----------
-    w : ndarray of shape (n_features,)
+    w : ndarray of shape (n_features,), or (n_features, k) for k outputs
         Learned weights (a new array; ``w0`` is never modified). With
         ``average``, the averaged weights.
-    b : float
+    b : float, or ndarray of shape (k,) for k outputs
         Learned intercept (``b0`` when ``fit_intercept=False``).
     history : ndarray of shape (epochs_run,)
         ``history[k]`` is the mean over epoch ``k``'s batches of each batch's
@@ -48,6 +28,8 @@ class FitResult:
         Number of complete epochs run by this call.
     n_steps : int
         Number of parameter updates applied by this call.
+    steps_per_epoch : int
+        Updates in a complete epoch: ``ceil(n_train / batch_size)``.
     batch_size : int
         Batch size actually used: ``n_samples`` for ``"batch"``, 1 for ``"sgd"``,
         ``min(batch_size, n_samples)`` for ``"minibatch"``.
@@ -72,11 +54,12 @@ class FitResult:
     """
 
     w: np.ndarray
-    b: float
+    b: float | np.ndarray
     history: np.ndarray
     epochs_run: int
     n_steps: int
     batch_size: int
+    steps_per_epoch: int = 1
     method: str = "minibatch"
     backend: str = "cython"
     grad_norm: np.ndarray | None = None
@@ -96,10 +79,10 @@ class DivergenceError(FloatingPointError):
 
     Attributes
     ----------
-    w : ndarray of shape (n_features,)
+    w : ndarray of shape (n_features,), or (n_features, k) for k outputs
         The last finite weights: those in force before step ``step`` of epoch
         ``epoch``.
-    b : float
+    b : float, or ndarray of shape (k,)
         The matching intercept.
     epoch : int
         0-based epoch in which training broke down.
@@ -110,7 +93,7 @@ class DivergenceError(FloatingPointError):
         Loss history of the ``epoch`` complete epochs before the failure.
     """
 
-    def __init__(self, message: str, *, w: np.ndarray, b: float, epoch: int,
+    def __init__(self, message: str, *, w: np.ndarray, b: float | np.ndarray, epoch: int,
                  step: int, history: np.ndarray) -> None:
         super().__init__(message)
         self.w = w

@@ -13,22 +13,24 @@ non-finite, and only then :func:`raise_if_nonfinite_input` finds the culprit.
 
 from __future__ import annotations
 
+import copy
 import math
 import numbers
 import operator
+import os
+import sys
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-
-METHODS = ("batch", "sgd", "minibatch")
-BACKENDS = ("cython", "reference")
-#: loss name -> loss factor ``a``: the loss is ``a * mean(r**2)``.
-LOSS_FACTORS = {"mse": 1.0, "half_mse": 0.5}
 
 _NUMERIC_KINDS = "biuf"
 #: Upper bound of ``n_threads`` (the kernels use at most one thread per row
 #: block anyway, and OpenMP takes a C int).
 MAX_THREADS = 1024
+#: Upper bound of counts (epochs, steps) that reach the kernels as a C
+#: ``Py_ssize_t``.
+MAX_COUNT = sys.maxsize
 
 
 def describe(value: Any) -> str:
@@ -195,10 +197,11 @@ def raise_if_nonfinite(array: np.ndarray, name: str) -> None:
 
 def check_real(value: Any, name: str, *, positive: bool = False) -> float:
     """Return ``value`` as a finite Python float (``> 0`` if ``positive``)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        if not (isinstance(value, np.ndarray) and value.ndim == 0
-                and value.dtype.kind in "iuf"):
-            raise TypeError(f"{name} must be a real number; got {describe(value)}")
+    real = not isinstance(value, (bool, np.bool_)) and isinstance(value, numbers.Real)
+    zero_d = (isinstance(value, np.ndarray) and value.ndim == 0
+              and value.dtype.kind in "iuf")
+    if not (real or zero_d):
+        raise TypeError(f"{name} must be a real number; got {describe(value)}")
     try:
         number = float(value)
     except OverflowError:
@@ -231,7 +234,7 @@ def check_bool(value: Any, name: str) -> bool:
     return bool(value)
 
 
-def check_choice(value: Any, name: str, choices: tuple[str, ...] | dict) -> str:
+def check_choice(value: Any, name: str, choices: tuple[str, ...] | Mapping) -> str:
     options = ", ".join(repr(c) for c in choices)
     if not isinstance(value, str):
         raise TypeError(f"{name} must be one of {options}; got {describe(value)}")
@@ -240,23 +243,58 @@ def check_choice(value: Any, name: str, choices: tuple[str, ...] | dict) -> str:
     return value
 
 
-def check_loss(loss: Any) -> float:
-    """Return the loss factor ``a`` of a loss name."""
-    return LOSS_FACTORS[check_choice(loss, "loss", LOSS_FACTORS)]
-
-
 def check_n_threads(n_threads: Any) -> int | None:
+    """None (every core), or a thread count in [1, MAX_THREADS]."""
     if n_threads is None:
         return None
     return check_int(n_threads, "n_threads", minimum=1, maximum=MAX_THREADS)
 
 
-def check_seed(seed: Any) -> Any:
+def check_callable(value: Any, name: str) -> Any:
+    if not callable(value):
+        raise TypeError(f"{name} must be callable or None; got {describe(value)}")
+    return value
+
+
+def check_unit_interval(value: Any, name: str) -> float:
+    """A finite float in [0, 1]."""
+    number = check_real(value, name)
+    if not 0.0 <= number <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1]; got {number}")
+    return number
+
+
+def check_fraction(value: Any, name: str) -> float:
+    """A finite float in (0, 1)."""
+    number = check_real(value, name)
+    if not 0.0 < number < 1.0:
+        raise ValueError(f"{name} must be in (0, 1); got {number}")
+    return number
+
+
+def check_factor(value: Any, name: str) -> float:
+    """A finite float in (0, 1] (a multiplicative decay)."""
+    number = check_real(value, name)
+    if not 0.0 < number <= 1.0:
+        raise ValueError(f"{name} must be in (0, 1]; got {number}")
+    return number
+
+
+def check_shuffle_block(value: Any, name: str) -> int | str | None:
+    """``"auto"``, None or a number of rows >= 1."""
+    if value is None or (isinstance(value, str) and value == "auto"):
+        return value
+    if isinstance(value, str):
+        raise ValueError(f"{name} must be 'auto', None or an integer >= 1; got {value!r}")
+    return check_int(value, name, minimum=1)
+
+
+def check_seed(seed: Any, name: str = "seed") -> Any:
     """Accept what ``numpy.random.default_rng`` accepts: None, an int >= 0, a
     ``SeedSequence`` or a ``Generator``."""
     if seed is None or isinstance(seed, (np.random.SeedSequence, np.random.Generator)):
         return seed
-    return check_int(seed, "seed", minimum=0)
+    return check_int(seed, name, minimum=0)
 
 
 def raise_if_nonfinite_input(X: np.ndarray, y: np.ndarray | None = None) -> None:
@@ -286,11 +324,18 @@ def check_non_negative(value: Any, name: str) -> float:
     return number
 
 
-def check_average(average: Any) -> int:
-    """``average`` (False, True or a step >= 0) -> first averaged step, or -1."""
+def check_average(average: Any, name: str = "average") -> bool | int:
+    """``average``: False, True, or the first averaged global step (an int >= 0)."""
     if isinstance(average, (bool, np.bool_)):
+        return bool(average)
+    return check_int(average, name, minimum=0, maximum=MAX_COUNT)
+
+
+def first_averaged_step(average: bool | int) -> int:
+    """The first averaged global step of a checked ``average``, or -1: none."""
+    if isinstance(average, bool):
         return 0 if average else -1
-    return check_int(average, "average", minimum=0)
+    return average
 
 
 def check_sample_weight(sample_weight: Any, n_samples: int,
@@ -315,3 +360,214 @@ def check_sample_weight(sample_weight: Any, n_samples: int,
     if mean == 0.0:
         raise ValueError("sample_weight must not be all zero (on the training rows)")
     return weights / mean
+
+
+def split_rows(n_samples: int, fraction: float | None,
+               seed: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Sorted training and held-out row indices for ``validation_fraction``
+    (None, None: no split); ``ValueError`` when no training row would be left.
+
+    The held-out rows are a seeded random subset: ``round(fraction * n)``
+    rows, at least one, drawn from a child of ``seed`` (so the shuffling
+    stream is not disturbed).
+    """
+    if fraction is None:
+        return None, None
+    n_val = max(1, int(round(fraction * n_samples)))
+    if n_val >= n_samples:
+        raise ValueError(f"validation_fraction={fraction} leaves no sample to train on "
+                         f"with {n_samples} samples")
+    if isinstance(seed, np.random.Generator):
+        split_rng = seed.spawn(1)[0]
+    else:
+        # spawn() advances a SeedSequence: work on a copy, so the caller's seed
+        # gives the same split every time
+        root = (copy.deepcopy(seed) if isinstance(seed, np.random.SeedSequence)
+                else np.random.SeedSequence(seed))
+        split_rng = np.random.default_rng(root.spawn(1)[0])
+    perm = split_rng.permutation(n_samples)
+    return np.sort(perm[n_val:]).astype(np.intp), np.sort(perm[:n_val]).astype(np.intp)
+
+
+def check_warm_start(previous: Any, n_features: int, outputs: int | None) -> Any:
+    """The ``TrainState`` of ``warm_start`` (a ``FitResult`` or a ``TrainState``),
+    checked against this run's data; returned as is (the caller copies it)."""
+    source = getattr(previous, "state", previous)
+    if not all(hasattr(source, a) for a in ("buffers", "n_features", "outputs",
+                                             "global_step")):
+        raise TypeError(f"warm_start must be a FitResult or a TrainState; got "
+                        f"{describe(previous)}")
+    if source.n_features != n_features:
+        raise ValueError(f"warm_start was trained on {source.n_features} feature(s); this "
+                         f"X has {n_features}")
+    if source.outputs != outputs:
+        def shape(k: int | None) -> str:
+            return "a 1-D y" if k is None else f"a y of {k} column(s)"
+        raise ValueError(f"warm_start was trained on {shape(source.outputs)}; this fit has "
+                         f"{shape(outputs)}")
+    return source
+
+
+def check_n_features(X: np.ndarray, expected: int, what: str, original: Any = None) -> None:
+    """``ValueError`` unless ``X`` has ``expected`` features (``what`` says where
+    that number comes from; a 1-D ``original`` gets a hint)."""
+    if X.shape[1] != expected:
+        hint = ""
+        if original is not None and np.ndim(original) == 1:
+            hint = (" (a 1-D X means one feature: Reshape your data with "
+                    "X.reshape(1, -1) if it is a single sample)")
+        raise ValueError(f"X has {X.shape[1]} features, but LinearRegressor is expecting "
+                         f"{expected} features as input ({what}){hint}")
+
+
+# ---------------------------------------------------------------------------
+# Loss landscapes
+# ---------------------------------------------------------------------------
+
+def check_one_output(X: Any, y: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """``X`` and a single-output ``y`` (n_samples,), checked as fit checks them."""
+    X, y = check_X_y(X, y)
+    if y.ndim != 1:
+        raise ValueError(f"y must be 1-D (n_samples,): {what} handles one output; got "
+                         f"shape {y.shape}")
+    return X, y
+
+
+def check_candidates(W: Any, n_features: int) -> np.ndarray:
+    """The candidate weights of ``loss_grid`` as a finite (K, n_features) array."""
+    W = as_float_array(W, "W")
+    if W.ndim == 1 and n_features == 1:
+        W = W.reshape(-1, 1)
+    elif W.ndim != 2 or W.shape[1] != n_features:
+        one = " or (n_candidates,) since X has one feature" if n_features == 1 else ""
+        raise ValueError(
+            f"W must have shape (n_candidates, {n_features}) to match X's {n_features} "
+            f"feature(s){one}; got shape {W.shape}")
+    finite = np.isfinite(W)
+    if not finite.all():
+        k, j = (int(i) for i in np.argwhere(~finite)[0])
+        raise ValueError(f"W must be finite; got {W[k, j]} at candidate {k}, feature {j}")
+    return W
+
+
+def check_candidate_intercepts(b: Any, n_candidates: int) -> np.ndarray:
+    """The candidate intercepts of ``loss_grid`` as a finite (K,) array."""
+    try:
+        scalar = np.ndim(b) == 0
+    except (TypeError, ValueError):         # ragged lists: as_float_array says why
+        scalar = False
+    if scalar:
+        return np.full(n_candidates, check_real(b, "b"))
+    B = as_float_array(b, "b")
+    if B.shape != (n_candidates,):
+        raise ValueError(f"b must be a number or have shape ({n_candidates},), one "
+                         f"intercept per candidate of W; got shape {B.shape}")
+    finite = np.isfinite(B)
+    if not finite.all():
+        k = int(np.flatnonzero(~finite)[0])
+        raise ValueError(f"b must be finite; got {B[k]} at candidate {k}")
+    return B
+
+
+def check_axis(values: Any, name: str) -> np.ndarray:
+    """A non-empty, finite 1-D float64 array of grid values."""
+    array = check_vector(values, name, " of values")
+    raise_if_nonfinite(array, name)
+    return array
+
+
+# ---------------------------------------------------------------------------
+# Synthetic data
+# ---------------------------------------------------------------------------
+
+def check_regression(n_samples: Any, n_features: Any, noise: Any, bias: Any,
+                     seed: Any) -> tuple[int, int, float, float, np.random.SeedSequence]:
+    """``make_regression``'s arguments; returned with the root SeedSequence."""
+    n_samples = check_int(n_samples, "n_samples", minimum=1)
+    n_features = check_int(n_features, "n_features", minimum=1)
+    noise = check_real(noise, "noise")
+    if noise < 0:
+        raise ValueError(f"noise must be >= 0 (a standard deviation); got {noise}")
+    bias = check_real(bias, "bias")
+    seed = check_seed(seed)
+    if isinstance(seed, np.random.Generator):
+        raise TypeError("seed must be an int, a SeedSequence or None; got a Generator "
+                        "(make_regression derives one stream per block of rows)")
+    if isinstance(seed, np.random.SeedSequence):
+        # Spawn from a copy: the caller's SeedSequence is not advanced, so the
+        # same object gives the same data every time it is passed.
+        root = np.random.SeedSequence(seed.entropy, spawn_key=seed.spawn_key,
+                                      pool_size=seed.pool_size,
+                                      n_children_spawned=seed.n_children_spawned)
+    else:
+        root = np.random.SeedSequence(seed)
+    return n_samples, n_features, noise, bias, root
+
+
+def check_path(path: Any, name: str) -> str:
+    """A file path (str or os.PathLike, non-empty) as a str."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a str or os.PathLike path; got "
+                        f"{describe(path)}")
+    text = os.fsdecode(os.fspath(path))
+    if not text:
+        raise ValueError(f"{name} must be a non-empty path; got {path!r}")
+    return text
+
+
+# ---------------------------------------------------------------------------
+# Dask arrays (gdcore.dask; the per-chunk array checks are the ones above)
+# ---------------------------------------------------------------------------
+
+def check_dask_X(X: Any, da: Any) -> Any:
+    """``X`` as a 2-D Dask array with one chunk along the columns (``da`` is
+    ``dask.array``, passed in: this module does not import Dask)."""
+    if not isinstance(X, da.Array):
+        raise TypeError(f"X must be a dask.array.Array (gdcore.fit takes in-memory "
+                        f"arrays); got {describe(X)}")
+    if X.dtype.kind not in _NUMERIC_KINDS:
+        raise TypeError(f"X must hold real numbers (bool, integer or float); got "
+                        f"{X.dtype} data (dask array of shape {X.shape})")
+    if X.ndim == 1:
+        X = X[:, None]
+    elif X.ndim != 2:
+        raise ValueError(f"X must be 1-D (n_samples,) or 2-D (n_samples, n_features); "
+                         f"got {X.ndim}-D with shape {X.shape}")
+    if any(math.isnan(size) for size in X.shape):
+        raise ValueError(f"X must have known chunk sizes; got shape {X.shape} (call "
+                         f"X.compute_chunk_sizes() first)")
+    if X.shape[0] == 0:
+        raise ValueError(f"X must have at least one sample; got shape {X.shape}")
+    if X.shape[1] == 0:
+        raise ValueError(f"X must have at least one feature; got shape {X.shape}")
+    if len(X.chunks[1]) > 1:
+        X = X.rechunk({1: -1})
+    return X
+
+
+def check_dask_X_y(X: Any, y: Any, da: Any) -> tuple[Any, Any]:
+    """Check ``X`` and ``y``; return them with ``y`` chunked like ``X``'s rows."""
+    X = check_dask_X(X, da)
+    if not isinstance(y, da.Array):
+        y = as_float_array(y, "y")
+        if y.ndim != 1:
+            raise ValueError(f"y must be 1-D (n_samples,); got {y.ndim}-D with shape "
+                             f"{y.shape}")
+        if y.shape[0] != X.shape[0]:
+            raise ValueError(f"X and y must have the same number of samples; got X with "
+                             f"{X.shape[0]} and y with {y.shape[0]}")
+        return X, da.from_array(y, chunks=(X.chunks[0],))
+    if y.dtype.kind not in _NUMERIC_KINDS:
+        raise TypeError(f"y must hold real numbers (bool, integer or float); got "
+                        f"{y.dtype} data (dask array of shape {y.shape})")
+    if y.ndim != 1:
+        raise ValueError(f"y must be 1-D (n_samples,); got {y.ndim}-D with shape {y.shape}")
+    if math.isnan(y.shape[0]):
+        raise ValueError(f"y must have known chunk sizes; got shape {y.shape} (call "
+                         f"y.compute_chunk_sizes() first)")
+    if y.shape[0] != X.shape[0]:
+        raise ValueError(f"X and y must have the same number of samples; got X with "
+                         f"{X.shape[0]} and y with {y.shape[0]}")
+    if y.chunks[0] != X.chunks[0]:
+        y = y.rechunk((X.chunks[0],))
+    return X, y

@@ -1,86 +1,24 @@
 """Loss landscapes and descent paths: what the pictures of gradient descent show.
 
 :func:`loss_grid` evaluates the loss at many candidate parameter vectors at
-once with a compiled kernel (``gdcore/landscape.pxi``, built as the module
-``gdcore._landscape``) that streams ``X`` once per block of candidates;
-:func:`loss_surface` lays a one-weight problem's ``(w, b)`` grid out for a
-contour plot. :func:`descent_path` runs :func:`gdcore.fit` one step at a time
-and keeps every step's parameters and batch loss: the path drawn on a
-landscape, and the per-step loss curve. :func:`ewma` is the exponentially
-weighted moving average that smooths a loss curve.
+once with a compiled kernel (``gdcore/landscape.pxi``) that streams ``X``
+once per block of candidates; :func:`loss_surface` lays a one-weight
+problem's ``(w, b)`` grid out for a contour plot. :func:`descent_path` runs
+:func:`gdcore.fit` and keeps every step's parameters and batch loss: the path
+drawn on a landscape, and the per-step loss curve. :func:`ewma` is the
+exponentially weighted moving average that smooths a loss curve.
 """
 
 from __future__ import annotations
 
-import importlib
-import sys
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from . import _validation, reference
-from ._api import fit
-from ._dispatch import KERNELS_NAME, VARIANTS
-from ._results import DivergenceError
-
-
-def _load_kernel() -> ModuleType:
-    """The landscape build for the instruction set the main kernels use."""
-    suffix = VARIANTS[KERNELS_NAME][0]
-    try:
-        return importlib.import_module(f"gdcore._landscape{suffix}")
-    except ImportError:         # that variant was not built: the portable one is
-        return importlib.import_module("gdcore._landscape")
-
-
-_kernel = _load_kernel()
-
-
-def _check_data(X: Any, y: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
-    """``X`` and a single-output ``y`` (n_samples,), checked as fit checks them."""
-    X, y = _validation.check_X_y(X, y)
-    if y.ndim != 1:
-        raise ValueError(f"y must be 1-D (n_samples,): {what} handles one output; got "
-                         f"shape {y.shape}")
-    return X, y
-
-
-def _check_candidates(W: Any, n_features: int) -> np.ndarray:
-    """Return the candidate weights as a finite float64 (K, n_features) array."""
-    W = _validation.as_float_array(W, "W")
-    if W.ndim == 1 and n_features == 1:
-        W = W.reshape(-1, 1)
-    elif W.ndim != 2 or W.shape[1] != n_features:
-        one = " or (n_candidates,) since X has one feature" if n_features == 1 else ""
-        raise ValueError(
-            f"W must have shape (n_candidates, {n_features}) to match X's {n_features} "
-            f"feature(s){one}; got shape {W.shape}")
-    finite = np.isfinite(W)
-    if not finite.all():
-        k, j = (int(i) for i in np.argwhere(~finite)[0])
-        raise ValueError(f"W must be finite; got {W[k, j]} at candidate {k}, feature {j}")
-    return W
-
-
-def _check_biases(b: Any, n_candidates: int) -> np.ndarray:
-    """Return the candidate intercepts as a finite float64 (K,) array."""
-    try:
-        scalar = np.ndim(b) == 0
-    except (TypeError, ValueError):         # ragged lists: as_float_array says why
-        scalar = False
-    if scalar:
-        return np.full(n_candidates, _validation.check_real(b, "b"))
-    B = _validation.as_float_array(b, "b")
-    if B.shape != (n_candidates,):
-        raise ValueError(f"b must be a number or have shape ({n_candidates},), one "
-                         f"intercept per candidate of W; got shape {B.shape}")
-    finite = np.isfinite(B)
-    if not finite.all():
-        k = int(np.flatnonzero(~finite)[0])
-        raise ValueError(f"b must be finite; got {B[k]} at candidate {k}")
-    return B
+from . import _options, _validation
+from ._api import _threads, backend_named, fit
+from ._state import split_params
 
 
 def loss_grid(X: Any, y: Any, W: Any, b: Any = 0.0, *, loss: str = "mse",
@@ -111,7 +49,7 @@ def loss_grid(X: Any, y: Any, W: Any, b: Any = 0.0, *, loss: str = "mse",
         ``mean(r**2)`` or ``0.5 * mean(r**2)`` with ``r = X @ w + b - y``.
     backend : {"cython", "reference"}, default "cython"
         Compiled kernel, or the plain-Python loops of
-        :func:`gdcore.reference.loss_grid` (slow; small inputs).
+        :func:`gdcore.reference.loss_values` (slow; small inputs).
     n_threads : int or None, default None
         Threads for the compiled kernel (None: OpenMP's default, usually every
         core). The result is the same for any value.
@@ -136,30 +74,16 @@ def loss_grid(X: Any, y: Any, W: Any, b: Any = 0.0, *, loss: str = "mse",
     >>> gdcore.loss_grid(x, y, [8.0, 2.0], -1.0)
     array([186.,   0.])
     """
-    X, y = _check_data(X, y, "loss_grid")
-    W = _check_candidates(W, X.shape[1])
-    B = _check_biases(b, W.shape[0])
-    loss_factor = _validation.check_loss(loss)
-    _validation.check_choice(backend, "backend", _validation.BACKENDS)
+    X, y = _validation.check_one_output(X, y, "loss_grid")
+    W = _validation.check_candidates(W, X.shape[1])
+    B = _validation.check_candidate_intercepts(b, W.shape[0])
+    loss_factor = _options.loss_factor(loss)
+    engine = backend_named(backend)
     n_threads = _validation.check_n_threads(n_threads)
-
-    if backend == "cython":
-        out = np.empty(W.shape[0])
-        threads = _kernel.max_threads() if n_threads is None else n_threads
-        _kernel.loss_grid(X, y, W, B, loss_factor, out, threads)
-    else:
-        out = np.array(reference.loss_values(X.tolist(), y.tolist(), W.tolist(),
-                                             B.tolist(), loss_factor), dtype=np.float64)
+    out = engine.loss_grid(X, y, W, B, loss_factor, _threads(n_threads))
     if not np.isfinite(out).all():
         _validation.raise_if_nonfinite_input(X, y)
     return out
-
-
-def _check_axis(values: Any, name: str) -> np.ndarray:
-    """A non-empty, finite 1-D float64 array of grid values."""
-    array = _validation.check_vector(values, name, " of values")
-    _validation.raise_if_nonfinite(array, name)
-    return array
 
 
 def loss_surface(X: Any, y: Any, w_values: Any, b_values: Any, *, loss: str = "mse",
@@ -193,13 +117,13 @@ def loss_surface(X: Any, y: Any, w_values: Any, b_values: Any, *, loss: str = "m
         As :func:`loss_grid`; also when ``X`` has more than one feature or a
         grid axis is empty or not 1-D.
     """
-    X, y = _check_data(X, y, "loss_surface")
+    X, y = _validation.check_one_output(X, y, "loss_surface")
     if X.shape[1] != 1:
         raise ValueError(f"loss_surface draws one-weight problems: X must have one "
                          f"feature; got {X.shape[1]} (use loss_grid with one candidate "
                          f"vector per row)")
-    ws = _check_axis(w_values, "w_values")
-    bs = _check_axis(b_values, "b_values")
+    ws = _validation.check_axis(w_values, "w_values")
+    bs = _validation.check_axis(b_values, "b_values")
     W = np.repeat(ws, bs.shape[0])
     B = np.tile(bs, ws.shape[0])
     values = loss_grid(X, y, W, B, loss=loss, backend=backend, n_threads=n_threads)
@@ -246,9 +170,10 @@ class DescentPath:
 
     Attributes
     ----------
-    w : ndarray of shape (n_steps + 1, n_features)
-        ``w[0]`` the initial weights, ``w[t + 1]`` the weights after step ``t``.
-    b : ndarray of shape (n_steps + 1,)
+    w : ndarray of shape (n_steps + 1, n_features), or (n_steps + 1, n_features, k)
+        ``w[0]`` the initial weights, ``w[t + 1]`` the weights after step ``t``
+        (for a 2-D ``y`` of k columns, each a (n_features, k) matrix).
+    b : ndarray of shape (n_steps + 1,), or (n_steps + 1, k)
         The intercepts, likewise.
     step_loss : ndarray of shape (n_steps,)
         Loss of step ``t``'s batch at the parameters before its update.
@@ -279,31 +204,22 @@ class DescentPath:
         return int(self.step_loss.shape[0])
 
 
-def descent_path(X: Any, y: Any, *, method: str = "minibatch", batch_size: int = 32,
-                 lr: float = 0.01, epochs: int = 10, w0: Any = None, b0: float = 0.0,
-                 fit_intercept: bool = True, loss: str = "mse", shuffle: bool = True,
-                 seed: Any = None, backend: str = "cython",
-                 n_threads: int | None = None) -> DescentPath:
+def descent_path(X: Any, y: Any, **options: Any) -> DescentPath:
     """Train as :func:`gdcore.fit` does, keeping the parameters after every step.
 
-    The samples are visited in the order ``fit`` documents for the same
-    ``seed`` (``rng.permutation(n)`` afresh each epoch), cut into the same
-    batches, and each step is one ``gdcore.fit(..., method="batch", epochs=1)``
-    on that step's batch, with the chosen backend. So the end of the path and
-    its history are ``fit``'s result (to rounding at worst; the tests find
-    them equal to the bit). One Python call per step: meant for the small
-    problems that pictures are made of. Plain gradient descent only: the
-    options of ``fit`` beyond those below (momentum, schedules, ...) are not
-    taken.
+    This is ``gdcore.fit(X, y, **options)`` with a callback after every step
+    that records the parameters and the step's batch loss: the same sample
+    order, batches, update rule and result (the end of the path is the
+    result's last iterate, its history the result's). One Python call per
+    step: meant for the small problems that pictures are made of.
 
     Parameters
     ----------
     X, y
         The data, as in :func:`gdcore.fit`.
-    method, batch_size, lr, epochs, w0, b0, fit_intercept, loss
-        As in :func:`gdcore.fit`, and checked the same way.
-    shuffle, seed, backend, n_threads
-        As in :func:`gdcore.fit`, and checked the same way.
+    **options
+        Any keyword of :func:`gdcore.fit` except ``callback`` and
+        ``callback_every``, which the recording uses. Same defaults.
 
     Returns
     -------
@@ -314,75 +230,43 @@ def descent_path(X: Any, y: Any, *, method: str = "minibatch", batch_size: int =
     Raises
     ------
     TypeError, ValueError
-        Bad inputs, as :func:`gdcore.fit`; non-finite values in ``X`` or ``y``
-        (checked up front here).
+        Bad inputs or options, as :func:`gdcore.fit`; ``callback`` or
+        ``callback_every`` among the options.
     DivergenceError
-        A step made the loss or the parameters non-finite; the error carries
-        the last finite parameters, the epoch and step (counted within the
-        epoch) and the history of the complete epochs.
+        As :func:`gdcore.fit`: a step made the loss or the parameters
+        non-finite; the error carries the last finite parameters, the epoch
+        and step (counted within the epoch) and the history of the complete
+        epochs.
     """
-    epochs = _validation.check_int(epochs, "epochs", minimum=0, maximum=sys.maxsize)
-    _check_data(X, y, "descent_path")
-    # fit with zero epochs checks every other option exactly as a real run
-    # would and returns the initial parameters.
-    start = fit(X, y, method=method, batch_size=batch_size, lr=lr, epochs=0, w0=w0,
-                b0=b0, fit_intercept=fit_intercept, loss=loss, shuffle=shuffle, seed=seed,
-                backend=backend, n_threads=n_threads)
-    X, y = _validation.check_X_y(X, y)
-    _validation.raise_if_nonfinite_input(X, y)
-    n = X.shape[0]
-    size = {"batch": n, "sgd": 1}.get(method, min(batch_size, n))
-    steps_per_epoch = -(-n // size)
-    # The sample order fit documents: with shuffle (and a batch smaller than
-    # the data), rng.permutation(n) drawn afresh every epoch.
-    rng = np.random.default_rng(seed) if shuffle and size < n else None
-    order = np.arange(n, dtype=np.intp)
+    for name in options:
+        if name not in _options.ALL:
+            raise TypeError(f"descent_path got an unexpected keyword argument {name!r} "
+                            f"(it takes the keywords of gdcore.fit)")
+        if name in ("callback", "callback_every"):
+            raise TypeError(f"descent_path records every step through fit's callback; "
+                            f"it does not take {name}")
+    steps: list[tuple[np.ndarray, Any, float]] = []
 
-    w, b = start.w.copy(), start.b
-    ws, bs, step_losses, history = [w.copy()], [b], [], []
-    step_options = dict(method="batch", lr=lr, epochs=1, fit_intercept=fit_intercept,
-                        loss=loss, shuffle=False, backend=backend, n_threads=n_threads)
-    for epoch in range(epochs):
-        if rng is not None:
-            order = rng.permutation(n)
-        epoch_sum = 0.0
-        for step in range(steps_per_epoch):
-            rows = order[step * size:(step + 1) * size]
-            try:
-                result = fit(X[rows], y[rows], w0=w, b0=b, **step_options)
-            except DivergenceError as exc:
-                raise DivergenceError(
-                    f"training diverged in epoch {epoch}, step {step}: the loss or the "
-                    f"parameters stopped being finite (lr={lr} is probably too large "
-                    f"for this data); the error's w and b hold the last finite "
-                    f"parameters", w=w, b=b, epoch=epoch, step=step,
-                    history=np.array(history)) from exc
-            step_losses.append(float(result.history[0]))
-            epoch_sum += step_losses[-1]
-            w, b = result.w, result.b
-            ws.append(w.copy())
-            bs.append(b)
-        history.append(epoch_sum / steps_per_epoch)
-    return DescentPath(w=np.array(ws), b=np.array(bs, dtype=np.float64),
-                       step_loss=np.array(step_losses, dtype=np.float64),
-                       history=np.array(history, dtype=np.float64),
-                       steps_per_epoch=steps_per_epoch, batch_size=size, method=method,
-                       loss=loss, backend=backend)
+    def record(info: dict) -> None:
+        steps.append((info["w"], info["b"], info["batch_loss"]))
 
-
-def max_relative_difference(a: Any, b: Any) -> float:
-    """Largest ``|a - b| / max(|a|, |b|)`` over two equal-shaped arrays (0 where
-    both are 0): how far two backends' answers are apart."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    if a.shape != b.shape:
-        raise ValueError(f"shapes differ: {a.shape} and {b.shape}")
-    scale = np.maximum(np.abs(a), np.abs(b))
-    diff = np.abs(a - b)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rel = np.where(scale > 0, diff / np.where(scale > 0, scale, 1.0), 0.0)
-    return float(rel.max()) if rel.size else 0.0
-
-
-__all__ = ["DescentPath", "descent_path", "ewma", "loss_grid", "loss_surface",
-           "max_relative_difference"]
+    result = fit(X, y, callback=record, callback_every=1, **options)
+    assert result.state is not None
+    n_features, outputs = result.state.n_features, result.state.outputs
+    start = options.get("warm_start")
+    if start is not None:
+        w_start, b_start = split_params(getattr(start, "state", start).params, n_features,
+                                        outputs)
+    else:
+        w0 = options.get("w0")
+        w_start = (np.zeros_like(result.w) if w0 is None
+                   else np.asarray(w0, dtype=np.float64).reshape(result.w.shape))
+        b0 = options.get("b0", 0.0)
+        b_start = (float(b0) if outputs is None
+                   else np.broadcast_to(np.asarray(b0, dtype=np.float64), (outputs,)).copy())
+    return DescentPath(w=np.array([w_start] + [w for w, _, _ in steps], dtype=np.float64),
+                       b=np.array([b_start] + [b for _, b, _ in steps], dtype=np.float64),
+                       step_loss=np.array([loss for _, _, loss in steps], dtype=np.float64),
+                       history=result.history, steps_per_epoch=result.steps_per_epoch,
+                       batch_size=result.batch_size, method=result.method,
+                       loss=options.get("loss", "mse"), backend=result.backend)

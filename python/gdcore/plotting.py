@@ -23,13 +23,14 @@ kernel that evaluates the loss at many parameter vectors in one pass over
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
-from . import _validation
-from .landscape import DescentPath, _check_data, ewma, loss_grid, loss_surface
+from . import _options, _validation
+from .landscape import DescentPath, ewma, loss_grid, loss_surface
 
 #: File types ``save`` may name.
 SAVE_SUFFIXES = (".png", ".svg", ".pdf")
@@ -182,7 +183,7 @@ def _path_items(paths: Any) -> list[tuple[str, DescentPath]]:
 
 def _resolve_loss(loss: Any, items: list[tuple[str, DescentPath]]) -> str:
     if loss is not None:
-        _validation.check_loss(loss)
+        _options.loss_factor(loss)
         return loss
     names = {path.loss for _, path in items}
     if len(names) > 1:
@@ -192,7 +193,7 @@ def _resolve_loss(loss: Any, items: list[tuple[str, DescentPath]]) -> str:
 
 
 def _one_feature(X: Any, y: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
-    X, y = _check_data(X, y, what)
+    X, y = _validation.check_one_output(X, y, what)
     if X.shape[1] != 1:
         raise ValueError(f"{what} draws one-weight problems: X must have one feature; "
                          f"got {X.shape[1]}")
@@ -265,7 +266,7 @@ def plot_landscape_1d(X: Any, y: Any, w_values: Any, *, b: float = 0.0,
 
     fig, ax = _new_axes(ax, (7.0, 4.5))
     ax.plot(ws, curve, color="black", linewidth=1.5, label=f"loss(w), b = {b:g}")
-    for (label, path), values in zip(items, points):
+    for (label, path), values in zip(items, points, strict=True):
         line, = ax.plot(path.w[:, 0], values, "o-", markersize=3, linewidth=0.8,
                         alpha=0.85, label=label)
         ax.plot(path.w[0, 0], values[0], "s", color=line.get_color(), markersize=7)
@@ -352,6 +353,7 @@ def plot_landscape_2d(X: Any, y: Any, w_values: Any, b_values: Any, *,
     high = float(surface.max())
     above = surface[surface > 0.0]
     low = max(float(above.min()), high * 1e-6) if above.size else 0.0
+    norm: Normalize
     if 0.0 < low < high:
         norm = LogNorm(vmin=low, vmax=high, clip=True)
         contour_levels = np.geomspace(low, high, levels + 2)[1:-1]
@@ -363,7 +365,7 @@ def plot_landscape_2d(X: Any, y: Any, w_values: Any, b_values: Any, *,
     axes = fig.subplots(1, len(groups), squeeze=False, sharey=True)[0]
     mesh = None
     lowest = np.unravel_index(int(np.argmin(surface)), surface.shape)
-    for ax, group in zip(axes, groups):
+    for ax, group in zip(axes, groups, strict=True):
         mesh = ax.pcolormesh(ws, bs, surface.T, shading="nearest", norm=norm,
                              cmap="viridis", rasterized=True)
         if contour_levels[0] < contour_levels[-1]:

@@ -74,7 +74,7 @@ class Exponential(Schedule):
     gamma: float = 0.95
 
     def __post_init__(self) -> None:
-        _check_factor(self.gamma, "gamma")
+        _validation.check_factor(self.gamma, "gamma")
 
     def epoch_lr(self, lr: float, epoch: int, state: dict) -> float:
         return lr * self.gamma ** epoch
@@ -90,7 +90,7 @@ class StepDecay(Schedule):
 
     def __post_init__(self) -> None:
         _validation.check_int(self.step_size, "step_size", minimum=1)
-        _check_factor(self.gamma, "gamma")
+        _validation.check_factor(self.gamma, "gamma")
 
     def epoch_lr(self, lr: float, epoch: int, state: dict) -> float:
         return lr * self.gamma ** (epoch // self.step_size)
@@ -116,10 +116,8 @@ class Plateau(Schedule):
         if factor <= 1.0:
             raise ValueError(f"factor must be > 1 (the rate is divided by it); got {factor}")
         _validation.check_int(self.patience, "patience", minimum=1)
-        if _validation.check_real(self.threshold, "threshold") < 0:
-            raise ValueError(f"threshold must be >= 0; got {self.threshold}")
-        if _validation.check_real(self.min_lr, "min_lr") < 0:
-            raise ValueError(f"min_lr must be >= 0; got {self.min_lr}")
+        _validation.check_non_negative(self.threshold, "threshold")
+        _validation.check_non_negative(self.min_lr, "min_lr")
 
     def initial_state(self, lr: float) -> dict:
         return {"lr": lr, "best": math.inf, "bad_epochs": 0}
@@ -138,19 +136,12 @@ class Plateau(Schedule):
             state["bad_epochs"] = 0
 
 
-def _check_factor(value: Any, name: str) -> None:
-    number = _validation.check_real(value, name)
-    if not 0.0 < number <= 1.0:
-        raise ValueError(f"{name} must be in (0, 1]; got {number}")
-
-
 _BY_NAME = {"constant": Constant, "invscaling": InverseScaling, "exponential": Exponential,
             "step": StepDecay, "plateau": Plateau}
 
 
-def check_schedule(schedule: Any) -> Schedule:
-    """Return a Schedule from an instance or a name; raise naming ``schedule``."""
+def check_schedule(schedule: Any, name: str = "schedule") -> Schedule:
+    """Return a Schedule from an instance or a name; raise naming ``name``."""
     if isinstance(schedule, Schedule):
         return schedule
-    name = _validation.check_choice(schedule, "schedule", tuple(_BY_NAME))
-    return _BY_NAME[name]()
+    return _BY_NAME[_validation.check_choice(schedule, name, tuple(_BY_NAME))]()

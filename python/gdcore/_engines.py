@@ -1,0 +1,276 @@
+"""The seam between gdcore's Python layer and its arithmetic: the backends.
+
+A backend does the arithmetic of every public function: the raw sums of a
+pass over the data (``value_and_grad``, the power iteration of
+``max_stable_lr``), predictions, the loss at many candidate parameters
+(``loss_grid``), and -- bound to one run's data and rule by
+:meth:`Backend.trainer` -- the steps of an epoch and the loss over held-out
+rows. Everything around the arithmetic (checks, the training loop, results)
+is the same code for every backend.
+
+Two backends: ``cython``, the compiled kernels (``gdcore/kernels.pxi``,
+``gdcore/landscape.pxi``, picked for the CPU by ``_dispatch``), and
+``reference``, the plain-Python specification (:mod:`gdcore.reference`).
+Both see parameters and buffers in the by-output layout of
+:mod:`gdcore._state`, and the same sample order.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from . import _dispatch, reference
+from ._options import Config
+from ._state import Data, TrainState
+from ._validation import raise_if_nonfinite_input
+
+
+class Trainer(Protocol):
+    """A backend bound to one run: its data and its rule, prepared once."""
+
+    #: Updates in a complete epoch.
+    steps_per_epoch: int
+
+    def epoch_order(self, state: TrainState) -> np.ndarray | None:
+        """The visiting order of the next epoch (drawn from ``state.rng`` when
+        shuffling), in the form ``run`` takes it."""
+        ...
+
+    def raise_if_bad_input(self) -> None:
+        """``ValueError`` naming the first non-finite value of ``X`` or ``y``
+        (called only once a loss was not finite)."""
+        ...
+
+    def run(self, state: np.ndarray, order: np.ndarray | None, lr: float, global_step: int,
+            first_step: int, stop_step: int) -> tuple[int, float, bool]:
+        """Run steps ``first_step .. stop_step - 1`` of an epoch, updating ``state``
+        (the rows of ``TrainState.buffers``) in place.
+
+        ``order`` holds the rows of the epoch in visiting order (None: every
+        row in order), ``lr`` is the epoch's rate and ``global_step`` the
+        global index of step ``first_step``. Returns ``(steps, loss_sum,
+        nonfinite)``: updates applied, the sum of their batch losses (each
+        before its update), and whether the run stopped at a batch whose loss
+        was not finite (that update not applied).
+        """
+        ...
+
+    def subset_loss(self, rows: np.ndarray, params: np.ndarray) -> float:
+        """Loss over the rows ``rows`` at ``params``."""
+        ...
+
+
+class TrainerFactory(Protocol):
+    """What the training loop needs of a backend: trainers, and a name."""
+
+    name: str
+
+    def trainer(self, data: Data, config: Config) -> Trainer:
+        """Bind to one run: ``config`` holds the resolved batch size and threads."""
+        ...
+
+
+class Backend(TrainerFactory, Protocol):
+    """One way of doing gdcore's arithmetic."""
+
+    def sums(self, X: np.ndarray, Y: np.ndarray | None, params: np.ndarray,
+             n_threads: int) -> np.ndarray:
+        """``[S, R(k), G(k*d)]``: ``sum |r|^2``, ``sum r`` and ``X.T @ r`` by output,
+        ``r = X @ W + b - Y`` over all rows (``Y`` None: targets 0, one output)."""
+        ...
+
+    def predict(self, X: np.ndarray, w: np.ndarray, b: float | np.ndarray) -> np.ndarray:
+        """``X @ w + b``."""
+        ...
+
+    def loss_grid(self, X: np.ndarray, y: np.ndarray, W: np.ndarray, B: np.ndarray,
+                  loss_factor: float, n_threads: int) -> np.ndarray:
+        """The loss at each candidate ``(W[k], B[k])`` (one output)."""
+        ...
+
+
+# ---------------------------------------------------------------------------
+# Data in memory: what both backends' trainers share
+# ---------------------------------------------------------------------------
+
+def _fill_range(buffer: np.ndarray) -> None:
+    """``buffer[:] = 0..n-1`` (in the compiled kernel when built: no temporary)."""
+    if _dispatch.kernels is not None:
+        _dispatch.kernels.fill_range(buffer)
+    else:
+        buffer[:] = np.arange(buffer.shape[0])
+
+
+class InMemory:
+    """The sample order and input checks of a run on arrays in memory."""
+
+    def __init__(self, data: Data, config: Config) -> None:
+        self.steps_per_epoch = -(-data.n_train // config.batch_size)
+        self._data = data
+        self._block = config.shuffle_block
+        shuffled = config.shuffle and config.batch_size < data.n_train
+        # one index array for the whole run
+        self._buffer = np.empty(data.n_train, dtype=np.intp) if shuffled else None
+
+    def epoch_order(self, state: TrainState) -> np.ndarray | None:
+        """Rows of this epoch in visiting order (None: 0..n-1).
+
+        With shuffling, the order is ``rng.permutation`` of the training rows,
+        a fresh one every epoch, drawn into one reusable index array
+        (``rng.shuffle`` of a fresh copy of the rows is exactly what
+        ``rng.permutation`` does), or a block-wise shuffle (``shuffle_block``).
+        The full-batch gradient does not depend on the order, so none is drawn
+        for it.
+        """
+        rows, buffer = self._data.train_rows, self._buffer
+        if buffer is None:
+            return rows
+        assert state.rng is not None
+        if self._block is None:
+            if rows is None:
+                _fill_range(buffer)
+            else:
+                np.copyto(buffer, rows)
+            state.rng.shuffle(buffer)
+            return buffer
+        # Block-wise: the blocks of `shuffle_block` consecutive (training) rows
+        # are visited in a random order and the rows of each block in a random
+        # order, so a memory-mapped X is read one contiguous stretch of the file
+        # at a time. Drawn from the same rng: the blocks' order, then each block.
+        size = int(self._block)
+        n_blocks = -(-buffer.shape[0] // size)
+        at = 0
+        for b in state.rng.permutation(n_blocks):
+            start, stop = b * size, min((b + 1) * size, buffer.shape[0])
+            block = (np.arange(start, stop, dtype=np.intp) if rows is None
+                     else rows[start:stop].copy())
+            state.rng.shuffle(block)
+            buffer[at:at + block.shape[0]] = block
+            at += block.shape[0]
+        return buffer
+
+    def raise_if_bad_input(self) -> None:
+        raise_if_nonfinite_input(self._data.X, self._data.y)
+
+
+# ---------------------------------------------------------------------------
+# cython: the compiled kernels
+# ---------------------------------------------------------------------------
+
+class CythonTrainer(InMemory):
+    """The compiled epoch kernel bound to one run."""
+
+    def __init__(self, data: Data, config: Config) -> None:
+        super().__init__(data, config)
+        kernels = _dispatch.require()
+        # Per-sample epochs on short rows run the build that is fastest there
+        # (same bits from every build; see _dispatch.SHORT_ROW_FEATURES).
+        if config.batch_size == 1 and data.n_features <= _dispatch.SHORT_ROW_FEATURES:
+            kernels = _dispatch.short_row_kernels or kernels
+        self._kernels = kernels
+        self._rule = kernels.Rule(config, config.batch_size, config.n_threads or 1)
+        self._X, self._Y, self._weights = data.X, data.Y, data.weights
+        self._loss_factor = config.loss_factor
+
+    def run(self, state: np.ndarray, order: np.ndarray | None, lr: float, global_step: int,
+            first_step: int, stop_step: int) -> tuple[int, float, bool]:
+        return self._kernels.run_epoch(self._X, self._Y, order, self._weights, state,
+                                       self._rule, lr, global_step, first_step, stop_step)
+
+    def subset_loss(self, rows: np.ndarray, params: np.ndarray) -> float:
+        return self._kernels.subset_loss(self._X, self._Y, rows, params, self._loss_factor)
+
+
+class CythonBackend:
+    """The compiled kernels."""
+
+    name = "cython"
+
+    def trainer(self, data: Data, config: Config) -> Trainer:
+        return CythonTrainer(data, config)
+
+    def sums(self, X: np.ndarray, Y: np.ndarray | None, params: np.ndarray,
+             n_threads: int) -> np.ndarray:
+        k = 1 if Y is None else Y.shape[1]
+        out = np.empty(1 + k + k * X.shape[1])
+        _dispatch.require().full_sums(X, Y, None, params, out, n_threads)
+        return out
+
+    def predict(self, X: np.ndarray, w: np.ndarray, b: float | np.ndarray) -> np.ndarray:
+        # A matrix product is what BLAS does best: NumPy's, no kernel of ours.
+        with np.errstate(invalid="ignore", over="ignore"):
+            predictions = X @ w
+            predictions += b
+        return predictions
+
+    def loss_grid(self, X: np.ndarray, y: np.ndarray, W: np.ndarray, B: np.ndarray,
+                  loss_factor: float, n_threads: int) -> np.ndarray:
+        _dispatch.require()
+        out = np.empty(W.shape[0])
+        assert _dispatch.landscape is not None
+        _dispatch.landscape.loss_grid(X, y, W, B, loss_factor, out, n_threads)
+        return out
+
+
+# ---------------------------------------------------------------------------
+# reference: the plain-Python specification
+# ---------------------------------------------------------------------------
+
+class ReferenceTrainer(InMemory):
+    """:func:`gdcore.reference.train_epoch` bound to one run (the data as lists)."""
+
+    def __init__(self, data: Data, config: Config) -> None:
+        super().__init__(data, config)
+        self._rows = data.X.tolist()
+        self._targets = data.Y.tolist()
+        self._weights = None if data.weights is None else data.weights.tolist()
+        self._config = config
+
+    def run(self, state: np.ndarray, order: np.ndarray | None, lr: float, global_step: int,
+            first_step: int, stop_step: int) -> tuple[int, float, bool]:
+        visit = list(range(len(self._rows))) if order is None else order.tolist()
+        lists = state.tolist()
+        outcome = reference.train_epoch(self._rows, self._targets, visit, self._weights,
+                                        lists, self._config, self._config.batch_size, lr,
+                                        global_step, first_step, stop_step)
+        state[...] = lists
+        return outcome
+
+    def subset_loss(self, rows: np.ndarray, params: np.ndarray) -> float:
+        loss, _ = reference.batch_loss_and_gradient(
+            [self._rows[i] for i in rows], [self._targets[i] for i in rows],
+            params.tolist(), self._config.loss_factor)
+        return loss
+
+
+class ReferenceBackend:
+    """The plain-Python specification (slow: small data only)."""
+
+    name = "reference"
+
+    def trainer(self, data: Data, config: Config) -> Trainer:
+        return ReferenceTrainer(data, config)
+
+    def sums(self, X: np.ndarray, Y: np.ndarray | None, params: np.ndarray,
+             n_threads: int) -> np.ndarray:
+        k = 1 if Y is None else Y.shape[1]
+        W, b = reference.split(params.tolist(), k)
+        sum_of_squares, sum_r_x, sum_r = reference.sums(
+            X.tolist(), None if Y is None else Y.tolist(), W, b)
+        return np.array([sum_of_squares, *sum_r, *(v for row in sum_r_x for v in row)])
+
+    def predict(self, X: np.ndarray, w: np.ndarray, b: float | np.ndarray) -> np.ndarray:
+        W = w.reshape(w.shape[0], -1).T.tolist()
+        predictions = np.array(reference.predict(X.tolist(), W, np.ravel(b).tolist()))
+        return predictions.reshape(X.shape[0], *w.shape[1:])
+
+    def loss_grid(self, X: np.ndarray, y: np.ndarray, W: np.ndarray, B: np.ndarray,
+                  loss_factor: float, n_threads: int) -> np.ndarray:
+        return np.array(reference.loss_values(X.tolist(), y.tolist(), W.tolist(),
+                                              B.tolist(), loss_factor), dtype=np.float64)
+
+
+#: backend name -> backend
+BACKENDS: dict[str, Backend] = {"cython": CythonBackend(), "reference": ReferenceBackend()}

@@ -1,0 +1,255 @@
+"""Files of the command line: reading data (.npy, .csv), writing results (.json, .npz).
+
+Every problem with a file is a :class:`CommandError` with a one-line message
+naming the file and the option it came from; the command reports it and
+exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._data import make_regression
+from ._version import __version__
+
+DATA_SUFFIXES = (".npy", ".csv")
+OUTPUT_SUFFIXES = (".json", ".npz")
+
+
+class CommandError(Exception):
+    """A problem with the command line or its files: reported in one line, exit 2."""
+
+
+# ---------------------------------------------------------------------------
+# Reading data
+# ---------------------------------------------------------------------------
+
+def _check_suffix(path: str, allowed: tuple[str, ...], what: str) -> Path:
+    suffix = Path(path).suffix.lower()
+    if suffix not in allowed:
+        kinds = ", ".join(allowed[:-1]) + " or " + allowed[-1]
+        raise CommandError(f"{what} must be a {kinds} file; got {path!r}")
+    return Path(path)
+
+
+def _read_csv(path: Path, delimiter: str, what: str) -> tuple[np.ndarray, list[str] | None]:
+    """A 2-D float array and the header's column names (None without a header)."""
+    try:
+        with open(path, newline="") as handle:
+            first = next((line for line in handle if line.strip()), None)
+    except UnicodeDecodeError:
+        raise CommandError(f"cannot read {what} file {str(path)!r}: not a text file") \
+            from None
+    if first is None:
+        raise CommandError(f"{what} file {str(path)!r} is empty")
+    fields = [field.strip() for field in first.rstrip("\r\n").split(delimiter)]
+    try:
+        [float(field) for field in fields]
+        header = None
+    except ValueError:
+        header = fields
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            table = np.loadtxt(path, delimiter=delimiter, skiprows=1 if header else 0,
+                               ndmin=2, dtype=np.float64)
+    except ValueError as exc:
+        raise CommandError(f"cannot read {what} file {str(path)!r}: {exc}") from None
+    if table.size == 0:
+        raise CommandError(f"{what} file {str(path)!r} holds no rows of numbers")
+    return table, header
+
+
+def _read_npy(path: Path, what: str) -> np.ndarray:
+    try:
+        with open(path, "rb") as handle:
+            magic = handle.read(6)
+    except OSError as exc:
+        raise CommandError(f"cannot read {what} file {str(path)!r}: "
+                           f"{exc.strerror or exc}") from None
+    if magic != b"\x93NUMPY":
+        raise CommandError(f"{what} file {str(path)!r} is not a .npy file (numpy.save "
+                           f"writes them)")
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError as exc:
+        if "allow_pickle" in str(exc) or "Python objects" in str(exc):
+            raise CommandError(f"cannot read {what} file {str(path)!r}: it holds Python "
+                               f"objects, not numbers") from None
+        raise CommandError(f"cannot read {what} file {str(path)!r}: {exc}") from None
+    except (OSError, EOFError) as exc:
+        raise CommandError(f"cannot read {what} file {str(path)!r}: "
+                           f"{getattr(exc, 'strerror', None) or exc}") from None
+    if array.dtype.kind not in "biuf":
+        raise CommandError(f"{what} file {str(path)!r} must hold real numbers; got dtype "
+                           f"{array.dtype}")
+    return array
+
+
+def read_array(path: str, what: str, delimiter: str = ",") -> tuple[np.ndarray,
+                                                                      list[str] | None]:
+    """Load a .npy or .csv file: the array and a .csv header (or None)."""
+    file = _check_suffix(path, DATA_SUFFIXES, f"{what} file")
+    if not file.exists():
+        raise CommandError(f"{what} file {path!r} does not exist")
+    if file.is_dir():
+        raise CommandError(f"{what} file {path!r} is a directory")
+    if file.suffix.lower() == ".npy":
+        return _read_npy(file, what), None
+    return _read_csv(file, delimiter, what)
+
+
+def _as_vector(array: np.ndarray, path: str, what: str) -> np.ndarray:
+    if array.ndim == 2 and array.shape[1] == 1:
+        return array[:, 0]
+    if array.ndim != 1:
+        raise CommandError(f"{what} file {path!r} must hold one column of numbers; got "
+                           f"shape {array.shape}")
+    return array
+
+
+def _target_column(target: str, header: list[str] | None, n_columns: int,
+                   path: str) -> int:
+    if header is not None and target in header:
+        return header.index(target)
+    try:
+        index = int(target)
+    except ValueError:
+        names = f"; its columns are {', '.join(header)}" if header else " (it has no header)"
+        raise CommandError(f"--target {target!r} is not a column of {path!r}{names}") from None
+    if not -n_columns <= index < n_columns:
+        raise CommandError(f"--target {index} is out of range for {path!r}, which has "
+                           f"{n_columns} columns")
+    return index % n_columns
+
+
+def load_data(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, dict,
+                                                 np.ndarray | None]:
+    """X, y, a description of the data, and w_true for a synthetic problem."""
+    files = (args.X_file, args.y_file)
+    if args.data_file is not None and any(files):
+        raise CommandError("give either --data or --X and --y, not both")
+    if args.data_file is not None:
+        table, header = read_array(args.data_file, "--data", args.delimiter)
+        if table.ndim != 2 or table.shape[1] < 2:
+            raise CommandError(f"--data file {args.data_file!r} must be a table with at "
+                               f"least two columns (features and target); got shape "
+                               f"{table.shape}")
+        column = _target_column(args.target, header, table.shape[1], args.data_file)
+        X = np.delete(table, column, axis=1)
+        y = np.array(table[:, column], dtype=np.float64)
+        info = dict(source="file", data=args.data_file, target_column=column,
+                    target_name=header[column] if header else None)
+        return X, y, info, None
+    if any(files):
+        if not all(files):
+            missing = "--y" if args.y_file is None else "--X"
+            raise CommandError(f"{missing} is missing: give both --X and --y (or --data)")
+        X, _ = read_array(args.X_file, "--X", args.delimiter)
+        y, _ = read_array(args.y_file, "--y", args.delimiter)
+        if not (y.ndim == 2 and y.shape[1] > 1):        # k > 1 columns: k outputs
+            y = _as_vector(y, args.y_file, "--y")
+        if X.ndim == 0:
+            raise CommandError(f"--X file {args.X_file!r} holds a single number, not a "
+                               f"table")
+        if X.shape[0] != y.shape[0]:
+            raise CommandError(f"--X and --y must have the same number of samples; got "
+                               f"{X.shape[0]} in {args.X_file!r} and {y.shape[0]} in "
+                               f"{args.y_file!r}")
+        return X, y, dict(source="files", X=args.X_file, y=args.y_file), None
+    X, y, w_true = make_regression(args.n_samples, args.n_features, noise=args.noise,
+                                   bias=args.bias, seed=args.data_seed)
+    info = dict(source="synthetic", noise=args.noise, bias=args.bias, seed=args.data_seed)
+    return X, y, info, w_true
+
+
+def read_vector(text: str, what: str, delimiter: str) -> np.ndarray:
+    """A vector from a .npy/.csv file named ``text``."""
+    array, _ = read_array(text, what, delimiter)
+    return _as_vector(array, text, what)
+
+
+def parse_w0(text: str, delimiter: str) -> Any:
+    """``--w0``: comma-separated numbers, or a .npy/.csv file."""
+    if Path(text).suffix.lower() in DATA_SUFFIXES:
+        return read_vector(text, "--w0", delimiter)
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise CommandError(f"--w0 must be comma-separated numbers or a .npy/.csv "
+                           f"file; got {text!r}") from None
+
+
+# ---------------------------------------------------------------------------
+# Writing results
+# ---------------------------------------------------------------------------
+
+def _plain(value: Any) -> Any:
+    """JSON-friendly copy: arrays to lists, non-finite floats to None."""
+    if isinstance(value, np.ndarray):
+        return _plain(value.tolist())
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (np.floating, float)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, (np.integer, np.bool_)):
+        return value.item()
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    return repr(value)
+
+
+def result_record(result: Any, options: dict, data: dict, final_loss: float,
+                  seconds: float, w_true: np.ndarray | None) -> dict:
+    """Everything the output file holds."""
+    record = {}
+    for field in dataclasses.fields(result):
+        if field.name != "state":
+            record[field.name] = getattr(result, field.name)
+    record.update(final_loss=final_loss, seconds=seconds, options=options, data=data,
+                  gdcore_version=__version__)
+    if w_true is not None:
+        record["w_true"] = w_true
+    return record
+
+
+def write_output(path: Path, record: dict) -> None:
+    try:
+        if path.suffix.lower() == ".json":
+            with open(path, "w") as handle:
+                json.dump(_plain(record), handle, indent=2, allow_nan=False)
+                handle.write("\n")
+        else:
+            arrays: dict[str, Any] = {}
+            meta = {}
+            for key, value in record.items():
+                if isinstance(value, np.ndarray):
+                    arrays[key] = value
+                elif isinstance(value, (float, int, np.floating, np.integer)) and \
+                        not isinstance(value, bool):
+                    arrays[key] = np.asarray(value)
+                else:
+                    meta[key] = value
+            arrays["meta"] = np.asarray(json.dumps(_plain(meta)))
+            with open(path, "wb") as handle:
+                np.savez(handle, **arrays)
+    except OSError as exc:
+        raise CommandError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
+
+
+def check_writable(path: str, allowed: tuple[str, ...], what: str) -> Path:
+    file = _check_suffix(path, allowed, what)
+    parent = file.parent if str(file.parent) else Path(".")
+    if not parent.is_dir():
+        raise CommandError(f"cannot write {path!r}: directory {str(parent)!r} does not exist")
+    return file

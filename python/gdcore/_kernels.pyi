@@ -1,0 +1,31 @@
+"""Types of gdcore's compiled kernels (gdcore/kernels.pxi), the same for every
+instruction-set build (``_kernels``, ``_kernels_avx2``, ``_kernels_avx512``)."""
+
+from typing import Any
+
+import numpy as np
+
+OPENMP: bool
+STATE_ROWS: tuple[str, ...]
+
+def cpu_level() -> int: ...
+def max_threads() -> int: ...
+
+class Rule:
+    """The update rule of one run, from a validated ``_options.Config``."""
+
+    def __init__(self, config: Any, batch_size: int, n_threads: int) -> None: ...
+    @property
+    def batch_size(self) -> int: ...
+
+def run_epoch(X: np.ndarray, Y: np.ndarray, order: np.ndarray | None,
+              weight: np.ndarray | None, state: np.ndarray, rule: Rule, lr: float,
+              global_step: int, first_step: int,
+              stop_step: int) -> tuple[int, float, bool]: ...
+def sums_step(state: np.ndarray, rule: Rule, sums: np.ndarray, n: int, n_outputs: int,
+              lr: float, global_step: int) -> tuple[int, float, bool]: ...
+def full_sums(X: np.ndarray, Y: np.ndarray | None, weight: np.ndarray | None,
+              params: np.ndarray, out: np.ndarray, n_threads: int) -> None: ...
+def subset_loss(X: np.ndarray, Y: np.ndarray, rows: np.ndarray, params: np.ndarray,
+                loss_factor: float) -> float: ...
+def fill_range(out: np.ndarray) -> None: ...
