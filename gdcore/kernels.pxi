@@ -54,7 +54,9 @@
 # at most MAX_BLOCKS blocks).
 #
 # The GIL is released for the whole of each call (an epoch, or a pass over
-# X); nothing inside looks at signals.
+# X). A call from the main thread looks at signals every few MB of X read
+# (common.pxi): when a handler raises (Ctrl-C), the call stops and re-raises,
+# leaving its outputs and the training state as they were when it started.
 #
 # Where inputs are checked: nowhere here. The Python layer
 # (``python/gdcore/_validation.py``) checks shapes, dtypes, contiguity and
@@ -231,6 +233,7 @@ cdef struct Problem:
     const double *weight      # sample weights (mean 1), or NULL
     const Py_ssize_t *order   # rows to visit, or NULL: 0 .. n-1
     Py_ssize_t n, d, k        # rows visited, features, outputs
+    gd_watch *watch           # Ctrl-C (see common.pxi)
 
 
 cdef struct State:
@@ -245,6 +248,7 @@ cdef struct EpochOutcome:
     Py_ssize_t steps      # updates applied
     double loss_sum       # sum over applied steps of the batch loss, over a
     bint nonfinite        # a batch loss was not finite; that batch was not applied
+    bint interrupted      # a signal's handler raised; the state is not to be kept
 
 
 # Tags: the fused types below have one member per choice, and a function
@@ -530,26 +534,50 @@ cdef inline Py_ssize_t _block_stride(Py_ssize_t d, Py_ssize_t k) noexcept nogil:
     return _lines(_sums_size(d, k)) + LINE_DOUBLES
 
 
-cdef void _block_sums(const OutputsTag *outputs, const Problem *p, const double *params,
-                      Py_ssize_t start, Py_ssize_t stop, double *out) noexcept nogil:
-    # OUT out: the sums (in the layout of _at_S) over places start..stop-1 of
-    # the visiting order.
-    cdef Py_ssize_t q, i, c
+cdef inline double _sum_rows(const OutputsTag *outputs, const Problem *p,
+                             const double *params, Py_ssize_t first, Py_ssize_t stop,
+                             Py_ssize_t prefetch_stop, double *G, double *R,
+                             double sum_sq) noexcept nogil:
+    # Add places first..stop-1 of the visiting order to the sums: G and R
+    # (IN/OUT) and sum_sq (returned with the rows' s*|r|^2 added in order).
+    # Rows up to place prefetch_stop - 1 are prefetched ahead. No call in
+    # this loop (see _look): it keeps its accumulators in registers.
+    cdef Py_ssize_t q, i
     cdef Py_ssize_t d = p.d
     cdef Py_ssize_t k = 1 if OutputsTag is OneOutput else p.k
     cdef Py_ssize_t ahead = _prefetch_distance(d, p.order)
+    for q in range(first, stop):
+        i = _row(p.order, q)
+        if q + ahead < prefetch_stop:
+            GD_PREFETCH_ROW(p.X + _row(p.order, q + ahead) * d, d, p.order != NULL)
+        sum_sq += _row_sums(p.X + i * d, params, p.Y + i * k if p.Y != NULL else NULL,
+                            p.weight[i] if p.weight != NULL else 1.0, d, k, R, G)
+    return sum_sq
+
+
+cdef void _block_sums(const OutputsTag *outputs, const Problem *p, const double *params,
+                      Py_ssize_t start, Py_ssize_t stop, int thread,
+                      double *out) noexcept nogil:
+    # OUT out: the sums (in the layout of _at_S) over places start..stop-1 of
+    # the visiting order, computed by thread `thread` (garbage when the call
+    # is interrupted: p.watch.stop).
+    cdef Py_ssize_t c, q, last
+    cdef Py_ssize_t d = p.d
+    cdef Py_ssize_t k = 1 if OutputsTag is OneOutput else p.k
+    cdef Py_ssize_t check = _check_every(d)
     cdef double sum_sq = 0.0
     cdef double *R = out + _at_S(d, k) + 1
     for c in range(k * d):
         out[c] = 0.0
     for c in range(k):
         R[c] = 0.0
-    for q in range(start, stop):
-        i = _row(p.order, q)
-        if q + ahead < stop:
-            GD_PREFETCH_ROW(p.X + _row(p.order, q + ahead) * d, d, p.order != NULL)
-        sum_sq += _row_sums(p.X + i * d, params, p.Y + i * k if p.Y != NULL else NULL,
-                            p.weight[i] if p.weight != NULL else 1.0, d, k, R, out)
+    q = start
+    while q < stop:                 # in slices, looking at signals before each
+        if _interrupted(p.watch, thread):
+            return
+        last = q + check if q + check < stop else stop
+        sum_sq = _sum_rows(outputs, p, params, q, last, stop, out, R, sum_sq)
+        q = last
     out[_at_S(d, k)] = sum_sq
 
 
@@ -572,10 +600,10 @@ cdef void _sums_block(void *context, Py_ssize_t c, int thread) noexcept nogil:
     if stop > n:
         stop = n
     if task.p.k == 1:
-        _block_sums(<OneOutput *> NULL, task.p, task.params, start, stop,
+        _block_sums(<OneOutput *> NULL, task.p, task.params, start, stop, thread,
                     task.partials + c * task.stride)
     else:
-        _block_sums(<ManyOutputs *> NULL, task.p, task.params, start, stop,
+        _block_sums(<ManyOutputs *> NULL, task.p, task.params, start, stop, thread,
                     task.partials + c * task.stride)
 
 
@@ -617,6 +645,7 @@ cdef EpochOutcome _sums_step(const RuleC *rule, State st, Py_ssize_t d, Py_ssize
     cdef double scale
     out.steps = 0
     out.loss_sum = 0.0
+    out.interrupted = False
     out.nonfinite = not (S <= DBL_MAX)
     if out.nonfinite:
         return out
@@ -634,12 +663,16 @@ cdef EpochOutcome _full_batch_epoch(const RuleC *rule, const Problem *p, State s
     # One gradient step on all rows (the epoch's only step). Scratch:
     # partials, sums (see _full_sums).
     cdef EpochOutcome out
+    out.steps = 0
+    out.loss_sum = 0.0
+    out.nonfinite = False
+    out.interrupted = False
     if first_step > 0 or stop_step < 1:
-        out.steps = 0
-        out.loss_sum = 0.0
-        out.nonfinite = False
         return out
     _full_sums(p, st.params, partials, rule.n_threads, sums)
+    if p.watch.stop:
+        out.interrupted = True
+        return out
     return _sums_step(rule, st, p.d, p.k, p.n, sums[_at_S(p.d, p.k)], sums,
                       sums + _at_S(p.d, p.k) + 1, t, lr)
 
@@ -651,16 +684,17 @@ cdef EpochOutcome _minibatch_epoch(const OutputsTag *outputs, const RuleC *rule,
     # One update per batch of rule.batch_size rows (the last one may be
     # smaller). Scratch: _at_S(d, k) + k doubles: the batch's G, then R.
     cdef EpochOutcome out
-    cdef Py_ssize_t v, q, c, i, start, stop, m, u
+    cdef Py_ssize_t v, q, c, start, stop, m, u
     cdef Py_ssize_t d = p.d, n = p.n, batch_size = rule.batch_size
     cdef Py_ssize_t k = 1 if OutputsTag is OneOutput else p.k
     cdef Py_ssize_t n_batches = (n + batch_size - 1) // batch_size
     cdef Py_ssize_t last = n_batches if stop_step > n_batches else stop_step
-    cdef Py_ssize_t ahead = _prefetch_distance(d, p.order)
+    cdef Py_ssize_t check = _check_every(d), budget = check, last_row
     cdef double sum_sq, scale, total = 0.0
     cdef double *G = scratch
     cdef double *R = scratch + _at_S(d, k)
     out.nonfinite = False
+    out.interrupted = False
     out.steps = 0
     for v in range(first_step, last):
         start = v * batch_size
@@ -673,12 +707,19 @@ cdef EpochOutcome _minibatch_epoch(const OutputsTag *outputs, const RuleC *rule,
         for c in range(k):
             R[c] = 0.0
         sum_sq = 0.0
-        for q in range(start, stop):
-            i = _row(p.order, q)
-            if q + ahead < n:
-                GD_PREFETCH_ROW(p.X + _row(p.order, q + ahead) * d, d, p.order != NULL)
-            sum_sq += _row_sums(p.X + i * d, st.params, p.Y + i * k,
-                                p.weight[i] if p.weight != NULL else 1.0, d, k, R, G)
+        q = start
+        while q < stop:             # in slices of at most `budget` rows
+            last_row = q + budget if q + budget < stop else stop
+            sum_sq = _sum_rows(outputs, p, st.params, q, last_row, n, G, R, sum_sq)
+            budget -= last_row - q
+            q = last_row
+            if budget == 0:         # `check` rows since the last look at signals
+                budget = check
+                if _interrupted(p.watch, 0):
+                    out.interrupted = True
+                    break
+        if out.interrupted:
+            break
         if not (sum_sq <= DBL_MAX):
             out.nonfinite = True
             break
@@ -696,7 +737,8 @@ cdef EpochOutcome _sgd_rows(
         const RuleC *rule, const Problem *p, State st, double base_lr, Py_ssize_t t,
         Py_ssize_t first_step, Py_ssize_t stop_step, double *scratch) noexcept nogil:
     # One update per row, for one (rule, penalty, outputs) combination.
-    # Scratch: scratch[0:k], the row's dL/db (unused for one output).
+    # Scratch: scratch[0:k], the row's dL/db (unused for one output). Every
+    # _check_every(d) rows it looks at signals (out of line: see common.pxi).
     #
     # Each row's residual needs the weights the previous row just wrote, so
     # for short rows the time per row is the length of that dependency chain:
@@ -706,6 +748,7 @@ cdef EpochOutcome _sgd_rows(
     cdef Py_ssize_t k = 1 if OutputsTag is OneOutput else p.k
     cdef Py_ssize_t stop = n if stop_step > n else stop_step
     cdef Py_ssize_t ahead = _prefetch_distance(d, p.order)
+    cdef Py_ssize_t check = _check_every(d), countdown = check
     cdef double r, sq, lr, total = 0.0
     cdef double g_one[1]
     cdef double *g
@@ -733,8 +776,15 @@ cdef EpochOutcome _sgd_rows(
         g = scratch
     m = _momentum_step(base_lr, momentum, dampening, nesterov, t)   # (unused if plain)
     out.nonfinite = False
+    out.interrupted = False
     out.steps = 0
     for q in range(first_step, stop):
+        countdown -= 1
+        if GD_UNLIKELY(countdown == 0):
+            countdown = check
+            if _interrupted(p.watch, 0):
+                out.interrupted = True
+                break
         i = _row(order, q)
         if q + ahead < n:
             GD_PREFETCH_ROW(X + _row(order, q + ahead) * d, d, order != NULL)
@@ -863,6 +913,7 @@ def run_epoch(const double[:, ::1] X,         # IN (n, d)
     """
     cdef Problem p
     cdef State st
+    cdef gd_watch watch = _watch()
     cdef double *work = _alloc(N_STATE_ROWS * _lines(state.shape[1]))
     cdef double *scratch = NULL
     cdef double *sums = NULL
@@ -875,6 +926,7 @@ def run_epoch(const double[:, ::1] X,         # IN (n, d)
     p.n = order.shape[0] if order is not None else X.shape[0]
     p.d = X.shape[1]
     p.k = Y.shape[1]
+    p.watch = &watch
     try:
         st = _working_copy(state, work)
         # batch size 1 first: a single sample is always a per-sample step
@@ -898,6 +950,8 @@ def run_epoch(const double[:, ::1] X,         # IN (n, d)
                 else:
                     out = _minibatch_epoch(<ManyOutputs *> NULL, &rule.c, &p, st, lr,
                                            global_step, first_step, stop_step, scratch)
+        if out.interrupted:
+            _raise_pending()        # the state stays as the call found it
         _copy_back(work, state)
     finally:
         _free(work)
@@ -946,6 +1000,7 @@ def full_sums(const double[:, ::1] X,          # IN (n, d)
     sums of several chunks add up exactly in any fixed order.
     """
     cdef Problem p
+    cdef gd_watch watch = _watch()
     cdef double *partials = NULL
     cdef double *work = NULL
     cdef double *sums = NULL
@@ -956,6 +1011,7 @@ def full_sums(const double[:, ::1] X,          # IN (n, d)
     p.n = X.shape[0]
     p.d = X.shape[1]
     p.k = Y.shape[1] if Y is not None else 1
+    p.watch = &watch
     try:
         partials = _alloc(_n_blocks(p.n) * _block_stride(p.d, p.k))
         work = _alloc(params.shape[0])      # params on whole cache lines
@@ -963,6 +1019,9 @@ def full_sums(const double[:, ::1] X,          # IN (n, d)
         with nogil:
             memcpy(work, &params[0], params.shape[0] * sizeof(double))
             _full_sums(&p, work, partials, n_threads, sums)
+        if watch.stop:
+            _raise_pending()        # out stays as the call found it
+        with nogil:
             out[0] = sums[_at_S(p.d, p.k)]
             memcpy(&out[1], sums + _at_S(p.d, p.k) + 1, p.k * sizeof(double))
             memcpy(&out[1 + p.k], sums, p.k * p.d * sizeof(double))
@@ -979,13 +1038,22 @@ def subset_loss(const double[:, ::1] X,          # IN (n, d)
                 double loss_factor):
     """Loss (summed over outputs) over the rows ``rows`` (a held-out set)."""
     cdef Py_ssize_t d = X.shape[1], k = Y.shape[1], m = rows.shape[0], q, i, c
+    cdef Py_ssize_t check = _check_every(d), countdown = check
+    cdef gd_watch watch = _watch()
     cdef double r, total = 0.0
     with nogil:
         for q in range(m):
+            countdown -= 1
+            if GD_UNLIKELY(countdown == 0):
+                countdown = check
+                if _interrupted(&watch, 0):
+                    break
             i = rows[q]
             for c in range(k):
                 r = _dot(&X[i, 0], &params[c * d], d) + params[k * d + c] - Y[i, c]
                 total += r * r
+    if watch.stop:
+        _raise_pending()
     return loss_factor * total / m
 
 

@@ -23,12 +23,15 @@
 # divided by n. The build disables floating-point contraction (no FMA), so the
 # two paths give the same bits, and the result does not depend on the block
 # size or the number of threads: blocks are independent and only change which
-# thread does which candidates (OpenMP ``prange`` over the blocks).
+# thread does which candidates (common.pxi's _run_blocks).
 #
-# Where inputs are checked: nowhere here. ``python/gdcore/landscape.py`` checks
-# shapes, dtypes, contiguity and finiteness of the candidates once, before the
-# kernel runs; a non-finite X or y makes a loss non-finite and the Python layer
-# then names the culprit.
+# The GIL is released for the whole call; a call from the main thread looks at
+# signals every few MB of arithmetic and stops (raising) when a handler raises.
+#
+# Where inputs are checked: nowhere here. ``python/gdcore/_validation.py``
+# checks shapes, dtypes, contiguity and finiteness of the candidates once,
+# before the kernel runs; a non-finite X or y makes a loss non-finite and the
+# Python layer then names the culprit.
 
 include "common.pxi"
 
@@ -60,13 +63,20 @@ cdef inline Py_ssize_t _block_size(Py_ssize_t n_candidates, Py_ssize_t d,
 
 cdef void _sums_one_feature(const double *x, const double *y, Py_ssize_t n,
                             const double *w, const double *b, Py_ssize_t m,
-                            double *sums) noexcept nogil:
-    # One feature: OUT sums[k] = sum_i (x[i] * w[k] + b[k] - y[i])**2, k < m.
+                            gd_watch *watch, int thread, double *sums) noexcept nogil:
+    # One feature: OUT sums[k] = sum_i (x[i] * w[k] + b[k] - y[i])**2, k < m
+    # (garbage when the call is interrupted: watch.stop).
     cdef Py_ssize_t i, k
+    cdef Py_ssize_t check = _check_every(m), countdown = check
     cdef double xi, yi, r
     for k in range(m):
         sums[k] = 0.0
     for i in range(n):
+        countdown -= 1
+        if GD_UNLIKELY(countdown == 0):
+            countdown = check
+            if _interrupted(watch, thread):
+                return
         xi = x[i]
         yi = y[i]
         for k in range(m):
@@ -76,17 +86,25 @@ cdef void _sums_one_feature(const double *x, const double *y, Py_ssize_t n,
 
 cdef void _sums_many_features(const double *X, const double *y, Py_ssize_t n,
                               Py_ssize_t d, const double *wt, const double *b,
-                              Py_ssize_t m, double *r, double *sums) noexcept nogil:
+                              Py_ssize_t m, gd_watch *watch, int thread, double *r,
+                              double *sums) noexcept nogil:
     # d features. IN: wt (d, m), the block's weights transposed (wt[j*m + k] is
     # feature j of candidate k); b (m,). Scratch: r (m,).
-    # OUT: sums[k] = sum_i (X[i] . w_k + b[k] - y[i])**2, k < m.
+    # OUT: sums[k] = sum_i (X[i] . w_k + b[k] - y[i])**2, k < m (garbage when
+    # the call is interrupted: watch.stop).
     cdef Py_ssize_t i, j, k
+    cdef Py_ssize_t check = _check_every(m * d), countdown = check
     cdef double xj, yi
     cdef const double *x
     cdef const double *col
     for k in range(m):
         sums[k] = 0.0
     for i in range(n):
+        countdown -= 1
+        if GD_UNLIKELY(countdown == 0):
+            countdown = check
+            if _interrupted(watch, thread):
+                return
         x = X + i * d
         yi = y[i]
         xj = x[0]
@@ -118,19 +136,25 @@ cdef void _load_block(const double *W, const double *B, Py_ssize_t start,
 cdef void _block_losses(const double *X, const double *y, Py_ssize_t n, Py_ssize_t d,
                         const double *W, const double *B, Py_ssize_t start,
                         Py_ssize_t stop, Py_ssize_t m, double loss_factor,
-                        double *scratch, double *out) noexcept nogil:
+                        gd_watch *watch, int thread, double *scratch,
+                        double *out) noexcept nogil:
     # IN: candidates start..stop-1 of W (K, d) and B (K,); scratch of
-    # (d + 3) * m doubles. OUT: out[start:stop], the losses.
+    # (d + 3) * m doubles. OUT: out[start:stop], the losses (unchanged when
+    # the call is interrupted).
     cdef double *wt = scratch
     cdef double *b = wt + d * m
     cdef double *r = b + m
     cdef double *sums = r + m
     cdef Py_ssize_t k
+    if _interrupted(watch, thread):
+        return
     _load_block(W, B, start, stop, d, m, wt, b)
     if d == 1:
-        _sums_one_feature(X, y, n, wt, b, m, sums)
+        _sums_one_feature(X, y, n, wt, b, m, watch, thread, sums)
     else:
-        _sums_many_features(X, y, n, d, wt, b, m, r, sums)
+        _sums_many_features(X, y, n, d, wt, b, m, watch, thread, r, sums)
+    if watch.stop:
+        return
     for k in range(stop - start):
         out[start + k] = loss_factor * sums[k] / n
 
@@ -145,6 +169,7 @@ cdef struct GridTask:
     double *scratch           # one area of `stride` doubles per thread
     Py_ssize_t n, d, K, m, stride
     double loss_factor
+    gd_watch *watch           # Ctrl-C (see common.pxi)
 
 
 cdef void _grid_block(void *context, Py_ssize_t c, int thread) noexcept nogil:
@@ -153,7 +178,7 @@ cdef void _grid_block(void *context, Py_ssize_t c, int thread) noexcept nogil:
     cdef Py_ssize_t stop = (c + 1) * task.m
     _block_losses(task.X, task.y, task.n, task.d, task.W, task.B, c * task.m,
                   task.K if stop > task.K else stop, task.m, task.loss_factor,
-                  task.scratch + thread * task.stride, task.out)
+                  task.watch, thread, task.scratch + thread * task.stride, task.out)
 
 
 def loss_grid(const double[:, ::1] X,    # IN (n, d)
@@ -165,6 +190,7 @@ def loss_grid(const double[:, ::1] X,    # IN (n, d)
               int n_threads):
     """Loss at each of the K candidates ``(W[k], B[k])``, written to ``out``."""
     cdef GridTask task
+    cdef gd_watch watch = _watch()
     cdef Py_ssize_t n_blocks
     if W.shape[0] == 0:
         return
@@ -179,6 +205,7 @@ def loss_grid(const double[:, ::1] X,    # IN (n, d)
     task.d = X.shape[1]
     task.K = W.shape[0]
     task.loss_factor = loss_factor
+    task.watch = &watch
     task.m = _block_size(task.K, task.d, n_threads)
     n_blocks = (task.K + task.m - 1) // task.m
     if n_threads > n_blocks:
@@ -189,5 +216,7 @@ def loss_grid(const double[:, ::1] X,    # IN (n, d)
     try:
         with nogil:
             _run_blocks(_grid_block, &task, n_blocks, n_threads)
+        if watch.stop:
+            _raise_pending()        # some losses are missing: none is returned
     finally:
         _free(task.scratch)

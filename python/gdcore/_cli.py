@@ -317,6 +317,10 @@ def main(argv: Sequence[str]) -> int:
     except DivergenceError as exc:
         print(f"{prog} {command}: error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        # Ctrl-C: the kernels stop within milliseconds; every file is whole
+        print(f"{prog} {command}: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:
         # The reader went away (`... | head`): stop quietly, as cat would.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -385,8 +385,10 @@ def split_rows(n_samples: int, fraction: float | None,
         root = (copy.deepcopy(seed) if isinstance(seed, np.random.SeedSequence)
                 else np.random.SeedSequence(seed))
         split_rng = np.random.default_rng(root.spawn(1)[0])
-    perm = split_rng.permutation(n_samples)
-    return np.sort(perm[n_val:]).astype(np.intp), np.sort(perm[:n_val]).astype(np.intp)
+    held_out = np.zeros(n_samples, dtype=bool)
+    held_out[split_rng.permutation(n_samples)[:n_val]] = True
+    # the rows in increasing order (a mask, not a sort: O(n))
+    return np.flatnonzero(~held_out).astype(np.intp), np.flatnonzero(held_out).astype(np.intp)
 
 
 def check_warm_start(previous: Any, n_features: int, outputs: int | None) -> Any:
