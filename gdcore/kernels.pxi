@@ -246,7 +246,10 @@ cdef struct State:
 
 cdef struct EpochOutcome:
     Py_ssize_t steps      # updates applied
-    double loss_sum       # sum over applied steps of the batch loss, over a
+    double loss_sum       # the epoch's running sum of batch losses, each over
+                          # the loss factor (continued from call to call)
+    double part           # the sum over this call's steps only (per sample: see
+                          # _sgd_steps)
     bint nonfinite        # a batch loss was not finite; that batch was not applied
     bint interrupted      # a signal's handler raised; the state is not to be kept
 
@@ -534,36 +537,16 @@ cdef inline Py_ssize_t _block_stride(Py_ssize_t d, Py_ssize_t k) noexcept nogil:
     return _lines(_sums_size(d, k)) + LINE_DOUBLES
 
 
-cdef inline double _sum_rows(const OutputsTag *outputs, const Problem *p,
-                             const double *params, Py_ssize_t first, Py_ssize_t stop,
-                             Py_ssize_t prefetch_stop, double *G, double *R,
-                             double sum_sq) noexcept nogil:
-    # Add places first..stop-1 of the visiting order to the sums: G and R
-    # (IN/OUT) and sum_sq (returned with the rows' s*|r|^2 added in order).
-    # Rows up to place prefetch_stop - 1 are prefetched ahead. No call in
-    # this loop (see _look): it keeps its accumulators in registers.
-    cdef Py_ssize_t q, i
-    cdef Py_ssize_t d = p.d
-    cdef Py_ssize_t k = 1 if OutputsTag is OneOutput else p.k
-    cdef Py_ssize_t ahead = _prefetch_distance(d, p.order)
-    for q in range(first, stop):
-        i = _row(p.order, q)
-        if q + ahead < prefetch_stop:
-            GD_PREFETCH_ROW(p.X + _row(p.order, q + ahead) * d, d, p.order != NULL)
-        sum_sq += _row_sums(p.X + i * d, params, p.Y + i * k if p.Y != NULL else NULL,
-                            p.weight[i] if p.weight != NULL else 1.0, d, k, R, G)
-    return sum_sq
-
-
 cdef void _block_sums(const OutputsTag *outputs, const Problem *p, const double *params,
                       Py_ssize_t start, Py_ssize_t stop, int thread,
                       double *out) noexcept nogil:
     # OUT out: the sums (in the layout of _at_S) over places start..stop-1 of
     # the visiting order, computed by thread `thread` (garbage when the call
     # is interrupted: p.watch.stop).
-    cdef Py_ssize_t c, q, last
+    cdef Py_ssize_t c, q, i, first, last
     cdef Py_ssize_t d = p.d
     cdef Py_ssize_t k = 1 if OutputsTag is OneOutput else p.k
+    cdef Py_ssize_t ahead = _prefetch_distance(d, p.order)
     cdef Py_ssize_t check = _check_every(d)
     cdef double sum_sq = 0.0
     cdef double *R = out + _at_S(d, k) + 1
@@ -571,13 +554,19 @@ cdef void _block_sums(const OutputsTag *outputs, const Problem *p, const double 
         out[c] = 0.0
     for c in range(k):
         R[c] = 0.0
-    q = start
-    while q < stop:                 # in slices, looking at signals before each
+    first = start
+    while first < stop:             # in slices, looking at signals before each
         if _interrupted(p.watch, thread):
             return
-        last = q + check if q + check < stop else stop
-        sum_sq = _sum_rows(outputs, p, params, q, last, stop, out, R, sum_sq)
-        q = last
+        last = first + check if first + check < stop else stop
+        for q in range(first, last):
+            i = _row(p.order, q)
+            if q + ahead < stop:
+                GD_PREFETCH_ROW(p.X + _row(p.order, q + ahead) * d, d, p.order != NULL)
+            sum_sq += _row_sums(p.X + i * d, params,
+                                p.Y + i * k if p.Y != NULL else NULL,
+                                p.weight[i] if p.weight != NULL else 1.0, d, k, R, out)
+        first = last
     out[_at_S(d, k)] = sum_sq
 
 
@@ -638,13 +627,15 @@ cdef void _full_sums(const Problem *p, const double *params, double *partials,
 
 cdef EpochOutcome _sums_step(const RuleC *rule, State st, Py_ssize_t d, Py_ssize_t k,
                              Py_ssize_t n, double S, const double *G, const double *R,
-                             Py_ssize_t t, double lr) noexcept nogil:
+                             Py_ssize_t t, double lr, double running) noexcept nogil:
     # One full-batch step from the raw sums S, G, R of n rows: nothing when
-    # their loss is not finite (reported), else the step.
+    # their loss is not finite (reported), else the step. `running`: the
+    # epoch's loss sum so far (see EpochOutcome).
     cdef EpochOutcome out
     cdef double scale
     out.steps = 0
-    out.loss_sum = 0.0
+    out.loss_sum = running
+    out.part = 0.0
     out.interrupted = False
     out.nonfinite = not (S <= DBL_MAX)
     if out.nonfinite:
@@ -652,19 +643,21 @@ cdef EpochOutcome _sums_step(const RuleC *rule, State st, Py_ssize_t d, Py_ssize
     scale = rule.two_a / n
     _apply_step(rule, st, d, k, scale, G, R, t, _rate(lr, rule.power, t))
     out.steps = 1
-    out.loss_sum = S / n
+    out.part = S / n
+    out.loss_sum = running + out.part
     return out
 
 
 cdef EpochOutcome _full_batch_epoch(const RuleC *rule, const Problem *p, State st,
                                     double lr, Py_ssize_t t, Py_ssize_t first_step,
-                                    Py_ssize_t stop_step, double *partials,
+                                    Py_ssize_t stop_step, double running, double *partials,
                                     double *sums) noexcept nogil:
     # One gradient step on all rows (the epoch's only step). Scratch:
     # partials, sums (see _full_sums).
     cdef EpochOutcome out
     out.steps = 0
-    out.loss_sum = 0.0
+    out.loss_sum = running
+    out.part = 0.0
     out.nonfinite = False
     out.interrupted = False
     if first_step > 0 or stop_step < 1:
@@ -674,23 +667,24 @@ cdef EpochOutcome _full_batch_epoch(const RuleC *rule, const Problem *p, State s
         out.interrupted = True
         return out
     return _sums_step(rule, st, p.d, p.k, p.n, sums[_at_S(p.d, p.k)], sums,
-                      sums + _at_S(p.d, p.k) + 1, t, lr)
+                      sums + _at_S(p.d, p.k) + 1, t, lr, running)
 
 
 cdef EpochOutcome _minibatch_epoch(const OutputsTag *outputs, const RuleC *rule,
                                    const Problem *p, State st, double lr, Py_ssize_t t,
                                    Py_ssize_t first_step, Py_ssize_t stop_step,
-                                   double *scratch) noexcept nogil:
+                                   double running, double *scratch) noexcept nogil:
     # One update per batch of rule.batch_size rows (the last one may be
-    # smaller). Scratch: _at_S(d, k) + k doubles: the batch's G, then R.
+    # smaller). Scratch: _at_S(d, k) + k doubles: the batch's G, then R. No
+    # look at signals here (see _in_slices).
     cdef EpochOutcome out
-    cdef Py_ssize_t v, q, c, start, stop, m, u
+    cdef Py_ssize_t v, c, q, i, start, stop, m, u
     cdef Py_ssize_t d = p.d, n = p.n, batch_size = rule.batch_size
+    cdef Py_ssize_t ahead = _prefetch_distance(d, p.order)
     cdef Py_ssize_t k = 1 if OutputsTag is OneOutput else p.k
     cdef Py_ssize_t n_batches = (n + batch_size - 1) // batch_size
     cdef Py_ssize_t last = n_batches if stop_step > n_batches else stop_step
-    cdef Py_ssize_t check = _check_every(d), budget = check, last_row
-    cdef double sum_sq, scale, total = 0.0
+    cdef double sum_sq, scale, total = running, part = 0.0
     cdef double *G = scratch
     cdef double *R = scratch + _at_S(d, k)
     out.nonfinite = False
@@ -707,38 +701,47 @@ cdef EpochOutcome _minibatch_epoch(const OutputsTag *outputs, const RuleC *rule,
         for c in range(k):
             R[c] = 0.0
         sum_sq = 0.0
-        q = start
-        while q < stop:             # in slices of at most `budget` rows
-            last_row = q + budget if q + budget < stop else stop
-            sum_sq = _sum_rows(outputs, p, st.params, q, last_row, n, G, R, sum_sq)
-            budget -= last_row - q
-            q = last_row
-            if budget == 0:         # `check` rows since the last look at signals
-                budget = check
-                if _interrupted(p.watch, 0):
-                    out.interrupted = True
-                    break
-        if out.interrupted:
-            break
+        for q in range(start, stop):
+            i = _row(p.order, q)
+            if q + ahead < n:
+                GD_PREFETCH_ROW(p.X + _row(p.order, q + ahead) * d, d, p.order != NULL)
+            sum_sq += _row_sums(p.X + i * d, st.params, p.Y + i * k,
+                                p.weight[i] if p.weight != NULL else 1.0, d, k, R, G)
         if not (sum_sq <= DBL_MAX):
             out.nonfinite = True
             break
         total += sum_sq / m
+        part += sum_sq / m
         scale = rule.two_a / m
         u = t + v - first_step
         _apply_step(rule, st, d, k, scale, G, R, u, _rate(lr, rule.power, u))
         out.steps += 1
     out.loss_sum = total
+    out.part = part
     return out
+
+
+cdef EpochOutcome _minibatch_any(const RuleC *rule, const Problem *p, State st, double lr,
+                                 Py_ssize_t t, Py_ssize_t first_step, Py_ssize_t stop_step,
+                                 double running, double *scratch) noexcept nogil:
+    # _minibatch_epoch for the outputs of p (a StepsLoop)
+    if p.k == 1:
+        return _minibatch_epoch(<OneOutput *> NULL, rule, p, st, lr, t, first_step,
+                                stop_step, running, scratch)
+    return _minibatch_epoch(<ManyOutputs *> NULL, rule, p, st, lr, t, first_step,
+                            stop_step, running, scratch)
 
 
 cdef EpochOutcome _sgd_rows(
         const RuleTag *rule_tag, const PenaltyTag *penalty_tag, const OutputsTag *outputs,
         const RuleC *rule, const Problem *p, State st, double base_lr, Py_ssize_t t,
-        Py_ssize_t first_step, Py_ssize_t stop_step, double *scratch) noexcept nogil:
+        Py_ssize_t first_step, Py_ssize_t stop_step, double running,
+        double *scratch) noexcept nogil:
     # One update per row, for one (rule, penalty, outputs) combination.
-    # Scratch: scratch[0:k], the row's dL/db (unused for one output). Every
-    # _check_every(d) rows it looks at signals (out of line: see common.pxi).
+    # Scratch: scratch[0:k], the row's dL/db (unused for one output). Returns
+    # the running loss sum continued, and no `part`: a second sum in this loop
+    # cost 8 % at d = 100, and keeping the last row's loss 4.6 % (see
+    # _sgd_steps). No look at signals here either (see _in_slices).
     #
     # Each row's residual needs the weights the previous row just wrote, so
     # for short rows the time per row is the length of that dependency chain:
@@ -748,8 +751,7 @@ cdef EpochOutcome _sgd_rows(
     cdef Py_ssize_t k = 1 if OutputsTag is OneOutput else p.k
     cdef Py_ssize_t stop = n if stop_step > n else stop_step
     cdef Py_ssize_t ahead = _prefetch_distance(d, p.order)
-    cdef Py_ssize_t check = _check_every(d), countdown = check
-    cdef double r, sq, lr, total = 0.0
+    cdef double r, sq, lr, total = running
     cdef double g_one[1]
     cdef double *g
     cdef MomentumStep m
@@ -779,12 +781,6 @@ cdef EpochOutcome _sgd_rows(
     out.interrupted = False
     out.steps = 0
     for q in range(first_step, stop):
-        countdown -= 1
-        if GD_UNLIKELY(countdown == 0):
-            countdown = check
-            if _interrupted(p.watch, 0):
-                out.interrupted = True
-                break
         i = _row(order, q)
         if q + ahead < n:
             GD_PREFETCH_ROW(X + _row(order, q + ahead) * d, d, order != NULL)
@@ -821,48 +817,116 @@ cdef EpochOutcome _sgd_rows(
             _average_step(rule, &st, d, k, step)
         out.steps += 1
     out.loss_sum = total
+    out.part = 0.0                  # (see _sgd_steps)
     return out
 
 
 cdef EpochOutcome _sgd_with(const RuleTag *rule_tag, const PenaltyTag *penalty_tag,
                             const RuleC *rule, const Problem *p, State st, double lr,
                             Py_ssize_t t, Py_ssize_t first_step, Py_ssize_t stop_step,
-                            double *scratch) noexcept nogil:
+                            double running, double *scratch) noexcept nogil:
     # _sgd_rows for the rule and penalty of the tags and the outputs of p
     if p.k == 1:
         return _sgd_rows(rule_tag, penalty_tag, <OneOutput *> NULL, rule, p, st, lr, t,
-                         first_step, stop_step, scratch)
+                         first_step, stop_step, running, scratch)
     return _sgd_rows(rule_tag, penalty_tag, <ManyOutputs *> NULL, rule, p, st, lr, t,
-                     first_step, stop_step, scratch)
+                     first_step, stop_step, running, scratch)
 
 
 cdef EpochOutcome _sgd_with_rule(const RuleTag *rule_tag, const RuleC *rule,
                                  const Problem *p, State st, double lr, Py_ssize_t t,
                                  Py_ssize_t first_step, Py_ssize_t stop_step,
-                                 double *scratch) noexcept nogil:
+                                 double running, double *scratch) noexcept nogil:
     # _sgd_with for the rule of rule_tag and the run's penalty
     if rule.penalty == NO_PENALTY:
         return _sgd_with(rule_tag, <NoPenaltyTag *> NULL, rule, p, st, lr, t, first_step,
-                         stop_step, scratch)
+                         stop_step, running, scratch)
     if rule.penalty == L2_PENALTY:
         return _sgd_with(rule_tag, <L2Tag *> NULL, rule, p, st, lr, t, first_step,
-                         stop_step, scratch)
+                         stop_step, running, scratch)
     return _sgd_with(rule_tag, <ElasticTag *> NULL, rule, p, st, lr, t, first_step,
-                     stop_step, scratch)
+                     stop_step, running, scratch)
 
 
 cdef EpochOutcome _sgd_epoch(const RuleC *rule, const Problem *p, State st, double lr,
                              Py_ssize_t t, Py_ssize_t first_step, Py_ssize_t stop_step,
-                             double *scratch) noexcept nogil:
-    # One update per row: _sgd_rows for the run's rule, penalty and outputs
+                             double running, double *scratch) noexcept nogil:
+    # One update per row: _sgd_rows for the run's rule, penalty and outputs.
     if rule.kind == PLAIN_RULE:
         return _sgd_with_rule(<PlainTag *> NULL, rule, p, st, lr, t, first_step,
-                              stop_step, scratch)
+                              stop_step, running, scratch)
     if rule.kind == MOMENTUM_RULE:
         return _sgd_with_rule(<MomentumTag *> NULL, rule, p, st, lr, t, first_step,
-                              stop_step, scratch)
+                              stop_step, running, scratch)
     return _sgd_with_rule(<DampenedTag *> NULL, rule, p, st, lr, t, first_step, stop_step,
-                          scratch)
+                          running, scratch)
+
+
+cdef EpochOutcome _sgd_steps(const RuleC *rule, const Problem *p, State st, double lr,
+                             Py_ssize_t t, Py_ssize_t first_step, Py_ssize_t stop_step,
+                             double running, double *scratch) noexcept nogil:
+    # _sgd_epoch, and its `part` (a StepsLoop): for one step the row's loss,
+    # computed as the row loop computes it (exact: what descent_path
+    # records), else the running sum's growth (within rounding of the sum of
+    # the steps' losses).
+    cdef EpochOutcome out
+    cdef Py_ssize_t c, i, d = p.d, k = p.k
+    cdef Py_ssize_t stop = p.n if stop_step > p.n else stop_step
+    cdef double r, one_row = 0.0
+    if first_step + 1 == stop:
+        i = _row(p.order, first_step)
+        for c in range(k):
+            r = _dot(p.X + i * d, st.params + c * d, d) + (st.params[k * d + c]
+                                                             - p.Y[i * k + c])
+            one_row += p.weight[i] * (r * r) if p.weight != NULL else r * r
+    out = _sgd_epoch(rule, p, st, lr, t, first_step, stop_step, running, scratch)
+    out.part = one_row if out.steps == 1 else out.loss_sum - running
+    return out
+
+
+# An epoch's loop over steps first_step .. stop_step - 1, as _sgd_steps and
+# _minibatch_any: what _in_slices runs.
+ctypedef EpochOutcome (*StepsLoop)(const RuleC *rule, const Problem *p, State st,
+                                   double lr, Py_ssize_t t, Py_ssize_t first_step,
+                                   Py_ssize_t stop_step, double running,
+                                   double *scratch) noexcept nogil
+
+
+cdef EpochOutcome _in_slices(StepsLoop loop, Py_ssize_t per_slice, const RuleC *rule,
+                             const Problem *p, State st, double lr, Py_ssize_t t,
+                             Py_ssize_t first_step, Py_ssize_t stop_step, double running,
+                             double *scratch) noexcept nogil:
+    # loop over steps first_step .. stop_step - 1 in slices of per_slice
+    # steps, looking at signals between slices. Up here, not in the row
+    # loops: a look there, even out of line, cost per-sample SGD at d = 100
+    # 4-6 % and the mini-batch epoch 8 % (the loops lost registers). The
+    # loop is called through a pointer, which also keeps the C compiler from
+    # merging its 18 per-sample instances into this function: it then ran
+    # out of inlining budget and called _dot out of line (per-sample SGD with
+    # momentum at d = 10: 1.17 x slower).
+    cdef EpochOutcome out, piece
+    cdef Py_ssize_t v = first_step, last
+    out.steps = 0
+    out.loss_sum = running
+    out.part = 0.0
+    out.nonfinite = False
+    out.interrupted = False
+    while v < stop_step:
+        last = v + per_slice if v + per_slice < stop_step else stop_step
+        piece = loop(rule, p, st, lr, t + out.steps, v, last, out.loss_sum, scratch)
+        out.steps += piece.steps
+        out.loss_sum = piece.loss_sum
+        out.part += piece.part
+        if piece.nonfinite:
+            out.nonfinite = True
+            break
+        if piece.steps < last - v:          # the epoch ended within the slice
+            break
+        v = last
+        if v < stop_step and _interrupted(p.watch, 0):
+            out.interrupted = True
+            break
+    return out
 
 
 # ---------------------------------------------------------------------------
@@ -901,13 +965,17 @@ def run_epoch(const double[:, ::1] X,         # IN (n, d)
               double lr,                      # the epoch's learning rate
               Py_ssize_t global_step,         # global index t of step `first_step`
               Py_ssize_t first_step,          # run the epoch's steps first_step ..
-              Py_ssize_t stop_step):          # .. stop_step - 1 (clipped to the epoch)
+              Py_ssize_t stop_step,           # .. stop_step - 1 (clipped to the epoch)
+              double running):                # the epoch's running loss sum so far
     """Run steps ``first_step .. stop_step - 1`` of one epoch, in place.
 
     A step is one row (``batch_size == 1``), one batch of ``batch_size``
-    rows, or all rows (``batch_size >= n``). Returns ``(steps, loss_sum,
-    nonfinite)``: the number of updates applied, the sum of their batch losses
-    over the loss factor (each taken before its update), and whether the loop
+    rows, or all rows (``batch_size >= n``). Returns ``(steps, running, part,
+    nonfinite)``: the number of updates applied; the epoch's running sum of
+    batch losses over the loss factor, ``running`` continued (so an epoch run
+    in several calls adds its losses exactly as one call does; the epoch's
+    loss sum is the loss factor times the final one); the sum of this call's
+    batch losses (each taken before its update); and whether the loop
     stopped at a batch whose loss was not finite (that update is then not
     applied).
     """
@@ -933,23 +1001,20 @@ def run_epoch(const double[:, ::1] X,         # IN (n, d)
         if batch_size == 1:
             scratch = _alloc(p.k)
             with nogil:
-                out = _sgd_epoch(&rule.c, &p, st, lr, global_step, first_step, stop_step,
-                                 scratch)
+                out = _in_slices(_sgd_steps, _check_every(p.d), &rule.c, &p, st, lr,
+                                 global_step, first_step, stop_step, running, scratch)
         elif batch_size >= p.n:
             scratch = _alloc(_n_blocks(p.n) * _block_stride(p.d, p.k))
             sums = _alloc(_sums_size(p.d, p.k))
             with nogil:
                 out = _full_batch_epoch(&rule.c, &p, st, lr, global_step, first_step,
-                                        stop_step, scratch, sums)
+                                        stop_step, running, scratch, sums)
         else:
             scratch = _alloc(_at_S(p.d, p.k) + p.k)
             with nogil:
-                if p.k == 1:
-                    out = _minibatch_epoch(<OneOutput *> NULL, &rule.c, &p, st, lr,
-                                           global_step, first_step, stop_step, scratch)
-                else:
-                    out = _minibatch_epoch(<ManyOutputs *> NULL, &rule.c, &p, st, lr,
-                                           global_step, first_step, stop_step, scratch)
+                out = _in_slices(_minibatch_any, _check_every(p.d) // batch_size + 1,
+                                 &rule.c, &p, st, lr, global_step, first_step,
+                                 stop_step, running, scratch)
         if out.interrupted:
             _raise_pending()        # the state stays as the call found it
         _copy_back(work, state)
@@ -957,7 +1022,8 @@ def run_epoch(const double[:, ::1] X,         # IN (n, d)
         _free(work)
         _free(scratch)
         _free(sums)
-    return out.steps, rule.c.loss_factor * out.loss_sum, bool(out.nonfinite)
+    return (out.steps, out.loss_sum, rule.c.loss_factor * out.part,
+            bool(out.nonfinite))
 
 
 def sums_step(double[:, ::1] state,           # IN/OUT (N_STATE_ROWS, (d + 1) * k)
@@ -966,11 +1032,12 @@ def sums_step(double[:, ::1] state,           # IN/OUT (N_STATE_ROWS, (d + 1) * 
               Py_ssize_t n,                   # rows the sums are over
               Py_ssize_t n_outputs,           # k
               double lr,                      # the epoch's learning rate
-              Py_ssize_t global_step):        # global index t of the step
+              Py_ssize_t global_step,         # global index t of the step
+              double running):                # the epoch's running loss sum so far
     """One full-batch step from raw sums computed elsewhere (``gdcore.dask``
     adds the sums of its chunks), with the arithmetic of a full-batch epoch.
 
-    Returns ``(steps, loss_sum, nonfinite)`` as :func:`run_epoch`.
+    Returns ``(steps, running, part, nonfinite)`` as :func:`run_epoch`.
     """
     cdef Py_ssize_t k = n_outputs
     cdef Py_ssize_t d = state.shape[1] // k - 1
@@ -979,11 +1046,12 @@ def sums_step(double[:, ::1] state,           # IN/OUT (N_STATE_ROWS, (d + 1) * 
     try:
         with nogil:
             out = _sums_step(&rule.c, _working_copy(state, work), d, k, n, sums[0],
-                             &sums[1 + k], &sums[1], global_step, lr)
+                             &sums[1 + k], &sums[1], global_step, lr, running)
             _copy_back(work, state)
     finally:
         _free(work)
-    return out.steps, rule.c.loss_factor * out.loss_sum, bool(out.nonfinite)
+    return (out.steps, out.loss_sum, rule.c.loss_factor * out.part,
+            bool(out.nonfinite))
 
 
 def full_sums(const double[:, ::1] X,          # IN (n, d)

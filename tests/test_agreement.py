@@ -101,9 +101,9 @@ def test_the_reference_backend_is_the_specification(regression):
     history = []
     for _ in range(2):
         state[1] = [0.0] * 3
-        steps, loss_sum, nonfinite = gdcore.reference.train_epoch(
+        steps, loss_sum, part, nonfinite = gdcore.reference.train_epoch(
             rows, targets, list(range(20)), None, state, config, 6, 0.05, t, 0, 4)
-        assert (steps, nonfinite) == (4, False)
+        assert (steps, nonfinite, part) == (4, False, loss_sum)
         t += steps
         history.append(loss_sum / steps)
     np.testing.assert_array_equal(result.w, state[3][:2])         # averaged from step 3
@@ -315,8 +315,8 @@ def test_short_rows_take_the_avx2_build_where_avx512_is_chosen(regression):
     state = np.zeros((len(chosen.STATE_ROWS), d + 1))
     for epoch in range(2):
         state[1] = 0.0                                  # the epoch's gradient sum
-        steps, _, nonfinite = chosen.run_epoch(X, y.reshape(-1, 1), None, None, state, rule,
-                                               0.01, epoch * 500, 0, 500)
+        steps, _, _, nonfinite = chosen.run_epoch(X, y.reshape(-1, 1), None, None, state,
+                                                  rule, 0.01, epoch * 500, 0, 500, 0.0)
         assert (steps, nonfinite) == (500, False)
     np.testing.assert_array_equal(fitted.w, state[0, :-1])
     assert fitted.b == state[0, -1]

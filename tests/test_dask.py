@@ -275,7 +275,8 @@ def test_early_stopping_callbacks_and_divergence_policy(data):
 
 #: a value other than the default of each option gdcore.dask.fit refuses
 NOT_DEFAULT = {"backend": "reference", "validation_fraction": 0.2,
-               "sample_weight": np.ones(10), "copy": False, "shuffle_block": 7}
+               "sample_weight": np.ones(10), "copy": False, "shuffle_block": 7,
+               "checkpoint": "run.ckpt", "checkpoint_seconds": 1.0}
 
 
 @pytest.mark.parametrize("name", sorted(gdask.NOT_ON_DASK))

@@ -207,6 +207,8 @@ FLAG_EXAMPLES = {
     "progress": [([], True)],
     "copy": [([], False)],
     "shuffle_block": [(["7"], 7), (["none"], None), (["auto"], "auto")],
+    "checkpoint": [(["run.ckpt"], "run.ckpt")],
+    "checkpoint_seconds": [(["2.5"], 2.5)],
     "w0": [(["1,-2"], np.array([1.0, -2.0]))],
     "b0": [(["0.5"], 0.5)],
     "sample_weight": [(["{weights}"], np.linspace(0.5, 1.5, 20))],

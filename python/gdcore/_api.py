@@ -6,6 +6,7 @@ import copy as _copy
 import dataclasses
 import math
 import mmap
+import os
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from . import _dispatch, _options, _validation
+from ._checkpoint import Checkpoint, fingerprint
 from ._engines import BACKENDS, Backend
 from ._results import FitResult
 from ._state import Data, TrainState, to_params
@@ -149,7 +151,8 @@ def fit(X: Any, y: Any, *, method: str = "minibatch", batch_size: int = 32,
         callback: Callable[[dict], Any] | None = None, callback_every: int | None = None,
         verbose: int = 0, progress: bool = False,
         warm_start: FitResult | TrainState | None = None, copy: bool = True,
-        shuffle_block: int | str | None = "auto") -> FitResult:
+        shuffle_block: int | str | None = "auto", checkpoint: str | os.PathLike | None = None,
+        checkpoint_seconds: float = 10.0) -> FitResult:
     """Train ``y ~ X @ w + b`` by gradient descent on the squared error.
 
     Parameters
@@ -279,6 +282,22 @@ def fit(X: Any, y: Any, *, method: str = "minibatch", batch_size: int = 32,
         ``X`` is a ``numpy.memmap`` (or a view of one, as
         ``np.load(..., mmap_mode="r")`` gives), a full permutation otherwise.
         None: always a full permutation.
+    checkpoint : str, os.PathLike or None, default None
+        A file that makes the run survive a kill: the whole state of the run
+        (parameters, optimiser buffers, generator, schedule, early stopping,
+        held-out rows, history, and how far the current epoch got) is saved
+        to it, atomically, at most every ``checkpoint_seconds`` and when the
+        run ends. When the file exists at the start of a ``fit`` with the
+        same options (``epochs``, ``n_threads``, ``verbose``, ``progress``,
+        ``callback`` and ``check_lr`` may differ) and the same data, the run
+        resumes from it and ends with the bits of a run that was never
+        interrupted; a finished run's file gives its result at once. A
+        checkpoint from other options or data raises ``ValueError`` naming
+        ``checkpoint`` and is left as it is. Nothing is saved on Ctrl-C (the
+        last periodic save stands).
+    checkpoint_seconds : float, default 10.0
+        Save the checkpoint at most this often (between slices of an epoch;
+        an epoch runs in at least 16 slices when checkpointing).
     warm_start : FitResult, TrainState or None
         Continue from a previous run's state: ``epochs`` more epochs, exactly
         as if the run had not stopped (rng, schedule, momentum, averaging
@@ -323,11 +342,17 @@ def fit_with(arguments: Mapping[str, Any]) -> FitResult:
     X, y = _validation.check_X_y(X, y)
     n_samples, n_features = X.shape
     outputs = _validation.n_outputs(y)
-    train_rows, val_rows = _validation.split_rows(n_samples, config.validation_fraction,
-                                                  config.seed)
+    state = start_state(config, arguments, n_features, outputs)
+    checkpoint, saved = None, None
+    if config.checkpoint is not None:
+        checkpoint = Checkpoint(config.checkpoint, config.checkpoint_seconds, fingerprint(
+            config, X, y, arguments["sample_weight"], state))
+        saved = checkpoint.load()
+        if saved is not None:
+            state = saved.state
+    train_rows, val_rows = _held_out(config, state, n_samples)
     weights = _validation.check_sample_weight(arguments["sample_weight"], n_samples,
                                               train_rows)
-    state = start_state(config, arguments, n_features, outputs)
     n_train = n_samples if train_rows is None else train_rows.shape[0]
     shuffle_block = config.shuffle_block
     if shuffle_block == "auto":
@@ -346,7 +371,8 @@ def fit_with(arguments: Mapping[str, Any]) -> FitResult:
                           f"likely to diverge: try lr <= {0.5 * limit:.3g}",
                           RuntimeWarning, stacklevel=3)
     data = Data(X=X, y=y, weights=weights, train_rows=train_rows, val_rows=val_rows)
-    return train(engine, data, config, state, copied=copied)
+    return train(engine, data, config, state, copied=copied, checkpoint=checkpoint,
+                 saved=saved)
 
 
 def start_state(config: _options.Config, arguments: Mapping[str, Any], n_features: int,
@@ -371,6 +397,30 @@ def start_state(config: _options.Config, arguments: Mapping[str, Any], n_feature
     if not state.schedule_state:
         state.schedule_state = config.schedule.initial_state(config.lr)
     return state
+
+
+def _held_out(config: _options.Config, state: TrainState,
+              n_samples: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The training and held-out rows of a run (None, None: no split).
+
+    The held-out rows are part of the training state: drawn the first time a
+    run asks for them and kept, so that a run continuing another (warm
+    start, ``partial_fit``, a checkpoint) never trains on rows the other
+    held out.
+    """
+    if config.validation_fraction is None:
+        return None, None
+    if state.val_rows is None:
+        state.val_rows = _validation.held_out_rows(n_samples, config.validation_fraction,
+                                                   config.seed)
+        state.n_samples = n_samples
+    elif state.n_samples != n_samples:
+        raise ValueError(f"warm_start holds out rows of data with {state.n_samples} "
+                         f"samples; this X has {n_samples} (continue on the same data, "
+                         f"or without validation_fraction)")
+    train = np.ones(n_samples, dtype=bool)
+    train[state.val_rows] = False
+    return np.flatnonzero(train).astype(np.intp), state.val_rows
 
 
 def _is_memory_mapped(X: Any) -> bool:

@@ -44,17 +44,25 @@ class Trainer(Protocol):
         ...
 
     def run(self, state: np.ndarray, order: np.ndarray | None, lr: float, global_step: int,
-            first_step: int, stop_step: int) -> tuple[int, float, bool]:
+            first_step: int, stop_step: int,
+            running: float) -> tuple[int, float, float, bool]:
         """Run steps ``first_step .. stop_step - 1`` of an epoch, updating ``state``
         (the rows of ``TrainState.buffers``) in place.
 
         ``order`` holds the rows of the epoch in visiting order (None: every
         row in order), ``lr`` is the epoch's rate and ``global_step`` the
-        global index of step ``first_step``. Returns ``(steps, loss_sum,
-        nonfinite)``: updates applied, the sum of their batch losses (each
-        before its update), and whether the run stopped at a batch whose loss
+        global index of step ``first_step``; ``running`` is the epoch's loss
+        accumulator so far (0.0 at its start), in the backend's own terms.
+        Returns ``(steps, running, part, nonfinite)``: updates applied; the
+        accumulator continued, so that an epoch run in slices adds its losses
+        exactly as one call would; the sum of this call's batch losses (each
+        before its update); and whether the run stopped at a batch whose loss
         was not finite (that update not applied).
         """
+        ...
+
+    def loss_total(self, running: float) -> float:
+        """The sum of an epoch's batch losses, from its final accumulator."""
         ...
 
     def subset_loss(self, rows: np.ndarray, params: np.ndarray) -> float:
@@ -175,9 +183,14 @@ class CythonTrainer(InMemory):
         self._loss_factor = config.loss_factor
 
     def run(self, state: np.ndarray, order: np.ndarray | None, lr: float, global_step: int,
-            first_step: int, stop_step: int) -> tuple[int, float, bool]:
+            first_step: int, stop_step: int,
+            running: float) -> tuple[int, float, float, bool]:
         return self._kernels.run_epoch(self._X, self._Y, order, self._weights, state,
-                                       self._rule, lr, global_step, first_step, stop_step)
+                                       self._rule, lr, global_step, first_step, stop_step,
+                                       running)
+
+    def loss_total(self, running: float) -> float:
+        return self._loss_factor * running      # the kernel sums losses over the factor
 
     def subset_loss(self, rows: np.ndarray, params: np.ndarray) -> float:
         return self._kernels.subset_loss(self._X, self._Y, rows, params, self._loss_factor)
@@ -229,14 +242,18 @@ class ReferenceTrainer(InMemory):
         self._config = config
 
     def run(self, state: np.ndarray, order: np.ndarray | None, lr: float, global_step: int,
-            first_step: int, stop_step: int) -> tuple[int, float, bool]:
+            first_step: int, stop_step: int,
+            running: float) -> tuple[int, float, float, bool]:
         visit = list(range(len(self._rows))) if order is None else order.tolist()
         lists = state.tolist()
         outcome = reference.train_epoch(self._rows, self._targets, visit, self._weights,
                                         lists, self._config, self._config.batch_size, lr,
-                                        global_step, first_step, stop_step)
+                                        global_step, first_step, stop_step, running)
         state[...] = lists
         return outcome
+
+    def loss_total(self, running: float) -> float:
+        return running
 
     def subset_loss(self, rows: np.ndarray, params: np.ndarray) -> float:
         loss, _ = reference.batch_loss_and_gradient(

@@ -300,6 +300,14 @@ class Config:
         "auto", "shuffle in blocks of this many rows: auto (blocks for memory-mapped "
         "X), none, or a number", _validation.check_shuffle_block, estimator=False,
         flag="--shuffle-block", type=shuffle_block_text, metavar="ROWS")
+    checkpoint: str | None = option(
+        None, "save the run to this file as it goes, and resume from it when it exists",
+        _optional(_validation.check_path), estimator=False, flag="--checkpoint",
+        metavar="FILE")
+    checkpoint_seconds: float = option(
+        10.0, "save the checkpoint at most this often (and when the run ends)",
+        functools.partial(_validation.check_real, positive=True), estimator=False,
+        flag="--checkpoint-seconds", type=number, metavar="S")
 
     def __post_init__(self) -> None:
         for record in OPTIONS:

@@ -112,6 +112,11 @@ class TrainState:
         Early stopping: best value of the monitored quantity so far.
     no_improvement : int
         Early stopping: epochs in a row without improvement.
+    val_rows : ndarray or None
+        The held-out rows of ``validation_fraction`` (sorted), drawn once and
+        kept: a run that continues this one holds out the same rows.
+    n_samples : int or None
+        The number of rows the held-out rows were drawn from.
     """
 
     buffers: np.ndarray
@@ -124,6 +129,8 @@ class TrainState:
     lr_scale: float = 1.0
     best_score: float = float("inf")
     no_improvement: int = 0
+    val_rows: np.ndarray | None = None
+    n_samples: int | None = None
 
     @classmethod
     def starting_at(cls, params: np.ndarray, n_features: int,

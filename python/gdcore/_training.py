@@ -3,13 +3,20 @@
 A backend's :class:`~gdcore._engines.Trainer` draws each epoch's sample
 order and runs a range of steps of one epoch over it, updating the training
 state in place. Everything around it lives here once: the per-epoch
-learning rate, history, validation, early stopping, callbacks, feedback, and
-what happens when the loss or the parameters stop being finite.
+learning rate, history, validation, early stopping, callbacks, feedback,
+checkpoints, and what happens when the loss or the parameters stop being
+finite.
 
 The loop keeps no copy of the state beyond what a failure needs: at the start
 of each epoch the state's buffers and step count (O(parameters)), from which
 a diverged epoch is replayed up to its last finite step or retried at half the
-rate; the epoch's sample order is drawn once and reused by both.
+rate; the epoch's sample order is drawn once and reused by both. With a
+checkpoint, an epoch runs in slices and the run is saved between slices when
+``checkpoint_seconds`` have passed, and when it ends; a run started from a
+checkpoint resumes where it was saved, in the middle of an epoch if need be,
+with the same bits as a run that was never interrupted. (Nothing is saved on
+Ctrl-C: the signal can arrive between two updates of the run's counters, and
+the last periodic save is a consistent one.)
 """
 
 from __future__ import annotations
@@ -21,7 +28,8 @@ import warnings
 
 import numpy as np
 
-from ._engines import Trainer, TrainerFactory
+from ._checkpoint import Checkpoint, EpochProgress, Saved
+from ._engines import TrainerFactory
 from ._feedback import Progress
 from ._options import Config
 from ._results import DivergenceError, FitResult
@@ -30,136 +38,262 @@ from ._state import GRAD_SUM, Data, TrainState
 #: ``on_divergence="halve"`` halves the rate at most this many times in a run.
 MAX_HALVINGS = 30
 
+#: With a checkpoint, an epoch runs in this many slices (at least), saved between.
+CHECKPOINT_SLICES = 16
+
 
 def _finite(params: np.ndarray) -> bool:
     return bool(np.isfinite(params).all())
 
 
 def train(backend: TrainerFactory, data: Data, config: Config, state: TrainState, *,
-          copied: tuple[str, ...] = ()) -> FitResult:
-    """Run ``config.epochs`` more epochs from ``state`` (updated in place).
+          copied: tuple[str, ...] = (), checkpoint: Checkpoint | None = None,
+          saved: Saved | None = None) -> FitResult:
+    """Run ``config.epochs`` epochs from ``state`` (updated in place).
 
     ``config`` holds the resolved batch size, thread count and shuffle block.
+    With ``checkpoint``, the run saves to it as it goes; ``saved`` is what the
+    checkpoint held when the run started (``state`` is then its state).
     """
-    trainer = backend.trainer(data, config)
-    n_train = data.n_train
-    steps_per_epoch = trainer.steps_per_epoch
-    chunk = config.callback_every or steps_per_epoch
-    history: dict[str, list[float]] = {"loss": [], "grad_norm": [], "lr": []}
-    if data.val_rows is not None:
-        history["val_loss"] = []
-    progress = Progress(epochs=config.epochs, n_train=n_train, verbose=config.verbose,
-                        progress=config.progress)
-    halvings = 0
-    start_step = state.global_step
+    return _Run(backend, data, config, state, copied, checkpoint, saved).run()
 
-    def result(reason: str) -> FitResult:
-        progress.close()
-        return _result(backend, data, config, state, history, reason,
-                       state.global_step - start_step, steps_per_epoch, copied)
 
-    for _ in range(config.epochs):
-        order = trainer.epoch_order(state)
-        state.buffers[GRAD_SUM] = 0.0
-        snapshot = state.buffers.copy(), state.global_step
+class _Run:
+    """One call of :func:`train`: its state, history and feedback."""
+
+    def __init__(self, backend: TrainerFactory, data: Data, config: Config,
+                 state: TrainState, copied: tuple[str, ...],
+                 checkpoint: Checkpoint | None, saved: Saved | None) -> None:
+        self.backend, self.data, self.config, self.copied = backend, data, config, copied
+        self.trainer = backend.trainer(data, config)
+        self.steps_per_epoch = self.trainer.steps_per_epoch
+        self.checkpoint = checkpoint
+        self.chunk_loss = math.nan          # mean batch loss of the last slice
+        if saved is not None:
+            self.history, self.start_step = saved.history, saved.start_step
+            self.halvings, self.finished, self.resume = (saved.halvings, saved.finished,
+                                                         saved.epoch)
+        else:
+            self.history = {"loss": [], "grad_norm": [], "lr": []}
+            if data.val_rows is not None:
+                self.history["val_loss"] = []
+            self.start_step, self.halvings = state.global_step, 0
+            self.finished, self.resume = None, None
+        self.state = state
+        self.chunk = config.callback_every or (
+            -(-self.steps_per_epoch // CHECKPOINT_SLICES) if checkpoint is not None
+            else self.steps_per_epoch)
+        self.progress = Progress(epochs=config.epochs, n_train=data.n_train,
+                                 verbose=config.verbose, progress=config.progress)
+        self.epoch: EpochProgress | None = None     # the epoch in progress
+
+    # -- the run -------------------------------------------------------------
+
+    def run(self) -> FitResult:
+        try:
+            # a run that ran out of epochs goes on when it is given more
+            reason = (self.finished if self.finished not in (None, "max_epochs")
+                      else self._epochs())
+        finally:
+            self.progress.close()
+        self.epoch = None
+        self.finished = reason
+        self._save()
+        return self._result(reason)
+
+    def _epochs(self) -> str:
+        """Epochs until the run stops; returns why it stopped."""
+        while len(self.history["loss"]) < self.config.epochs:
+            reason = self._one_epoch()
+            if reason is not None:
+                return reason
+        return "max_epochs"
+
+    def _one_epoch(self) -> str | None:
+        """Run an epoch (or the rest of one, when resuming); None to go on."""
+        config, state = self.config, self.state
+        if self.resume is not None:
+            progress, self.resume = self.resume, None
+            if progress.rng_state is not None:
+                assert state.rng is not None
+                state.rng.bit_generator.state = progress.rng_state
+            order = self.trainer.epoch_order(state)
+        else:
+            rng_state = state.rng.bit_generator.state if state.rng is not None else None
+            order = self.trainer.epoch_order(state)
+            state.buffers[GRAD_SUM] = 0.0
+            progress = EpochProgress(rng_state, state.buffers.copy(), state.global_step,
+                                     0, 0.0)
+        self.epoch = progress
         while True:                                   # the epoch, retried by "halve"
             epoch_started = time.perf_counter()
             assert state.schedule_state is not None
             lr = config.schedule.epoch_lr(config.lr, state.epoch, state.schedule_state)
             lr *= state.lr_scale
-            loss_sum, done, chunk_loss = 0.0, 0, math.nan
-            failure = None
-            stop_requested = False
-            while done < steps_per_epoch:
-                stop = min(done + chunk, steps_per_epoch)
-                steps, part_loss, nonfinite = trainer.run(
-                    state.buffers, order, lr, state.global_step, done, stop)
-                done += steps
-                state.global_step += steps
-                loss_sum += part_loss
-                chunk_loss = part_loss / steps if steps else math.nan
-                if nonfinite or not _finite(state.params):
-                    failure = (done, nonfinite)
-                    break
-                if (config.callback is not None and config.callback_every
-                        and done < steps_per_epoch
-                        and _call_back(config, state, data, history, step=done, loss=None,
-                                       batch_loss=chunk_loss)):
-                    stop_requested = True
-                    break
-            if failure is None:
+            outcome = self._steps(order, lr)
+            if outcome in ("ended", "callback"):
                 break
-            step = _last_finite(trainer, order, lr, snapshot, state, *failure)
-            message = (f"training diverged in epoch {state.epoch}, step {step}: the loss or "
-                       f"the parameters stopped being finite (lr={lr:g} is probably too "
-                       f"large for this data; gdcore.max_stable_lr(X) estimates the "
-                       f"largest stable full-batch rate)")
-            # A retry with a smaller rate helps unless the epoch's very first
-            # loss was already non-finite: that one does not depend on the rate.
-            hopeless = step == 0 and failure[1] and failure[0] == 0
-            if config.on_divergence == "halve" and halvings < MAX_HALVINGS and not hopeless:
-                halvings += 1
-                state.lr_scale *= 0.5
-                state.buffers[...] = snapshot[0]
-                state.global_step = snapshot[1]
-                warnings.warn(f"{message}; retrying the epoch with lr={lr / 2:g}",
-                              RuntimeWarning, stacklevel=3)
-                continue
-            if config.on_divergence == "stop":
-                return result("diverged")
-            progress.close()
-            raise DivergenceError(
-                message + "; the error's w and b hold the last finite parameters",
-                **data.split(state.params), epoch=state.epoch,
-                step=step, history=np.array(history["loss"]))
-        if stop_requested:
-            return result("callback")
+            reason = self._diverged(order, lr, *outcome)
+            if reason is not None:
+                return reason
+        if outcome == "callback":
+            return "callback"
+        return self._end_epoch(lr, epoch_started)
 
-        # The epoch ran to its end.
-        loss = loss_sum / steps_per_epoch
+    def _steps(self, order: np.ndarray | None, lr: float) -> str | tuple[int, bool]:
+        """The steps of the epoch from ``self.epoch.done`` on, in chunks:
+        "ended", "callback" (asked to stop), or the failure (done, nonfinite)."""
+        config, state, epoch = self.config, self.state, self.epoch
+        assert epoch is not None
+        steps_per_epoch = self.steps_per_epoch
+        while epoch.done < steps_per_epoch:
+            stop = min(epoch.done + self.chunk, steps_per_epoch)
+            steps, epoch.loss_sum, part, nonfinite = self.trainer.run(
+                state.buffers, order, lr, state.global_step, epoch.done, stop,
+                epoch.loss_sum)
+            epoch.done += steps
+            state.global_step += steps
+            self.chunk_loss = part / steps if steps else math.nan
+            if nonfinite or not _finite(state.params):
+                return epoch.done, nonfinite
+            if epoch.done < steps_per_epoch:
+                if (config.callback is not None and config.callback_every
+                        and self._call_back(step=epoch.done, loss=None)):
+                    return "callback"
+                if self.checkpoint is not None and self.checkpoint.due():
+                    self._save()
+        return "ended"
+
+    def _diverged(self, order: np.ndarray | None, lr: float, done: int,
+                  nonfinite: bool) -> str | None:
+        """Deal with an epoch that failed: retry it ("halve": returns None),
+        stop ("stop": returns "diverged"), or raise DivergenceError."""
+        config, state, epoch = self.config, self.state, self.epoch
+        assert epoch is not None
+        step = self._last_finite(order, lr, done, nonfinite)
+        at_start = state.global_step == self.start_step and nonfinite
+        if at_start:
+            message = ("the loss is not finite at the initial parameters (X, y, w0 or b0 "
+                       "are too large for float64 arithmetic: scale them down)")
+        else:
+            message = (f"training diverged in epoch {state.epoch}, step {step}: the loss "
+                       f"or the parameters stopped being finite (lr={lr:g} is probably "
+                       f"too large for this data; gdcore.max_stable_lr(X) estimates the "
+                       f"largest stable full-batch rate)")
+        # A retry with a smaller rate helps unless the epoch's very first loss
+        # was already non-finite: that one does not depend on the rate.
+        hopeless = step == 0 and nonfinite and done == 0
+        if config.on_divergence == "halve" and self.halvings < MAX_HALVINGS \
+                and not hopeless:
+            self.halvings += 1
+            state.lr_scale *= 0.5
+            state.buffers[...] = epoch.start_buffers
+            state.global_step = epoch.start_step
+            epoch.done, epoch.loss_sum = 0, 0.0
+            warnings.warn(f"{message}; retrying the epoch with lr={lr / 2:g}",
+                          RuntimeWarning, stacklevel=8)     # the line that called fit
+            return None
+        if config.on_divergence == "stop":
+            return "diverged"
+        raise DivergenceError(
+            message + "; the error's w and b hold the last finite parameters",
+            **self.data.split(state.params), epoch=state.epoch, step=step,
+            history=np.array(self.history["loss"]))
+
+    def _last_finite(self, order: np.ndarray | None, lr: float, done: int,
+                     nonfinite: bool) -> int:
+        """Put the last finite parameters into the state; return the failing step.
+
+        The kernel stops *before* a batch whose loss is not finite, so if the
+        parameters in force are finite they are the last finite ones.
+        Otherwise the update of the step before overflowed: the epoch is
+        replayed from its start up to just before that step (deterministic,
+        so the replay lands on exactly the parameters that step started from).
+        """
+        state, epoch = self.state, self.epoch
+        assert epoch is not None
+        if nonfinite:
+            # A non-finite input looks like divergence from inside the loop;
+            # this is the only place that pays for a full finiteness check.
+            self.trainer.raise_if_bad_input()
+            if _finite(state.params):
+                return done
+        step = done - 1
+        state.buffers[...] = epoch.start_buffers
+        state.global_step = epoch.start_step
+        steps, _, _, _ = self.trainer.run(state.buffers, order, lr, state.global_step, 0,
+                                          step, 0.0)
+        state.global_step += steps
+        return step
+
+    def _end_epoch(self, lr: float, epoch_started: float) -> str | None:
+        """Record a completed epoch; the stop reason, or None to go on."""
+        config, state, history, epoch = self.config, self.state, self.history, self.epoch
+        assert epoch is not None
+        loss = self.trainer.loss_total(epoch.loss_sum) / self.steps_per_epoch
         with np.errstate(over="ignore"):
-            grad_norm = float(np.linalg.norm(state.buffers[GRAD_SUM])) / steps_per_epoch
+            grad_norm = (float(np.linalg.norm(state.buffers[GRAD_SUM]))
+                         / self.steps_per_epoch)
+        if self.data.val_rows is not None:
+            val_loss = self.trainer.subset_loss(self.data.val_rows, state.params)
+            if not math.isfinite(val_loss):
+                self.trainer.raise_if_bad_input()
+                raise DivergenceError(
+                    f"the loss on the held-out rows stopped being finite in epoch "
+                    f"{state.epoch} (the parameters are too large for them: lr={lr:g} "
+                    f"is probably too large); the error's w and b hold the parameters",
+                    **self.data.split(state.params), epoch=state.epoch,
+                    step=self.steps_per_epoch, history=np.array(history["loss"]))
+            history["val_loss"].append(val_loss)
         history["loss"].append(loss)
         history["grad_norm"].append(grad_norm)
         history["lr"].append(lr)
-        if data.val_rows is not None:
-            history["val_loss"].append(trainer.subset_loss(data.val_rows, state.params))
+        assert state.schedule_state is not None
         config.schedule.end_epoch(loss, state.schedule_state)
         state.epoch += 1
-        progress.epoch_done(state.epoch - 1, loss, grad_norm, lr,
-                            time.perf_counter() - epoch_started)
-        if config.callback is not None and _call_back(config, state, data, history,
-                                                      step=None, loss=loss,
-                                                      batch_loss=chunk_loss):
-            return result("callback")
+        self.epoch = None
+        self.progress.epoch_done(state.epoch - 1, loss, grad_norm, lr,
+                                 time.perf_counter() - epoch_started)
+        if config.callback is not None and self._call_back(step=None, loss=loss):
+            return "callback"
         if _converged(config, state, history):
-            return result(f"tol ({config.stop_on})")
-    return result("max_epochs")
+            return f"tol ({config.stop_on})"
+        if self.checkpoint is not None and self.checkpoint.due():
+            self._save()
+        return None
 
+    # -- around the loop ------------------------------------------------------
 
-def _last_finite(trainer: Trainer, order: np.ndarray | None, lr: float,
-                 snapshot: tuple[np.ndarray, int], state: TrainState, done: int,
-                 nonfinite: bool) -> int:
-    """Put the last finite parameters into ``state``; return the failing step.
+    def _save(self) -> None:
+        if self.checkpoint is not None:
+            self.checkpoint.save(Saved(state=self.state, history=self.history,
+                                       start_step=self.start_step, halvings=self.halvings,
+                                       finished=self.finished, epoch=self.epoch))
 
-    The kernel stops *before* a batch whose loss is not finite, so if the
-    parameters in force are finite they are the last finite ones. Otherwise
-    the update of the step before overflowed: the epoch is replayed from its
-    start up to just before that step (deterministic, so the replay lands on
-    exactly the parameters that step started from).
-    """
-    if nonfinite:
-        # A non-finite input looks like divergence from inside the loop;
-        # this is the only place that pays for a full finiteness check.
-        trainer.raise_if_bad_input()
-        if _finite(state.params):
-            return done
-    step = done - 1
-    state.buffers[...] = snapshot[0]
-    state.global_step = snapshot[1]
-    steps, _, _ = trainer.run(state.buffers, order, lr, state.global_step, 0, step)
-    state.global_step += steps
-    return step
+    def _call_back(self, *, step: int | None, loss: float | None) -> bool:
+        """Call the user's callback; True when it asks to stop."""
+        config, state = self.config, self.state
+        assert config.callback is not None
+        info = {"epoch": state.epoch if step is not None else state.epoch - 1,
+                "step": step, "global_step": state.global_step,
+                **self.data.split(state.params), "loss": loss,
+                "batch_loss": self.chunk_loss, "history": _history_arrays(self.history)}
+        answer = config.callback(info)
+        return isinstance(answer, (bool, np.bool_)) and bool(answer)
+
+    def _result(self, stop_reason: str) -> FitResult:
+        config, state = self.config, self.state
+        arrays = _history_arrays(self.history)
+        averaging = state.global_step > config.average_from >= 0
+        params = state.average if averaging else state.params
+        return FitResult(
+            **self.data.split(params), history=arrays["loss"],
+            epochs_run=len(arrays["loss"]), n_steps=state.global_step - self.start_step,
+            batch_size=config.batch_size, steps_per_epoch=self.steps_per_epoch,
+            method=config.method, backend=self.backend.name,
+            grad_norm=arrays["grad_norm"], lr_history=arrays["lr"],
+            val_loss=arrays.get("val_loss"), stop_reason=stop_reason, copied=self.copied,
+            state=copy.deepcopy(state))
 
 
 def _converged(config: Config, state: TrainState, history: dict) -> bool:
@@ -177,33 +311,5 @@ def _converged(config: Config, state: TrainState, history: dict) -> bool:
     return state.no_improvement >= config.n_iter_no_change
 
 
-def _call_back(config: Config, state: TrainState, data: Data, history: dict, *,
-               step: int | None, loss: float | None, batch_loss: float) -> bool:
-    """Call the user's callback; True when it asks to stop."""
-    assert config.callback is not None
-    info = {"epoch": state.epoch if step is not None else state.epoch - 1,
-            "step": step, "global_step": state.global_step,
-            **data.split(state.params), "loss": loss, "batch_loss": batch_loss,
-            "history": _history_arrays(history)}
-    answer = config.callback(info)
-    return isinstance(answer, (bool, np.bool_)) and bool(answer)
-
-
 def _history_arrays(history: dict) -> dict[str, np.ndarray]:
     return {name: np.array(values) for name, values in history.items()}
-
-
-def _result(backend: TrainerFactory, data: Data, config: Config, state: TrainState, history: dict,
-            stop_reason: str, n_steps: int, steps_per_epoch: int,
-            copied: tuple[str, ...]) -> FitResult:
-    arrays = _history_arrays(history)
-    averaging = state.global_step > config.average_from >= 0
-    params = state.average if averaging else state.params
-    return FitResult(
-        **data.split(params), history=arrays["loss"],
-        epochs_run=len(arrays["loss"]), n_steps=n_steps,
-        batch_size=config.batch_size, steps_per_epoch=steps_per_epoch,
-        method=config.method, backend=backend.name,
-        grad_norm=arrays["grad_norm"], lr_history=arrays["lr"],
-        val_loss=arrays.get("val_loss"), stop_reason=stop_reason, copied=copied,
-        state=copy.deepcopy(state))

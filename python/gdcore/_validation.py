@@ -362,17 +362,13 @@ def check_sample_weight(sample_weight: Any, n_samples: int,
     return weights / mean
 
 
-def split_rows(n_samples: int, fraction: float | None,
-               seed: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Sorted training and held-out row indices for ``validation_fraction``
-    (None, None: no split); ``ValueError`` when no training row would be left.
+def held_out_rows(n_samples: int, fraction: float, seed: Any) -> np.ndarray:
+    """The rows ``validation_fraction`` holds out, in increasing order;
+    ``ValueError`` when no training row would be left.
 
-    The held-out rows are a seeded random subset: ``round(fraction * n)``
-    rows, at least one, drawn from a child of ``seed`` (so the shuffling
-    stream is not disturbed).
+    ``round(fraction * n)`` rows, at least one, a random subset drawn from a
+    child of ``seed`` (so the shuffling stream is not disturbed).
     """
-    if fraction is None:
-        return None, None
     n_val = max(1, int(round(fraction * n_samples)))
     if n_val >= n_samples:
         raise ValueError(f"validation_fraction={fraction} leaves no sample to train on "
@@ -387,8 +383,7 @@ def split_rows(n_samples: int, fraction: float | None,
         split_rng = np.random.default_rng(root.spawn(1)[0])
     held_out = np.zeros(n_samples, dtype=bool)
     held_out[split_rng.permutation(n_samples)[:n_val]] = True
-    # the rows in increasing order (a mask, not a sort: O(n))
-    return np.flatnonzero(~held_out).astype(np.intp), np.flatnonzero(held_out).astype(np.intp)
+    return np.flatnonzero(held_out).astype(np.intp)     # a mask, not a sort: O(n)
 
 
 def check_warm_start(previous: Any, n_features: int, outputs: int | None) -> Any:

@@ -83,6 +83,8 @@ NOT_ON_DASK = {
     "sample_weight": "no sample weights on Dask yet",
     "copy": "each chunk is converted where it lives",
     "shuffle_block": "chunks are shuffled one by one",
+    "checkpoint": "no checkpoints of Dask runs yet",
+    "checkpoint_seconds": "no checkpoints of Dask runs yet",
 }
 
 
@@ -159,12 +161,14 @@ def _first_nonfinite(X: np.ndarray, y: np.ndarray) -> dict:
 def _stream_chunk(X: np.ndarray, y: np.ndarray, config: Config, seed: int | None,
                   carried: tuple, lr: float, first: int, stop: int) -> tuple:
     """Steps ``first .. stop - 1`` of one chunk's part of an epoch, continuing
-    from ``carried = (state, global_step, steps, loss_sum, nonfinite)``.
+    from ``carried = (state, global_step, steps, running, part, nonfinite)``
+    (``running`` the kernel's loss accumulator of the epoch, ``part`` the
+    sum of this call's batch losses).
 
     Once a chunk stops at a non-finite loss, later chunks pass ``carried``
     on untouched.
     """
-    state, step, steps_before, loss_before, nonfinite = carried
+    state, step, steps_before, running, part_before, nonfinite = carried
     if nonfinite or first >= stop:
         return carried
     X, y = (np.asarray(a, dtype=np.float64, order="C") for a in (X, y))
@@ -173,9 +177,10 @@ def _stream_chunk(X: np.ndarray, y: np.ndarray, config: Config, seed: int | None
     rule = kernels.Rule(config, config.batch_size, config.n_threads)
     order = (None if seed is None
              else np.random.default_rng(seed).permutation(X.shape[0]).astype(np.intp))
-    steps, loss_sum, nonfinite = kernels.run_epoch(X, y.reshape(-1, 1), order, None, state,
-                                                   rule, lr, step, first, stop)
-    return state, step + steps, steps_before + steps, loss_before + loss_sum, nonfinite
+    steps, running, part, nonfinite = kernels.run_epoch(X, y.reshape(-1, 1), order, None,
+                                                        state, rule, lr, step, first, stop,
+                                                        running)
+    return state, step + steps, steps_before + steps, running, part_before + part, nonfinite
 
 
 def _predict_chunk(X: np.ndarray, w: np.ndarray, b: float) -> np.ndarray:
@@ -216,15 +221,16 @@ class DaskTrainer:
         self._chunks.raise_if_nonfinite()
 
     def run(self, state: np.ndarray, order: np.ndarray | None, lr: float, global_step: int,
-            first_step: int, stop_step: int) -> tuple[int, float, bool]:
+            first_step: int, stop_step: int,
+            running: float) -> tuple[int, float, float, bool]:
         if self._batch:
             if first_step > 0 or stop_step < 1:
-                return 0, 0.0, False
+                return 0, running, 0.0, False
             sums = self._chunks.sums(state[0], self._threads)
-            outcome: tuple[int, float, bool] = self._kernels.sums_step(
-                state, self._rule, sums, self._chunks.n_samples, 1, lr, global_step)
+            outcome: tuple[int, float, float, bool] = self._kernels.sums_step(
+                state, self._rule, sums, self._chunks.n_samples, 1, lr, global_step, running)
             return outcome
-        carried: Any = (state, global_step, 0, 0.0, False)
+        carried: Any = (state, global_step, 0, running, 0.0, False)
         for c, (x_part, y_part, _, _) in enumerate(self._chunks.parts):
             start = int(self._first_steps[c])
             first = max(first_step - start, 0)
@@ -234,9 +240,12 @@ class DaskTrainer:
             seed = None if order is None else int(order[c])
             carried = dask.delayed(_stream_chunk, pure=False)(
                 x_part, y_part, self._config, seed, carried, lr, first, stop)
-        new_state, _, steps, loss_sum, nonfinite = dask.compute(carried)[0]
+        new_state, _, steps, running, part, nonfinite = dask.compute(carried)[0]
         state[...] = new_state
-        return steps, loss_sum, nonfinite
+        return steps, running, part, nonfinite
+
+    def loss_total(self, running: float) -> float:
+        return self._config.loss_factor * running   # the kernel sums losses over the factor
 
     def subset_loss(self, rows: np.ndarray, params: np.ndarray) -> float:
         raise AssertionError("gdcore.dask has no validation split")  # refused in fit

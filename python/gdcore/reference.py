@@ -174,7 +174,7 @@ def apply_update(params: Vector, grad: Vector, velocity: Vector, average: Vector
 def train_epoch(rows: Sequence[Sequence[float]], targets: Sequence[Sequence[float]],
                 order: Sequence[int], weights: Sequence[float] | None, state: list,
                 rule: Any, batch_size: int, lr: float, global_step: int, first_step: int,
-                stop_step: int) -> tuple[int, float, bool]:
+                stop_step: int, loss_sum: float = 0.0) -> tuple[int, float, float, bool]:
     """Steps ``first_step .. stop_step - 1`` of one epoch of (mini-)batch descent.
 
     The samples are taken in ``order`` and cut into consecutive batches of
@@ -185,14 +185,15 @@ def train_epoch(rows: Sequence[Sequence[float]], targets: Sequence[Sequence[floa
     len(order)`` is full-batch gradient descent. ``state`` is the lists
     ``[params, grad_sum, velocity, average]``, updated in place.
 
-    Returns ``(steps, loss_sum, nonfinite)``: the number of steps taken, the
-    sum of their batch losses, and whether the epoch stopped early at a batch
-    whose loss was not finite (its step not taken).
+    Returns ``(steps, loss_sum, part, nonfinite)``: the number of steps taken;
+    ``loss_sum`` (the epoch's sum of batch losses so far) with theirs added;
+    the sum of their batch losses alone; and whether the epoch stopped early
+    at a batch whose loss was not finite (its step not taken).
     """
     params, grad_sum, velocity, average = state
     n_outputs = len(targets[0])
     batches = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
-    loss_sum = 0.0
+    part = 0.0
     steps = 0
     for step in range(first_step, min(stop_step, len(batches))):
         batch = batches[step]
@@ -202,12 +203,13 @@ def train_epoch(rows: Sequence[Sequence[float]], targets: Sequence[Sequence[floa
             [rows[i] for i in batch], [targets[i] for i in batch], params, rule.loss_factor,
             batch_weights)
         if not math.isfinite(loss):
-            return steps, loss_sum, True
+            return steps, loss_sum, part, True
         loss_sum += loss
+        part += loss
         rate = lr / math.pow(t + 1, rule.power) if rule.power else lr
         apply_update(params, gradient, velocity, average, grad_sum, rule, t, rate, n_outputs)
         steps += 1
-    return steps, loss_sum, False
+    return steps, loss_sum, part, False
 
 
 def loss_values(rows: Sequence[Sequence[float]], targets: Sequence[float],
