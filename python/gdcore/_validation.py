@@ -14,12 +14,13 @@ non-finite, and only then :func:`raise_if_nonfinite_input` finds the culprit.
 from __future__ import annotations
 
 import copy
+import errno
 import math
 import numbers
 import operator
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -513,6 +514,62 @@ def check_path(path: Any, name: str) -> str:
     if not text:
         raise ValueError(f"{name} must be a non-empty path; got {path!r}")
     return text
+
+
+def same_file(a: str, b: str) -> bool:
+    """True when the paths ``a`` and ``b`` name one file: ``os.path.samefile``
+    when both exist (symbolic and hard links), the resolved paths otherwise."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def check_destinations(outputs: Sequence[tuple[str, str]],
+                       inputs: Sequence[tuple[str, str]] = ()) -> None:
+    """Check the files a call is about to write, before it does any work.
+
+    ``outputs`` and ``inputs`` are ``(name, path)`` pairs (``name``: the
+    argument or flag, named in the message). Every output must be writable
+    the way ``gdcore._files`` writes (a new file in the destination's
+    directory, then renamed onto it): not an existing directory or other
+    non-regular file, in an existing directory gdcore may write to, and no
+    two of the outputs and inputs may be the same file (symbolic links, hard
+    links and ``a/../a`` spellings included).
+
+    Raises
+    ------
+    IsADirectoryError, FileNotFoundError, NotADirectoryError, PermissionError
+        A destination that cannot be written; the message names it.
+    ValueError
+        A destination that is not a regular file, or one file named twice.
+    """
+    for name, path in outputs:
+        target = os.path.realpath(path)        # a symbolic link is written through
+        shown = f"{name}: cannot write {path!r}"
+        if os.path.isdir(target):
+            raise IsADirectoryError(errno.EISDIR, f"{shown}: it is a directory")
+        if os.path.lexists(target) and not os.path.isfile(target):
+            raise ValueError(f"{shown}: it exists and is not a regular file")
+        parent = os.path.dirname(target)
+        named_parent = os.path.dirname(path) or "."
+        if not os.path.exists(parent):
+            raise FileNotFoundError(errno.ENOENT, f"{shown}: directory {named_parent!r} "
+                                                  f"does not exist")
+        if not os.path.isdir(parent):
+            raise NotADirectoryError(errno.ENOTDIR, f"{shown}: {named_parent!r} is not a "
+                                                    f"directory")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, f"{shown}: directory {named_parent!r} is "
+                                                f"not writable")
+    named = list(outputs) + list(inputs)
+    for i, (name, path) in enumerate(outputs):
+        for other, other_path in named[i + 1:]:
+            if same_file(path, other_path):
+                spelled = (f"{path!r}" if path == other_path
+                           else f"{path!r} and {other_path!r}")
+                raise ValueError(f"{name} and {other} must be two different files; both "
+                                 f"name {spelled}")
 
 
 # ---------------------------------------------------------------------------
