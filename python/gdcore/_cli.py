@@ -173,6 +173,13 @@ def train(argv: Sequence[str], prog: str) -> int:
 
         plot = _io.check_writable(args.plot, SAVE_SUFFIXES, "--plot")
         _figure_class()             # matplotlib missing: say so before training
+    # every output writable, none of them another output or an input file
+    files = {"--X": args.X_file, "--y": args.y_file, "--data": args.data_file,
+             "--w0": _io.file_argument(getattr(args, "fit_w0", None)),
+             "--sample-weight": getattr(args, "fit_sample_weight", None)}
+    _io.check_outputs([(flag, path) for flag, path in (("--output", args.output),
+                                                       ("--plot", args.plot)) if path],
+                      [(flag, path) for flag, path in files.items() if path])
     if not 0.0 <= args.smoothing < 1.0:
         raise CommandError(f"--smoothing must be in [0, 1); got {args.smoothing}")
     if plot is not None and getattr(args, "fit_epochs", None) == 0:
@@ -225,7 +232,8 @@ def train(argv: Sequence[str], prog: str) -> int:
                             title=f"{result.method} gradient descent: loss per epoch",
                             save=plot)
         except OSError as exc:
-            raise CommandError(f"cannot write {args.plot!r}: {exc}") from None
+            raise CommandError(f"--plot: cannot write {args.plot!r}: "
+                               f"{exc.strerror or exc}") from None
         say(f"wrote {plot}")
     return 0
 

@@ -17,7 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from . import _validation
 from ._data import make_regression
+from ._files import write_atomically
 from ._version import __version__
 
 DATA_SUFFIXES = (".npy", ".csv")
@@ -177,9 +179,14 @@ def read_vector(text: str, what: str, delimiter: str) -> np.ndarray:
     return _as_vector(array, text, what)
 
 
+def file_argument(text: str | None) -> str | None:
+    """``text`` when it names a data file (``--w0`` may also be numbers)."""
+    return text if text and Path(text).suffix.lower() in DATA_SUFFIXES else None
+
+
 def parse_w0(text: str, delimiter: str) -> Any:
     """``--w0``: comma-separated numbers, or a .npy/.csv file."""
-    if Path(text).suffix.lower() in DATA_SUFFIXES:
+    if file_argument(text):
         return read_vector(text, "--w0", delimiter)
     try:
         return [float(v) for v in text.split(",")]
@@ -224,32 +231,49 @@ def result_record(result: Any, options: dict, data: dict, final_loss: float,
 
 
 def write_output(path: Path, record: dict) -> None:
-    try:
-        if path.suffix.lower() == ".json":
-            with open(path, "w") as handle:
-                json.dump(_plain(record), handle, indent=2, allow_nan=False)
-                handle.write("\n")
-        else:
-            arrays: dict[str, Any] = {}
-            meta = {}
-            for key, value in record.items():
-                if isinstance(value, np.ndarray):
-                    arrays[key] = value
-                elif isinstance(value, (float, int, np.floating, np.integer)) and \
-                        not isinstance(value, bool):
-                    arrays[key] = np.asarray(value)
-                else:
-                    meta[key] = value
-            arrays["meta"] = np.asarray(json.dumps(_plain(meta)))
-            with open(path, "wb") as handle:
+    """Write ``record`` to a .json or .npz file: a temporary file beside
+    ``path``, renamed onto it once complete (``_files.write_atomically``), so
+    ``path`` is always its old or its new complete content."""
+    if path.suffix.lower() == ".json":
+        text = json.dumps(_plain(record), indent=2, allow_nan=False) + "\n"
+
+        def write(temporary: str) -> None:
+            with open(temporary, "w") as handle:
+                handle.write(text)
+    else:
+        arrays: dict[str, Any] = {}
+        meta = {}
+        for key, value in record.items():
+            if isinstance(value, np.ndarray):
+                arrays[key] = value
+            elif isinstance(value, (float, int, np.floating, np.integer)) and \
+                    not isinstance(value, bool):
+                arrays[key] = np.asarray(value)
+            else:
+                meta[key] = value
+        arrays["meta"] = np.asarray(json.dumps(_plain(meta)))
+
+        def write(temporary: str) -> None:
+            with open(temporary, "wb") as handle:
                 np.savez(handle, **arrays)
+    try:
+        write_atomically(path, write)
     except OSError as exc:
-        raise CommandError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
+        raise CommandError(f"--output: cannot write {str(path)!r}: "
+                           f"{exc.strerror or exc}") from None
 
 
 def check_writable(path: str, allowed: tuple[str, ...], what: str) -> Path:
-    file = _check_suffix(path, allowed, what)
-    parent = file.parent if str(file.parent) else Path(".")
-    if not parent.is_dir():
-        raise CommandError(f"cannot write {path!r}: directory {str(parent)!r} does not exist")
-    return file
+    """The suffix of an output file (its place is checked by :func:`check_outputs`)."""
+    return _check_suffix(path, allowed, what)
+
+
+def check_outputs(outputs: list[tuple[str, str]], inputs: list[tuple[str, str]]) -> None:
+    """Every output file can be written, and none is another output or an input:
+    checked before any work (``_validation.check_destinations``)."""
+    try:
+        _validation.check_destinations(outputs, inputs)
+    except OSError as exc:
+        raise CommandError(exc.strerror or str(exc)) from None
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
