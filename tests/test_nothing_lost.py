@@ -24,7 +24,9 @@ import time
 import numpy as np
 import pytest
 
+import gdcore
 from gdcore import __main__ as command_line
+from gdcore import _data, _files
 
 
 def _train(capsys, *args):
@@ -277,3 +279,158 @@ def test_plot_save_failing_half_way_keeps_the_old_picture(tmp_path, monkeypatch)
         plotting.plot_loss_curve([3.0, 2.0, 1.0], save=target)
     assert target.read_bytes() == old
     assert _hidden(tmp_path) == []
+
+
+# ---------------------------------------------------------------------------
+# make_regression_npy
+# ---------------------------------------------------------------------------
+
+@pytest.fixture
+def old_files(tmp_path):
+    """X.npy and y.npy from an earlier call, and their bytes."""
+    path_X, path_y = tmp_path / "X.npy", tmp_path / "y.npy"
+    gdcore.make_regression_npy(path_X, path_y, 20, 3, seed=1)
+    return path_X, path_y, path_X.read_bytes(), path_y.read_bytes()
+
+
+def _unchanged(old_files):
+    path_X, path_y, X_bytes, y_bytes = old_files
+    return path_X.read_bytes() == X_bytes and path_y.read_bytes() == y_bytes
+
+
+@pytest.mark.parametrize("kwargs,error", [
+    (dict(noise=1e308), ValueError),                 # y overflows: found while writing
+    (dict(bias=1.79e308, noise=1e306), ValueError),
+])
+def test_a_failing_call_keeps_the_files_that_were_there(old_files, kwargs, error):
+    with pytest.raises(error):
+        gdcore.make_regression_npy(old_files[0], old_files[1], 1000, 3, seed=0, **kwargs)
+    assert _unchanged(old_files)
+    assert _hidden(old_files[0].parent) == []
+
+
+def test_a_missing_directory_keeps_the_other_file(old_files, tmp_path):
+    with pytest.raises(FileNotFoundError, match="path_y: cannot write .* does not exist"):
+        gdcore.make_regression_npy(old_files[0], tmp_path / "missing" / "y.npy", 10, 3)
+    assert _unchanged(old_files) and _hidden(tmp_path) == []
+
+
+@pytest.mark.parametrize("spelling", ["symlink", "hardlink", "dotdot"])
+def test_the_same_file_twice_is_refused(old_files, tmp_path, spelling):
+    path_X = old_files[0]
+    other = tmp_path / "other.npy"
+    if spelling == "symlink":
+        other.symlink_to(path_X)
+    elif spelling == "hardlink":
+        os.link(path_X, other)
+    else:
+        (tmp_path / "sub").mkdir()
+        other = tmp_path / "sub" / ".." / "X.npy"
+    with pytest.raises(ValueError, match="path_X and path_y must be two different files"):
+        gdcore.make_regression_npy(path_X, other, 10, 3)
+    assert _unchanged(old_files)
+
+
+def test_a_directory_as_destination_is_refused(old_files, tmp_path):
+    (tmp_path / "folder.npy").mkdir()
+    with pytest.raises(IsADirectoryError, match="path_y: cannot write .*it is a directory"):
+        gdcore.make_regression_npy(old_files[0], tmp_path / "folder.npy", 10, 3)
+    assert _unchanged(old_files)
+
+
+def test_simulated_full_disk_half_way_keeps_the_old_files(old_files, monkeypatch):
+    """A file system that cannot reserve the space (no fallocate) and fills
+    up during the writing: ENOSPC, the old files whole, no temporary left."""
+    monkeypatch.setattr(_data.os, "posix_fallocate", lambda *a: (_ for _ in ()).throw(
+        OSError(errno.EOPNOTSUPP, "Operation not supported")), raising=False)
+    real = _data._write_block_rows
+    calls = []
+
+    def fills_up(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(*args)
+
+    monkeypatch.setattr(_data, "_write_block_rows", fills_up)
+    with pytest.raises(OSError) as info:
+        gdcore.make_regression_npy(old_files[0], old_files[1], 3 * _data.BLOCK_ROWS, 2,
+                                   seed=0)
+    assert info.value.errno == errno.ENOSPC
+    assert _unchanged(old_files) and _hidden(old_files[0].parent) == []
+
+
+def test_a_full_file_system_keeps_the_old_files(small_fs):
+    """On a real 256 KiB tmpfs: data that cannot fit, or that no longer fit
+    once the disk is nearly full, are refused; the old files are whole."""
+    path_X, path_y = small_fs / "X.npy", small_fs / "y.npy"
+    gdcore.make_regression_npy(path_X, path_y, 100, 2, seed=1)
+    old = path_X.read_bytes(), path_y.read_bytes()
+    with pytest.raises(OSError) as info:                # 1.6 MB: more than the disk
+        gdcore.make_regression_npy(path_X, path_y, 100_000, 1, seed=0)
+    assert info.value.errno == errno.ENOSPC
+    assert (path_X.read_bytes(), path_y.read_bytes()) == old
+    _fill(small_fs, leave=64 * 1024)
+    with pytest.raises(OSError) as info:
+        gdcore.make_regression_npy(path_X, path_y, 6000, 1, seed=0)    # 96 KB
+    assert info.value.errno == errno.ENOSPC
+    assert (path_X.read_bytes(), path_y.read_bytes()) == old
+    assert _hidden(small_fs) == []
+
+
+KILLED_WRITER = """
+import sys
+import gdcore
+gdcore.make_regression_npy("X.npy", "y.npy", 400_000, 100, noise=0.5, seed=3)
+"""
+
+
+def test_killed_half_way_leaves_old_or_new_complete_files(tmp_path):
+    """SIGKILL while 320 MB of X are being written: X.npy and y.npy are each
+    the old complete file or the new complete file, never a mixture, and
+    never a file whose tail is zeros."""
+    gdcore.make_regression_npy(tmp_path / "X.npy", tmp_path / "y.npy", 20, 3, seed=1)
+    old_X, old_y = np.load(tmp_path / "X.npy"), np.load(tmp_path / "y.npy")
+    size = (tmp_path / "X.npy").stat().st_size
+    process = subprocess.Popen([sys.executable, "-c", KILLED_WRITER], cwd=tmp_path,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        started = _wait_for(lambda: bool(_hidden(tmp_path))
+                            or (tmp_path / "X.npy").stat().st_size != size
+                            or process.poll() is not None)
+        time.sleep(0.2)                                 # well into the 320 MB
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.kill()
+        process.communicate()
+    assert started
+    w_true = gdcore.make_regression(1, 100, seed=3)[2]    # w_true depends on d and seed
+    for name, old in (("X.npy", old_X), ("y.npy", old_y)):
+        array = np.load(tmp_path / name, mmap_mode="r")
+        if array.shape == old.shape:
+            np.testing.assert_array_equal(array, old)
+        else:                                           # new: complete to the last row
+            assert array.shape[0] == 400_000
+    X, y = np.load(tmp_path / "X.npy", mmap_mode="r"), np.load(tmp_path / "y.npy",
+                                                               mmap_mode="r")
+    if X.shape[0] == y.shape[0] == 400_000:
+        np.testing.assert_allclose(y[-1000:], X[-1000:] @ w_true, atol=5)
+        assert np.all(X[-1] != 0)
+    for leftover in _hidden(tmp_path):               # what SIGKILL may leave behind
+        assert leftover.startswith((".X.npy.", ".y.npy."))
+
+
+def test_files_module_is_the_writer(tmp_path, monkeypatch):
+    """make_regression_npy writes through gdcore._files (temporaries beside
+    the destinations, renamed at the end)."""
+    seen = []
+    real = _files.write_all_atomically
+
+    def spy(paths, write):
+        seen.append([os.path.basename(p) for p in paths])
+        return real(paths, write)
+
+    monkeypatch.setattr(_data, "write_all_atomically", spy)
+    gdcore.make_regression_npy(tmp_path / "X.npy", tmp_path / "y.npy", 10, 2, seed=0)
+    assert seen == [["X.npy", "y.npy"]]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["X.npy", "y.npy"]

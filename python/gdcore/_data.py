@@ -16,7 +16,6 @@ always the same bits (any number of BLAS threads).
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 from typing import Any, Literal
@@ -24,6 +23,7 @@ from typing import Any, Literal
 import numpy as np
 
 from . import _validation
+from ._files import write_all_atomically
 
 #: Rows are generated in blocks of this many, each block from its own child of
 #: the seed, so the data do not depend on how (or in what pieces) they are made.
@@ -175,7 +175,11 @@ def make_regression_npy(path_X: str | os.PathLike, path_y: str | os.PathLike,
     Parameters
     ----------
     path_X, path_y : str or os.PathLike
-        Files to create (overwritten if they exist); two different paths.
+        Files to create or replace; two different files. Each is written as
+        a temporary file beside it and renamed onto it once both are
+        complete and flushed to disk, so at every instant each holds its old
+        complete content or its new complete content (a call that fails or
+        is interrupted never deletes or truncates a file that was there).
         ``X`` is written as a float64 C-order array of shape
         (n_samples, n_features), ``y`` as float64 of shape (n_samples,).
     n_samples : int
@@ -200,57 +204,72 @@ def make_regression_npy(path_X: str | os.PathLike, path_y: str | os.PathLike,
     ------
     TypeError, ValueError
         Bad arguments (as :func:`make_regression`, plus the paths and
-        ``chunk_rows``), before any file is created.
+        ``chunk_rows``; the same file given twice, through links too), before
+        any file is created. ``noise`` or ``bias`` so large that ``y``
+        overflows is found while writing.
     OSError
-        The files cannot be created or written, or the disk has no room for
-        them (the space is reserved up front where the file system allows it). Files
-        this call created are removed again on any error.
+        A destination that cannot be written (an existing directory, a
+        missing or unwritable folder: checked before any work), or the disk
+        has no room for the files (the space is reserved up front where the
+        file system allows it). On any error the destinations are left as
+        they were and the temporary files are removed.
     """
     path_X = _validation.check_path(path_X, "path_X")
     path_y = _validation.check_path(path_y, "path_y")
-    if os.path.abspath(path_X) == os.path.abspath(path_y):
-        raise ValueError(f"path_X and path_y must be two different files; both are "
-                         f"{path_X!r}")
     n_samples, n_features, noise, bias, root = _validation.check_regression(
         n_samples, n_features, noise, bias, seed)
     if chunk_rows is None:
         chunk_rows = max(1, DEFAULT_CHUNK_BYTES // (8 * n_features))
     else:
         chunk_rows = _validation.check_int(chunk_rows, "chunk_rows", minimum=1)
+    _validation.check_destinations([("path_X", path_X), ("path_y", path_y)])
 
     w_true, block_seeds = _weights_and_block_seeds(root, n_samples, n_features)
-    created: list[str] = []
-    try:
-        created.append(path_X)
-        offset_X = _create_npy(path_X, (n_samples, n_features))
-        created.append(path_y)
-        offset_y = _create_npy(path_y, (n_samples,))
-        row_bytes = 8 * n_features
-        buffer = np.empty((min(chunk_rows, BLOCK_ROWS, n_samples), n_features))
-        with open(path_X, "r+b") as file_X, open(path_y, "r+b") as file_y:
-            for block, block_seed in enumerate(block_seeds):
-                first = block * BLOCK_ROWS
-                stop = min(first + BLOCK_ROWS, n_samples)
-                rng = np.random.default_rng(block_seed)
-                # X of the block, chunk by chunk: the generator's normal stream
-                # is sequential, so pieces in row order draw the block's values.
-                file_X.seek(offset_X + first * row_bytes)
-                for start in range(first, stop, buffer.shape[0]):
-                    chunk = buffer[:min(buffer.shape[0], stop - start)]
-                    rng.standard_normal(out=chunk)
-                    file_X.write(chunk.data.cast("B"))
-                file_X.flush()
-                block_X = _window(path_X, offset_X + first * row_bytes, "r",
-                                  (stop - first, n_features))
-                y_block = np.empty(stop - first)
-                np.matmul(block_X, w_true, out=y_block)
-                del block_X
-                _finish_targets(y_block, bias, noise, rng)
-                file_y.seek(offset_y + first * 8)
-                file_y.write(y_block.data.cast("B"))
-    except BaseException:
-        for path in created:
-            with contextlib.suppress(OSError):
-                os.remove(path)
-        raise
+    buffer_rows = min(chunk_rows, BLOCK_ROWS, n_samples)
+
+    def write(temporaries: list[str]) -> None:
+        _write_files(temporaries[0], temporaries[1], n_samples, n_features, w_true,
+                     block_seeds, buffer_rows, noise, bias)
+
+    # Both files are written as temporaries beside their destinations and
+    # renamed onto them only when both are complete and on disk.
+    write_all_atomically([path_X, path_y], write)
     return w_true
+
+
+def _write_files(path_X: str, path_y: str, n_samples: int, n_features: int,
+                 w_true: np.ndarray, block_seeds: Any, buffer_rows: int, noise: float,
+                 bias: float) -> None:
+    """Write the X and y of ``make_regression`` to the (new, empty) files
+    ``path_X`` and ``path_y``, block by block."""
+    offset_X = _create_npy(path_X, (n_samples, n_features))
+    offset_y = _create_npy(path_y, (n_samples,))
+    buffer = np.empty((buffer_rows, n_features))
+    with open(path_X, "r+b") as file_X, open(path_y, "r+b") as file_y:
+        for block, block_seed in enumerate(block_seeds):
+            first = block * BLOCK_ROWS
+            stop = min(first + BLOCK_ROWS, n_samples)
+            rng = np.random.default_rng(block_seed)
+            _write_block_rows(file_X, path_X, offset_X, first, stop, buffer, rng)
+            block_X = _window(path_X, offset_X + first * 8 * n_features, "r",
+                              (stop - first, n_features))
+            y_block = np.empty(stop - first)
+            np.matmul(block_X, w_true, out=y_block)
+            del block_X
+            _finish_targets(y_block, bias, noise, rng)
+            file_y.seek(offset_y + first * 8)
+            file_y.write(y_block.data.cast("B"))
+
+
+def _write_block_rows(file_X: Any, path_X: str, offset_X: int, first: int, stop: int,
+                      buffer: np.ndarray, rng: np.random.Generator) -> None:
+    """Rows ``first..stop-1`` (one block) of X, drawn from the block's
+    generator a buffer at a time and written to ``file_X``: the generator's
+    normal stream is sequential, so pieces in row order draw the block's
+    values."""
+    file_X.seek(offset_X + first * 8 * buffer.shape[1])
+    for start in range(first, stop, buffer.shape[0]):
+        chunk = buffer[:min(buffer.shape[0], stop - start)]
+        rng.standard_normal(out=chunk)
+        file_X.write(chunk.data.cast("B"))
+    file_X.flush()
