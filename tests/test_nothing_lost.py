@@ -360,16 +360,20 @@ def test_simulated_full_disk_half_way_keeps_the_old_files(old_files, monkeypatch
     assert _unchanged(old_files) and _hidden(old_files[0].parent) == []
 
 
-def test_a_full_file_system_keeps_the_old_files(small_fs):
-    """On a real 256 KiB tmpfs: data that cannot fit, or that no longer fit
-    once the disk is nearly full, are refused; the old files are whole."""
+def test_a_full_file_system_keeps_the_old_files(small_fs, monkeypatch):
+    """On a real 256 KiB tmpfs: data that cannot fit are refused at once
+    (their size against the free space), and when the file system itself
+    runs out of room the old files are whole."""
     path_X, path_y = small_fs / "X.npy", small_fs / "y.npy"
     gdcore.make_regression_npy(path_X, path_y, 100, 2, seed=1)
     old = path_X.read_bytes(), path_y.read_bytes()
     with pytest.raises(OSError) as info:                # 1.6 MB: more than the disk
         gdcore.make_regression_npy(path_X, path_y, 100_000, 1, seed=0)
     assert info.value.errno == errno.ENOSPC
+    assert "n_samples=100000, n_features=1: 1.6 MB of .npy files" in str(info.value)
     assert (path_X.read_bytes(), path_y.read_bytes()) == old
+    # the file system's own ENOSPC (the free-space check skipped)
+    monkeypatch.setattr(_data, "_check_room", lambda *args: None)
     _fill(small_fs, leave=64 * 1024)
     with pytest.raises(OSError) as info:
         gdcore.make_regression_npy(path_X, path_y, 6000, 1, seed=0)    # 96 KB

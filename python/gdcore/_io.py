@@ -167,8 +167,12 @@ def load_data(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, dict,
                                f"{X.shape[0]} in {args.X_file!r} and {y.shape[0]} in "
                                f"{args.y_file!r}")
         return X, y, dict(source="files", X=args.X_file, y=args.y_file), None
-    X, y, w_true = make_regression(args.n_samples, args.n_features, noise=args.noise,
-                                   bias=args.bias, seed=args.data_seed)
+    try:
+        X, y, w_true = make_regression(args.n_samples, args.n_features, noise=args.noise,
+                                       bias=args.bias, seed=args.data_seed)
+    except MemoryError as exc:          # "n_samples=..., n_features=...: what it needs"
+        raise CommandError(f"-n/--n-samples {args.n_samples} and -d/--n-features "
+                           f"{args.n_features}: {str(exc).split(': ', 1)[-1]}") from None
     info = dict(source="synthetic", noise=args.noise, bias=args.bias, seed=args.data_seed)
     return X, y, info, w_true
 

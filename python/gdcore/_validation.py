@@ -13,6 +13,7 @@ non-finite, and only then :func:`raise_if_nonfinite_input` finds the culprit.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import errno
 import math
@@ -20,7 +21,7 @@ import numbers
 import operator
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -475,6 +476,80 @@ def check_axis(values: Any, name: str) -> np.ndarray:
     array = check_vector(values, name, " of values")
     raise_if_nonfinite(array, name)
     return array
+
+
+# ---------------------------------------------------------------------------
+# Sizes the user chooses: refused at once when the machine cannot hold them
+# ---------------------------------------------------------------------------
+
+def physical_memory() -> int | None:
+    """Bytes of physical memory of this machine (None where unknown)."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+    return total if total > 0 else None
+
+
+def format_bytes(nbytes: float) -> str:
+    """``nbytes`` in decimal units, three significant digits: ``16 TB``."""
+    for unit in ("bytes", "kB", "MB", "GB", "TB", "PB", "EB", "ZB"):
+        if nbytes < 1000 or unit == "ZB":
+            return f"{nbytes:.3g} {unit}" if unit != "bytes" else f"{int(nbytes)} bytes"
+        nbytes /= 1000
+    raise AssertionError("unreachable")
+
+
+def memory_limit() -> int | None:
+    """The address-space limit of this process in bytes (``RLIMIT_AS``), or
+    None: no limit, or a platform without one."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    try:
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+    except (AttributeError, ValueError, OSError):
+        return None
+    return None if limit == resource.RLIM_INFINITY or limit <= 0 else int(limit)
+
+
+def check_memory(nbytes: int, what: str, needed_for: str) -> None:
+    """``MemoryError`` when ``nbytes`` exceed this machine's physical memory
+    or this process's memory limit.
+
+    The message reads ``"{what}: {size} of memory needed for {needed_for},
+    more than this machine has ({memory})"``; ``what`` names the arguments
+    that chose the size, with their values.
+    """
+    total = physical_memory()
+    if total is not None and nbytes > total:
+        raise MemoryError(f"{what}: {format_bytes(nbytes)} of memory needed for "
+                          f"{needed_for}, more than this machine has "
+                          f"({format_bytes(total)})")
+    limit = memory_limit()
+    if limit is not None and nbytes > limit:
+        raise MemoryError(f"{what}: {format_bytes(nbytes)} of memory needed for "
+                          f"{needed_for}, more than this process may use (its memory "
+                          f"limit, RLIMIT_AS, is {format_bytes(limit)})")
+
+
+@contextlib.contextmanager
+def allocating(nbytes: int, what: str, needed_for: str) -> Iterator[None]:
+    """Allocate ``nbytes`` chosen by the arguments ``what`` inside this block.
+
+    Refuses at once (:func:`check_memory`) what the machine cannot hold at
+    all, and turns a ``MemoryError`` of an allocation inside the block (a
+    memory limit of the process, too little free memory) into one that
+    names the arguments.
+    """
+    check_memory(nbytes, what, needed_for)
+    try:
+        yield
+    except MemoryError:
+        raise MemoryError(f"{what}: {format_bytes(nbytes)} of memory needed for "
+                          f"{needed_for}, which this process cannot get (a memory "
+                          f"limit, or too little free memory)") from None
 
 
 # ---------------------------------------------------------------------------

@@ -359,6 +359,7 @@ def plot_landscape_2d(X: Any, y: Any, w_values: Any, b_values: Any, *,
     _check_path_features(items)
     loss = _resolve_loss(loss, items)
     levels = _validation.check_int(levels, "levels", minimum=2)
+    _validation.check_memory(8 * (levels + 2), f"levels={levels}", "the contour levels")
     side_by_side = _validation.check_bool(side_by_side, "side_by_side")
     save_path = _check_save(save)
     surface = loss_surface(X, y, w_values, b_values, loss=loss, backend=backend,
