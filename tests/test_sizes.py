@@ -120,6 +120,7 @@ LIMITED = textwrap.dedent("""
                                             epochs=10**12),
         "train -n": lambda: command("train", "-n", "1000000000000", "-d", "1"),
         "train -d": lambda: command("train", "-n", "1", "-d", "1000000000000"),
+        "timing -n": lambda: command("-n", "1000000000000", "-d", "1"),
     }
     results = {}
     for name, call in cases.items():
@@ -187,6 +188,21 @@ def test_the_command_line_names_its_flags(limited, case, flags):
     assert status == 2 and len(stderr.strip().splitlines()) == 1
     assert stderr.startswith(f"python -m gdcore train: error: {flags}")
     assert seconds < 1.0
+
+
+def test_the_timing_command_names_its_flags(limited):
+    results, _ = limited
+    kind, text, _, seconds = results["timing -n"]
+    status, stderr = eval(text)
+    assert status == 2 and stderr == ("python -m gdcore: error: -n/--n-samples 1000000000000 "
+                                      "and -d/--n-features 1: 16 TB of memory needed for X, y "
+                                      f"and w_true, more than this machine has "
+                                      f"({_validation.format_bytes(_physical())})\n")
+    assert seconds < 1.0
+
+
+def _physical():
+    return _validation.physical_memory()
 
 
 def test_an_allocation_failing_inside_is_named(monkeypatch):

@@ -316,6 +316,33 @@ def demo(argv: Sequence[str], prog: str) -> int:
     return 0
 
 
+#: What a command reports in one line with exit status 2: bad input of
+#: every kind (a file, a value, a size the machine cannot hold, a missing
+#: optional dependency).
+BAD_INPUT = (CommandError, TypeError, ValueError, ImportError, OSError, MemoryError)
+
+#: The flags of ``train`` for the arguments of gdcore.fit, by name.
+TRAIN_FLAGS = {record.name: record.flag for record in _options.ALL.values() if record.flag}
+
+
+def one_line(exc: BaseException, flags: dict[str, str]) -> str:
+    """The message of ``exc`` on one line; an error of a gdcore function,
+    which names its argument first, is prefixed with that argument's flag."""
+    text = exc.strerror if isinstance(exc, OSError) and exc.strerror and \
+        exc.filename is None and str(exc).startswith("[Errno") else str(exc)
+    message = " ".join(text.split()) or type(exc).__name__
+    flag = flags.get(re.match(r"\w*", message).group())  # type: ignore[union-attr]
+    if not isinstance(exc, CommandError) and flag and not message.startswith(flag):
+        message = f"{flag}: {message}"
+    return message
+
+
+def stop_quietly_on_broken_pipe() -> int:
+    """The reader went away (``... | head``): stop quietly, as cat would."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 1
+
+
 def main(argv: Sequence[str]) -> int:
     """Run ``argv[0]`` (``train`` or ``demo``) with the rest of ``argv``."""
     prog = program_name()
@@ -326,17 +353,10 @@ def main(argv: Sequence[str]) -> int:
         print(f"{prog} {command}: error: {exc}", file=sys.stderr)
         return 1
     except BrokenPipeError:
-        # The reader went away (`... | head`): stop quietly, as cat would.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
-    except (CommandError, TypeError, ValueError, ImportError, OSError) as exc:
-        message = " ".join(str(exc).split())
-        # gdcore.fit names its parameter first; say which option that is.
-        record = _options.ALL.get(re.match(r"\w*", message).group())  # type: ignore[union-attr]
-        if not isinstance(exc, CommandError) and record is not None and record.flag:
-            message = f"{record.flag}: {message}"
-        print(f"{prog} {command}: error: {message}", file=sys.stderr)
+        return stop_quietly_on_broken_pipe()
+    except BAD_INPUT as exc:
+        print(f"{prog} {command}: error: {one_line(exc, TRAIN_FLAGS)}", file=sys.stderr)
         return 2
 
 
-__all__ = ["COMMANDS", "main"]
+__all__ = ["BAD_INPUT", "COMMANDS", "main", "one_line"]

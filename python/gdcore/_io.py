@@ -167,14 +167,21 @@ def load_data(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, dict,
                                f"{X.shape[0]} in {args.X_file!r} and {y.shape[0]} in "
                                f"{args.y_file!r}")
         return X, y, dict(source="files", X=args.X_file, y=args.y_file), None
-    try:
-        X, y, w_true = make_regression(args.n_samples, args.n_features, noise=args.noise,
-                                       bias=args.bias, seed=args.data_seed)
-    except MemoryError as exc:          # "n_samples=..., n_features=...: what it needs"
-        raise CommandError(f"-n/--n-samples {args.n_samples} and -d/--n-features "
-                           f"{args.n_features}: {str(exc).split(': ', 1)[-1]}") from None
+    X, y, w_true = synthetic(args.n_samples, args.n_features, args.noise, args.bias,
+                             args.data_seed)
     info = dict(source="synthetic", noise=args.noise, bias=args.bias, seed=args.data_seed)
     return X, y, info, w_true
+
+
+def synthetic(n_samples: int, n_features: int, noise: float, bias: float,
+              seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``make_regression`` for ``-n``/``-d``: sizes the machine cannot hold are
+    a one-line error naming the flags."""
+    try:
+        return make_regression(n_samples, n_features, noise=noise, bias=bias, seed=seed)
+    except MemoryError as exc:          # "n_samples=..., n_features=...: what it needs"
+        raise CommandError(f"-n/--n-samples {n_samples} and -d/--n-features {n_features}: "
+                           f"{str(exc).split(': ', 1)[-1]}") from None
 
 
 def read_vector(text: str, what: str, delimiter: str) -> np.ndarray:
