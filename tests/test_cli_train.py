@@ -259,6 +259,13 @@ def bad_files(tmp_path):
     np.save(tmp_path / "X_nan.npy", np.array([[1.0, 2.0], [np.nan, 1.0], [0, 0], [1, 1],
                                               [2, 2]]))
     (tmp_path / "binary.csv").write_bytes(b"\xff\xfe\x00\x81")
+    np.save(tmp_path / "long.npy", np.arange(1000.0))
+    good = (tmp_path / "long.npy").read_bytes()
+    # a header whose shape is unbalanced: NumPy's parser raised tokenize.TokenError
+    (tmp_path / "bad_header.npy").write_bytes(good.replace(b"(1000,)", b"(10(0,)"))
+    (tmp_path / "bad_version.npy").write_bytes(good[:6] + b"\x09\x00" + good[8:])
+    (tmp_path / "cut_header.npy").write_bytes(good[:40])
+    (tmp_path / "truncated.npy").write_bytes(good[:128 + 800])
     (tmp_path / "folder.npy").mkdir()
     return tmp_path
 
@@ -270,6 +277,13 @@ BAD = [
     (["--X", "strings.npy", "--y", "y.npy"], "must hold real numbers; got dtype <U1"),
     (["--X", "folder.npy", "--y", "y.npy"], "--X file 'folder.npy' is a directory"),
     (["--X", "X.txt", "--y", "y.npy"], "--X file must be a .npy or .csv file; got 'X.txt'"),
+    (["--X", "bad_header.npy", "--y", "y.npy"], "--X file 'bad_header.npy' is damaged: its ."
+                                                "npy header cannot be read (TokenError"),
+    (["--X", "bad_version.npy", "--y", "y.npy"], "--X file 'bad_version.npy' is damaged"),
+    (["--X", "X.npy", "--y", "cut_header.npy"], "--y file 'cut_header.npy' is damaged"),
+    (["--X", "truncated.npy", "--y", "y.npy"], "--X file 'truncated.npy' is truncated: its "
+                                               "header promises 1000 float64 values (8,128 "
+                                               "bytes), the file has 928 bytes"),
     (["--data", "bad.csv"], "could not convert string 'x' to float64"),
     (["--data", "empty.csv"], "--data file 'empty.csv' is empty"),
     (["--data", "header_only.csv"], "holds no rows of numbers"),

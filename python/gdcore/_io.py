@@ -70,29 +70,62 @@ def _read_csv(path: Path, delimiter: str, what: str) -> tuple[np.ndarray, list[s
     return table, header
 
 
+def _npy_layout(path: Path) -> tuple[tuple[int, ...], np.dtype, int] | None:
+    """The shape, dtype and data offset its header promises (None: unreadable)."""
+    try:
+        with open(path, "rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(handle)
+            elif version == (2, 0):
+                shape, _, dtype = np.lib.format.read_array_header_2_0(handle)
+            else:
+                return None
+            return shape, dtype, handle.tell()
+    except Exception:           # a corrupted header: the caller says so
+        return None
+
+
 def _read_npy(path: Path, what: str) -> np.ndarray:
+    """A .npy file, memory-mapped; every way it can be broken is one
+    ``CommandError`` (a corrupted header makes NumPy raise anything from
+    ``ValueError`` to ``tokenize.TokenError`` or ``SyntaxError``)."""
+    shown = f"{what} file {str(path)!r}"
     try:
         with open(path, "rb") as handle:
             magic = handle.read(6)
     except OSError as exc:
-        raise CommandError(f"cannot read {what} file {str(path)!r}: "
-                           f"{exc.strerror or exc}") from None
+        raise CommandError(f"cannot read {shown}: {exc.strerror or exc}") from None
     if magic != b"\x93NUMPY":
-        raise CommandError(f"{what} file {str(path)!r} is not a .npy file (numpy.save "
-                           f"writes them)")
+        raise CommandError(f"{shown} is not a .npy file (numpy.save writes them)")
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except ValueError as exc:
-        if "allow_pickle" in str(exc) or "Python objects" in str(exc):
-            raise CommandError(f"cannot read {what} file {str(path)!r}: it holds Python "
-                               f"objects, not numbers") from None
-        raise CommandError(f"cannot read {what} file {str(path)!r}: {exc}") from None
     except (OSError, EOFError) as exc:
-        raise CommandError(f"cannot read {what} file {str(path)!r}: "
+        raise CommandError(f"cannot read {shown}: "
                            f"{getattr(exc, 'strerror', None) or exc}") from None
+    except MemoryError:
+        raise
+    except Exception as exc:
+        text = str(exc)
+        if "allow_pickle" in text or "Python objects" in text:
+            raise CommandError(f"cannot read {shown}: it holds Python objects, not "
+                               f"numbers") from None
+        layout = _npy_layout(path)
+        if layout is None:
+            detail = " ".join(text.split())
+            detail = detail if len(detail) <= 100 else detail[:97] + "..."
+            raise CommandError(f"{shown} is damaged: its .npy header cannot be read "
+                               f"({type(exc).__name__}: {detail})") from None
+        shape, dtype, offset = layout
+        promised = offset + int(np.prod(shape, dtype=object)) * dtype.itemsize
+        size = path.stat().st_size
+        if size < promised:
+            raise CommandError(f"{shown} is truncated: its header promises "
+                               f"{'x'.join(map(str, shape)) or 'one'} {dtype} values "
+                               f"({promised:,} bytes), the file has {size:,} bytes") from None
+        raise CommandError(f"cannot read {shown}: {text}") from None
     if array.dtype.kind not in "biuf":
-        raise CommandError(f"{what} file {str(path)!r} must hold real numbers; got dtype "
-                           f"{array.dtype}")
+        raise CommandError(f"{shown} must hold real numbers; got dtype {array.dtype}")
     return array
 
 
