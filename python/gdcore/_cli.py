@@ -82,7 +82,9 @@ examples:
 
 Data: .npy files are memory-mapped (a float64 X is never copied); .csv files
 are comma-separated (--delimiter), with an optional header row of column
-names. Without --X/--y or --data a synthetic problem is made
+names (--header / --no-header; by default a first row none of whose cells is
+a number is a header); empty cells and NA are missing values, which training
+refuses. Without --X/--y or --data a synthetic problem is made
 (gdcore.make_regression). The output holds w, b, history and the other fields
 of gdcore.fit's result, the options and the data's description.
 """
@@ -111,6 +113,14 @@ def build_train_parser(prog: str) -> argparse.ArgumentParser:
     data.add_argument("--delimiter", default=",", metavar="CHAR",
                       help="column separator of .csv files (default ','; 'tab' or '\\t' "
                            "for tabs)")
+    header = data.add_mutually_exclusive_group()
+    header.add_argument("--header", dest="header", action="store_const", const=True,
+                        default=None, help="the first row of the .csv files names the "
+                                           "columns")
+    header.add_argument("--no-header", dest="header", action="store_const", const=False,
+                        help="the first row of the .csv files is data (default: it is a "
+                             "header only when none of its cells is a number and the next "
+                             "row's cells all are)")
     data.add_argument("-n", "--n-samples", type=positive_integer, default=10_000,
                       help="synthetic samples (default 10,000)")
     data.add_argument("-d", "--n-features", type=positive_integer, default=10,
@@ -150,10 +160,11 @@ def _fit_options(args: argparse.Namespace) -> dict:
     options = {name[4:]: value for name, value in vars(args).items()
                if name.startswith("fit_")}
     if "w0" in options:
-        options["w0"] = _io.parse_w0(options["w0"], args.delimiter)
+        options["w0"] = _io.parse_w0(options["w0"], args.delimiter, args.header)
     if "sample_weight" in options:
         options["sample_weight"] = _io.read_vector(options["sample_weight"],
-                                                   "--sample-weight", args.delimiter)
+                                                   "--sample-weight", args.delimiter,
+                                                   args.header)
     return options
 
 

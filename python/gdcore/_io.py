@@ -8,6 +8,7 @@ exits with status 2.
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
 import json
 import math
@@ -42,32 +43,108 @@ def _check_suffix(path: str, allowed: tuple[str, ...], what: str) -> Path:
     return Path(path)
 
 
-def _read_csv(path: Path, delimiter: str, what: str) -> tuple[np.ndarray, list[str] | None]:
-    """A 2-D float array and the header's column names (None without a header)."""
+#: Cells that mean "no value" (pandas' default missing-value markers): read
+#: as NaN, which gdcore.fit then refuses naming X or y.
+MISSING = frozenset({"", "na", "n/a", "#n/a", "nan", "-nan", "null", "none", "<na>"})
+
+
+def _is_number(cell: str) -> bool:
     try:
-        with open(path, newline="") as handle:
-            first = next((line for line in handle if line.strip()), None)
-    except UnicodeDecodeError:
-        raise CommandError(f"cannot read {what} file {str(path)!r}: not a text file") \
-            from None
-    if first is None:
-        raise CommandError(f"{what} file {str(path)!r} is empty")
-    fields = [field.strip() for field in first.rstrip("\r\n").split(delimiter)]
-    try:
-        [float(field) for field in fields]
-        header = None
+        float(cell)
     except ValueError:
-        header = fields
+        return False
+    return True
+
+
+def _is_word(cell: str) -> bool:
+    """A cell that is neither a number nor a missing-value marker: a name."""
+    cell = cell.strip()
+    return cell.lower() not in MISSING and not _is_number(cell)
+
+
+def _cell(text: str) -> float:
+    """A number, or NaN for a missing-value marker (np.loadtxt converter)."""
+    text = text.strip()
+    return math.nan if text.lower() in MISSING else float(text)
+
+
+def _rows(path: Path, delimiter: str) -> Any:
+    """``(line number, cells)`` of every non-blank row (``csv`` module; a
+    UTF-8 byte order mark is dropped)."""
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle, delimiter=delimiter, quotechar='"')
+        for row in reader:
+            if len(row) > 1 or (row and row[0].strip()):
+                yield reader.line_num, row
+
+
+def _first_problem(path: Path, delimiter: str, skip: int) -> str | None:
+    """Where the data of a .csv file stop being a table of numbers."""
+    width = first_line = None
+    for line, row in _rows(path, delimiter):
+        if line <= skip or row[0].lstrip().startswith("#"):
+            continue
+        if width is None:
+            width, first_line = len(row), line
+        elif len(row) != width:
+            return (f"line {line} has {len(row)} column(s), line {first_line} has "
+                    f"{width}")
+        for column, cell in enumerate(row, start=1):
+            if _is_word(cell):
+                return (f"could not convert string {cell.strip()!r} to float64 at line "
+                        f"{line}, column {column}")
+    return None
+
+
+def _read_csv(path: Path, delimiter: str, what: str,
+              header: bool | None = None) -> tuple[np.ndarray, list[str] | None]:
+    """A 2-D float array and the header's column names (None without a header).
+
+    ``header`` None: the first non-blank row is a header only when that is
+    unambiguous -- none of its cells is a number, one at least is a name, and
+    the next row holds no names. A row that looks numeric is never dropped;
+    empty cells and missing-value markers (``NA``, ``nan``, ...) are NaN.
+    """
+    shown = f"{what} file {str(path)!r}"
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            table = np.loadtxt(path, delimiter=delimiter, skiprows=1 if header else 0,
-                               ndmin=2, dtype=np.float64)
-    except ValueError as exc:
-        raise CommandError(f"cannot read {what} file {str(path)!r}: {exc}") from None
+        rows = _rows(path, delimiter)
+        first = next(rows, None)
+        second = next(rows, None)
+    except UnicodeDecodeError:
+        raise CommandError(f"cannot read {shown}: not a text file") from None
+    except csv.Error as exc:
+        raise CommandError(f"cannot read {shown}: {exc}") from None
+    if first is None:
+        raise CommandError(f"{shown} is empty")
+    line, cells = first
+    if header is None:
+        header = (not any(_is_number(cell) for cell in cells)
+                  and any(_is_word(cell) for cell in cells)
+                  and (second is None or not any(_is_word(cell) for cell in second[1])))
+    names = [cell.strip() for cell in cells] if header else None
+    skip = line if header else 0
+
+    def load(converters: Any = None) -> np.ndarray:
+        return np.loadtxt(path, delimiter=delimiter, skiprows=skip, ndmin=2,
+                          dtype=np.float64, encoding="utf-8-sig", quotechar='"',
+                          converters=converters)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")             # "input contained no data"
+        try:
+            table = load()
+        except ValueError:
+            # empty cells or NA: read them as NaN (slower: a Python call per cell)
+            try:
+                table = load(_cell)
+            except ValueError as exc:
+                problem = _first_problem(path, delimiter, skip) or str(exc)
+                hint = ("; if the first row names the columns, pass --header"
+                        if not header and f"at line {line}," in problem else "")
+                raise CommandError(f"cannot read {shown}: {problem}{hint}") from None
     if table.size == 0:
-        raise CommandError(f"{what} file {str(path)!r} holds no rows of numbers")
-    return table, header
+        raise CommandError(f"{shown} holds no rows of numbers")
+    return table, names
 
 
 def _npy_layout(path: Path) -> tuple[tuple[int, ...], np.dtype, int] | None:
@@ -129,9 +206,11 @@ def _read_npy(path: Path, what: str) -> np.ndarray:
     return array
 
 
-def read_array(path: str, what: str, delimiter: str = ",") -> tuple[np.ndarray,
-                                                                      list[str] | None]:
-    """Load a .npy or .csv file: the array and a .csv header (or None)."""
+def read_array(path: str, what: str, delimiter: str = ",",
+               header: bool | None = None) -> tuple[np.ndarray, list[str] | None]:
+    """Load a .npy or .csv file: the array and a .csv header (or None).
+    ``header``: whether a .csv file's first row names the columns (None:
+    decide, see :func:`_read_csv`)."""
     file = _check_suffix(path, DATA_SUFFIXES, f"{what} file")
     if not file.exists():
         raise CommandError(f"{what} file {path!r} does not exist")
@@ -139,7 +218,10 @@ def read_array(path: str, what: str, delimiter: str = ",") -> tuple[np.ndarray,
         raise CommandError(f"{what} file {path!r} is a directory")
     if file.suffix.lower() == ".npy":
         return _read_npy(file, what), None
-    return _read_csv(file, delimiter, what)
+    if len(delimiter) != 1:
+        raise CommandError(f"--delimiter must be one character (or 'tab'); got "
+                           f"{delimiter!r}")
+    return _read_csv(file, delimiter, what, header)
 
 
 def _as_vector(array: np.ndarray, path: str, what: str) -> np.ndarray:
@@ -173,7 +255,7 @@ def load_data(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, dict,
     if args.data_file is not None and any(files):
         raise CommandError("give either --data or --X and --y, not both")
     if args.data_file is not None:
-        table, header = read_array(args.data_file, "--data", args.delimiter)
+        table, header = read_array(args.data_file, "--data", args.delimiter, args.header)
         if table.ndim != 2 or table.shape[1] < 2:
             raise CommandError(f"--data file {args.data_file!r} must be a table with at "
                                f"least two columns (features and target); got shape "
@@ -188,8 +270,8 @@ def load_data(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, dict,
         if not all(files):
             missing = "--y" if args.y_file is None else "--X"
             raise CommandError(f"{missing} is missing: give both --X and --y (or --data)")
-        X, _ = read_array(args.X_file, "--X", args.delimiter)
-        y, _ = read_array(args.y_file, "--y", args.delimiter)
+        X, _ = read_array(args.X_file, "--X", args.delimiter, args.header)
+        y, _ = read_array(args.y_file, "--y", args.delimiter, args.header)
         if not (y.ndim == 2 and y.shape[1] > 1):        # k > 1 columns: k outputs
             y = _as_vector(y, args.y_file, "--y")
         if X.ndim == 0:
@@ -217,9 +299,10 @@ def synthetic(n_samples: int, n_features: int, noise: float, bias: float,
                            f"{str(exc).split(': ', 1)[-1]}") from None
 
 
-def read_vector(text: str, what: str, delimiter: str) -> np.ndarray:
+def read_vector(text: str, what: str, delimiter: str,
+                header: bool | None = None) -> np.ndarray:
     """A vector from a .npy/.csv file named ``text``."""
-    array, _ = read_array(text, what, delimiter)
+    array, _ = read_array(text, what, delimiter, header)
     return _as_vector(array, text, what)
 
 
@@ -228,10 +311,10 @@ def file_argument(text: str | None) -> str | None:
     return text if text and Path(text).suffix.lower() in DATA_SUFFIXES else None
 
 
-def parse_w0(text: str, delimiter: str) -> Any:
+def parse_w0(text: str, delimiter: str, header: bool | None = None) -> Any:
     """``--w0``: comma-separated numbers, or a .npy/.csv file."""
     if file_argument(text):
-        return read_vector(text, "--w0", delimiter)
+        return read_vector(text, "--w0", delimiter, header)
     try:
         return [float(v) for v in text.split(",")]
     except ValueError:
