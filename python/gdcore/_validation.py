@@ -59,7 +59,8 @@ def as_float_array(value: Any, name: str) -> np.ndarray:
     A float64 C-contiguous ndarray (a read-only memmap included) is returned as
     is. Integer, boolean, float16/32 and Fortran-ordered arrays, lists and other
     array-likes are converted once. Complex, string, object and other dtypes
-    raise ``TypeError``.
+    raise ``TypeError``. A ``numpy.ma`` masked array is used as its data when
+    nothing is masked, and refused (``ValueError``) when something is.
     """
     if isinstance(value, (str, bytes)):
         raise DataTypeError(f"{name} must be a real numeric array-like; got "
@@ -67,6 +68,8 @@ def as_float_array(value: Any, name: str) -> np.ndarray:
     if type(value).__module__.startswith("scipy.sparse"):
         raise DataTypeError(f"{name} is a sparse {type(value).__name__}; sparse input is "
                             f"not supported: pass a dense array ({name}.toarray())")
+    if isinstance(value, np.ma.MaskedArray):
+        value = _unmasked(value, name)
     try:
         array = np.asarray(value)
     except (ValueError, TypeError) as exc:
@@ -86,6 +89,23 @@ def as_float_array(value: Any, name: str) -> np.ndarray:
         return array
     # not ascontiguousarray: it would turn a 0-d array into shape (1,)
     return np.asarray(array, dtype=np.float64, order="C")
+
+
+def _unmasked(value: np.ma.MaskedArray, name: str) -> np.ndarray:
+    """The data of a masked array that has no masked entry (no copy).
+
+    ``numpy.asarray`` would return the data under the mask too, so masked-out
+    values would silently be used as numbers: refused, naming ``name``.
+    """
+    mask = np.ma.getmask(value)
+    if mask is not np.ma.nomask and mask.any():
+        position = tuple(int(i) for i in np.argwhere(mask)[0])
+        where = position[0] if len(position) == 1 else position
+        raise ValueError(f"{name} is a masked array with {int(mask.sum())} masked "
+                         f"value(s) (the first at index {where}); gdcore does not skip "
+                         f"masked values: fill them ({name}.filled(...)) or leave those "
+                         f"samples out")
+    return np.ma.getdata(value)
 
 
 def check_X(X: Any, name: str = "X") -> np.ndarray:
