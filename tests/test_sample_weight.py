@@ -1,4 +1,5 @@
-"""Sample weights: weights are divided by their mean over the training rows and
+"""Sample weights: weights are divided by their mean over the training rows
+(computed without overflow, from the weights divided by the largest) and
 a batch's loss is ``a * sum(s * r**2) / m``. Weight 0 drops a sample, an
 integer weight k repeats it k times (exactly for full batch), a common factor
 changes nothing; sgd and mini-batch follow the NumPy replay of those semantics
@@ -157,6 +158,39 @@ def test_common_factor_changes_nothing(data, weights, backend, method, batch_siz
     scaled = gdcore.fit(X, y, sample_weight=weights * 37.3, **common)
     np.testing.assert_allclose(base.w, scaled.w, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(base.history, scaled.history, rtol=1e-12)
+
+
+@pytest.mark.parametrize("method,batch_size", METHODS)
+def test_any_common_factor_changes_nothing_up_to_the_largest_float(data, weights, backend,
+                                                                  method, batch_size):
+    """Weights near the largest float64 (their mean used to overflow to inf,
+    every weight became 0 and nothing trained) or near the smallest: the same
+    training as the weights themselves."""
+    X, y = data
+    common = dict(method=method, batch_size=batch_size, lr=0.02, epochs=3, seed=3,
+                  backend=backend)
+    base = gdcore.fit(X, y, sample_weight=weights, **common)
+    for factor in (1.7e308 / weights.max(), 1e308, 1e-300):
+        with np.errstate(over="ignore"):
+            scaled_weights = weights * factor
+        if not np.isfinite(scaled_weights).all():
+            continue
+        scaled = gdcore.fit(X, y, sample_weight=scaled_weights, **common)
+        np.testing.assert_allclose(scaled.w, base.w, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(scaled.history, base.history, rtol=1e-12)
+    ones = gdcore.fit(X, y, sample_weight=np.ones(21), **common)
+    huge = gdcore.fit(X, y, sample_weight=np.full(21, 1e308), **common)
+    np.testing.assert_array_equal(huge.w, ones.w)
+    assert huge.b == ones.b and np.all(huge.w != 0)
+
+
+def test_score_with_huge_weights(data):
+    X, y = data
+    model = gdcore.LinearRegressor(method="batch", lr=0.1, epochs=20).fit(
+        X, y, sample_weight=np.full(21, 1e308))
+    assert model.score(X, y, sample_weight=np.full(21, 1e308)) == \
+        pytest.approx(model.score(X, y), rel=1e-12)
+    assert model.score(X, y) > 0.5
 
 
 @pytest.mark.parametrize("method,batch_size", METHODS)

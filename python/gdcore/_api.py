@@ -223,7 +223,9 @@ def fit(X: Any, y: Any, *, method: str = "minibatch", batch_size: int = 32,
         that step is reached, the plain last iterate is returned.
     sample_weight : array-like of shape (n_samples,) or None
         Non-negative weights, divided by their mean over the training rows (a
-        copy): a batch's loss is ``a * sum(s * r**2) / m``. Weight 0 drops a
+        copy; computed from the weights divided by the largest, so that any
+        finite weights, 1e308 included, are normalised without overflow): a
+        batch's loss is ``a * sum(s * r**2) / m``. Weight 0 drops a
         sample; multiplying all weights by a constant changes nothing; an
         integer weight k equals repeating the sample k times exactly for
         ``method="batch"`` (and in expectation otherwise).

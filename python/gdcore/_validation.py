@@ -364,7 +364,12 @@ def check_sample_weight(sample_weight: Any, n_samples: int,
                         train_rows: np.ndarray | None) -> np.ndarray | None:
     """Return the weights divided by their mean over the training rows (a copy).
 
-    Weights must be finite, non-negative and not all zero on the training rows.
+    Weights must be finite, non-negative and not all zero on the training
+    rows. The mean is taken of the weights divided by the largest one
+    (values in [0, 1], whose sum cannot overflow), and the weights are
+    divided by the largest and then by that mean: any finite weights, 1e308
+    included, are normalised, and multiplying all of them by a constant
+    changes nothing (but rounding).
     """
     if sample_weight is None:
         return None
@@ -378,10 +383,17 @@ def check_sample_weight(sample_weight: Any, n_samples: int,
         raise ValueError(f"sample_weight must be finite and >= 0; got "
                          f"{weights[position]} at index {position}")
     used = weights if train_rows is None else weights[train_rows]
-    mean = float(used.mean())
-    if mean == 0.0:
+    largest = float(used.max())
+    if largest == 0.0:
         raise ValueError("sample_weight must not be all zero (on the training rows)")
-    return weights / mean
+    mean = float((used / largest).mean())
+    with np.errstate(over="ignore"):
+        # rows held out for validation may weigh more than the largest
+        # training weight; their weights are not used in training
+        normalised = weights / largest / mean
+    if train_rows is not None and not np.isfinite(normalised).all():
+        np.minimum(normalised, np.finfo(np.float64).max, out=normalised)
+    return normalised
 
 
 def split_rows(n_samples: int, fraction: float | None,
