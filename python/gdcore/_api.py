@@ -225,7 +225,10 @@ def fit(X: Any, y: Any, *, method: str = "minibatch", batch_size: int = 32,
         Non-negative weights, divided by their mean over the training rows (a
         copy; computed from the weights divided by the largest, so that any
         finite weights, 1e308 included, are normalised without overflow): a
-        batch's loss is ``a * sum(s * r**2) / m``. Weight 0 drops a
+        batch's loss is ``a * sum(s * r**2) / m``. With ``warm_start`` from a
+        run that had weights, they are divided by that run's number instead
+        (``TrainState.weight_scale``), so the weights of successive calls keep
+        their ratios. Weight 0 drops a
         sample; multiplying all weights by a constant changes nothing; an
         integer weight k equals repeating the sample k times exactly for
         ``method="batch"`` (and in expectation otherwise).
@@ -327,9 +330,12 @@ def fit_with(arguments: Mapping[str, Any]) -> FitResult:
     outputs = _validation.n_outputs(y)
     train_rows, val_rows = _validation.split_rows(n_samples, config.validation_fraction,
                                                   config.seed)
-    weights = _validation.check_sample_weight(arguments["sample_weight"], n_samples,
-                                              train_rows)
     state = start_state(config, arguments, n_features, outputs)
+    # the weights' scale is fixed by a run's first call with weights and kept
+    # in its state (partial_fit chunks keep their relative weights)
+    weights, state.weight_scale = _validation.check_sample_weight(
+        arguments["sample_weight"], n_samples, train_rows,
+        getattr(state, "weight_scale", None))
     n_train = n_samples if train_rows is None else train_rows.shape[0]
     shuffle_block = config.shuffle_block
     if shuffle_block == "auto":

@@ -173,6 +173,19 @@ class LinearRegressor:
         generator), so ``k`` calls on the same data give exactly the
         parameters of ``fit`` with ``epochs=k``; successive calls may pass
         different chunks of a stream (same number of features).
+
+        Sample weights across calls: the first call that passes
+        ``sample_weight`` fixes the normalisation (its weights are divided by
+        their mean, as in :func:`gdcore.fit`), and every later call divides
+        its weights by that same number -- not by its own mean. So a chunk's
+        weight relative to the other chunks is kept: a chunk weighted 3
+        after one weighted 1 counts three times as much, as with
+        scikit-learn's raw weights (for equal weights the two conventions
+        agree; gdcore only removes the common factor, so that weights of
+        1e308 do not overflow). A call without ``sample_weight`` counts each
+        of its samples as 1 in those units (a sample of average weight in the
+        first weighted call). The scale is kept in
+        ``result_.state.weight_scale`` and reset by :meth:`fit`.
         """
         previous = getattr(self, "result_", None)
         if previous is not None:
@@ -211,7 +224,7 @@ class LinearRegressor:
         if not np.isfinite(y).all():
             _validation.raise_if_nonfinite_input(X, y)
         weights = np.ones(y.shape[0]) if sample_weight is None else \
-            _validation.check_sample_weight(sample_weight, y.shape[0], None)
+            _validation.check_sample_weight(sample_weight, y.shape[0], None)[0]
         predictions = self.predict(X)
         if predictions.shape != y.shape:
             raise ValueError(f"y must have shape {predictions.shape} to match the fitted "

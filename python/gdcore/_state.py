@@ -112,6 +112,13 @@ class TrainState:
         Early stopping: best value of the monitored quantity so far.
     no_improvement : int
         Early stopping: epochs in a row without improvement.
+    weight_scale : tuple of float or None
+        How sample weights are normalised in this run: ``(largest, mean)``,
+        fixed by its first call with ``sample_weight`` (the largest training
+        weight, and the mean of the weights divided by it); every later call
+        divides its weights by ``largest`` and then by ``mean``, so the weights
+        of different calls (``partial_fit`` chunks) keep their ratios. None:
+        no call had weights yet.
     """
 
     buffers: np.ndarray
@@ -124,6 +131,7 @@ class TrainState:
     lr_scale: float = 1.0
     best_score: float = float("inf")
     no_improvement: int = 0
+    weight_scale: tuple[float, float] | None = None
 
     @classmethod
     def starting_at(cls, params: np.ndarray, n_features: int,

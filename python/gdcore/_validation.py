@@ -360,19 +360,25 @@ def first_averaged_step(average: bool | int) -> int:
     return average
 
 
-def check_sample_weight(sample_weight: Any, n_samples: int,
-                        train_rows: np.ndarray | None) -> np.ndarray | None:
-    """Return the weights divided by their mean over the training rows (a copy).
+def check_sample_weight(sample_weight: Any, n_samples: int, train_rows: np.ndarray | None,
+                        scale: tuple[float, float] | None = None
+                        ) -> tuple[np.ndarray | None, tuple[float, float] | None]:
+    """The normalised weights (a copy, or None) and the scale they were
+    normalised with, ``(largest, mean)``.
 
     Weights must be finite, non-negative and not all zero on the training
-    rows. The mean is taken of the weights divided by the largest one
-    (values in [0, 1], whose sum cannot overflow), and the weights are
-    divided by the largest and then by that mean: any finite weights, 1e308
-    included, are normalised, and multiplying all of them by a constant
-    changes nothing (but rounding).
+    rows. Without ``scale`` it is computed from these weights: ``largest`` is
+    the largest training weight and ``mean`` the mean over the training rows
+    of the weights divided by it (values in [0, 1], whose sum cannot
+    overflow); the weights are divided by ``largest`` and then by ``mean``,
+    so they average 1 over the training rows, any finite weights (1e308
+    included) are normalised, and multiplying all of them by a constant
+    changes nothing (but rounding). A given ``scale`` (a run's earlier call,
+    ``TrainState.weight_scale``) is used as it is, so weights of different
+    calls keep their ratios.
     """
     if sample_weight is None:
-        return None
+        return None, scale
     weights = as_float_array(sample_weight, "sample_weight")
     if weights.ndim != 1 or weights.shape[0] != n_samples:
         raise ValueError(f"sample_weight must have shape ({n_samples},), one weight per "
@@ -383,17 +389,23 @@ def check_sample_weight(sample_weight: Any, n_samples: int,
         raise ValueError(f"sample_weight must be finite and >= 0; got "
                          f"{weights[position]} at index {position}")
     used = weights if train_rows is None else weights[train_rows]
-    largest = float(used.max())
-    if largest == 0.0:
+    if not used.any():
         raise ValueError("sample_weight must not be all zero (on the training rows)")
-    mean = float((used / largest).mean())
+    if scale is None:
+        largest = float(used.max())
+        scale = (largest, float((used / largest).mean()))
+    largest, mean = scale
     with np.errstate(over="ignore"):
-        # rows held out for validation may weigh more than the largest
-        # training weight; their weights are not used in training
         normalised = weights / largest / mean
-    if train_rows is not None and not np.isfinite(normalised).all():
+    if not np.isfinite(normalised if train_rows is None else normalised[train_rows]).all():
+        raise ValueError(f"sample_weight is too large next to the weights that set this "
+                         f"run's scale (the largest of its first weighted call was "
+                         f"{largest:g}): up to {float(used.max()):g} here, a ratio "
+                         f"float64 cannot hold")
+    if not np.isfinite(normalised).all():
+        # rows held out for validation may weigh more; training never uses them
         np.minimum(normalised, np.finfo(np.float64).max, out=normalised)
-    return normalised
+    return normalised, scale
 
 
 def split_rows(n_samples: int, fraction: float | None,
