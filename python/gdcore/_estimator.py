@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import inspect
-import sys
 from typing import Any
 
 import numpy as np
 
 from . import _api, _validation
-from ._results import NotFittedError
+from ._results import not_fitted_error_class
 
 
 class LinearRegressor:
@@ -202,7 +200,7 @@ class LinearRegressor:
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "coef_"):
-            raise _not_fitted_error()(
+            raise not_fitted_error_class()(
                 "this LinearRegressor is not fitted yet; call fit(X, y) first")
 
     def predict(self, X: Any) -> np.ndarray:
@@ -241,17 +239,3 @@ class LinearRegressor:
             else:
                 scores.append(1.0 - ss_res / ss_tot)
         return float(np.mean(scores))
-
-
-def _not_fitted_error() -> type:
-    """gdcore's NotFittedError; when scikit-learn is loaded, a subclass that is
-    also scikit-learn's, so its tooling recognises the error."""
-    sklearn_exceptions = sys.modules.get("sklearn.exceptions")
-    if sklearn_exceptions is None:
-        return NotFittedError
-    return _also(sklearn_exceptions.NotFittedError)
-
-
-@functools.cache
-def _also(base: type) -> type:
-    return type("NotFittedError", (NotFittedError, base), {"__module__": __name__})
