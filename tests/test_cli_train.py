@@ -315,6 +315,8 @@ BAD = [
     (["--w0", "a,b"], "--w0 must be comma-separated numbers or a .npy/.csv file"),
     (["--w0", "w.npy"], "--w0 file 'w.npy' does not exist"),
     (["-o", "out.txt"], "--output must be a .json or .npz file; got 'out.txt'"),
+    (["-o", ""], "--output must be a .json or .npz file; got ''"),
+    (["--plot", ""], "--plot must be a .png, .svg or .pdf file; got ''"),
     (["-o", "nowhere/out.json"], "cannot write 'nowhere/out.json': directory 'nowhere' "
                                  "does not exist"),
     (["--plot", "loss.jpg"], "--plot must be a .png, .svg or .pdf file"),

@@ -177,9 +177,9 @@ def _summary(values: np.ndarray, limit: int = 8) -> str:
 def train(argv: Sequence[str], prog: str) -> int:
     args = build_train_parser(prog).parse_args(argv)
     output = (_io.check_writable(args.output, _io.OUTPUT_SUFFIXES, "--output")
-              if args.output else None)
+              if args.output is not None else None)
     plot = None
-    if args.plot:
+    if args.plot is not None:
         from .plotting import SAVE_SUFFIXES, _figure_class
 
         plot = _io.check_writable(args.plot, SAVE_SUFFIXES, "--plot")
@@ -189,7 +189,8 @@ def train(argv: Sequence[str], prog: str) -> int:
              "--w0": _io.file_argument(getattr(args, "fit_w0", None)),
              "--sample-weight": getattr(args, "fit_sample_weight", None)}
     _io.check_outputs([(flag, path) for flag, path in (("--output", args.output),
-                                                       ("--plot", args.plot)) if path],
+                                                       ("--plot", args.plot))
+                       if path is not None],
                       [(flag, path) for flag, path in files.items() if path])
     if not 0.0 <= args.smoothing < 1.0:
         raise CommandError(f"--smoothing must be in [0, 1); got {args.smoothing}")
@@ -317,7 +318,15 @@ def demo(argv: Sequence[str], prog: str) -> int:
         from .plotting import _figure_class
 
         _figure_class()             # matplotlib missing: say so before any work
-        Path(args.plot_dir).mkdir(parents=True, exist_ok=True)
+        if os.path.exists(args.plot_dir) and not os.path.isdir(args.plot_dir):
+            raise CommandError(f"--plot-dir {args.plot_dir!r} exists and is not a directory")
+        try:
+            Path(args.plot_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CommandError(f"--plot-dir: cannot create {args.plot_dir!r}: "
+                               f"{exc.strerror or exc}") from None
+        if not os.access(args.plot_dir, os.W_OK | os.X_OK):
+            raise CommandError(f"--plot-dir {args.plot_dir!r} is not writable")
     saved = sys.argv
     sys.argv = [str(script)] + ([args.plot_dir] if args.plot_dir is not None else [])
     try:
