@@ -162,6 +162,13 @@ def test_unwritable_destinations_are_named(tmp_path, make, error, message):
     assert message.format(d=tmp_path) in text
 
 
+def test_a_link_into_a_missing_folder_names_that_folder(tmp_path):
+    (tmp_path / "model.json").symlink_to(tmp_path / "gone" / "model.json")
+    with pytest.raises(FileNotFoundError) as info:
+        check_destinations([("--output", str(tmp_path / "model.json"))])
+    assert info.value.strerror.endswith(f"directory '{tmp_path}/gone' does not exist")
+
+
 def test_a_directory_gdcore_may_not_write_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "access", lambda path, mode: False)
     with pytest.raises(PermissionError, match="is not writable"):

@@ -671,7 +671,10 @@ def check_destinations(outputs: Sequence[tuple[str, str]],
         if os.path.lexists(target) and not os.path.isfile(target):
             raise ValueError(f"{shown}: it exists and is not a regular file")
         parent = os.path.dirname(target)
+        # the folder as the user wrote it, unless a link leads elsewhere
         named_parent = os.path.dirname(path) or "."
+        if os.path.realpath(named_parent) != parent:
+            named_parent = parent
         if not os.path.exists(parent):
             raise FileNotFoundError(errno.ENOENT, f"{shown}: directory {named_parent!r} "
                                                   f"does not exist")
