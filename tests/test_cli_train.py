@@ -259,6 +259,13 @@ def bad_files(tmp_path):
     np.save(tmp_path / "X_nan.npy", np.array([[1.0, 2.0], [np.nan, 1.0], [0, 0], [1, 1],
                                               [2, 2]]))
     (tmp_path / "binary.csv").write_bytes(b"\xff\xfe\x00\x81")
+    np.save(tmp_path / "long.npy", np.arange(1000.0))
+    good = (tmp_path / "long.npy").read_bytes()
+    # a header whose shape is unbalanced: NumPy's parser raised tokenize.TokenError
+    (tmp_path / "bad_header.npy").write_bytes(good.replace(b"(1000,)", b"(10(0,)"))
+    (tmp_path / "bad_version.npy").write_bytes(good[:6] + b"\x09\x00" + good[8:])
+    (tmp_path / "cut_header.npy").write_bytes(good[:40])
+    (tmp_path / "truncated.npy").write_bytes(good[:128 + 800])
     (tmp_path / "folder.npy").mkdir()
     return tmp_path
 
@@ -270,6 +277,13 @@ BAD = [
     (["--X", "strings.npy", "--y", "y.npy"], "must hold real numbers; got dtype <U1"),
     (["--X", "folder.npy", "--y", "y.npy"], "--X file 'folder.npy' is a directory"),
     (["--X", "X.txt", "--y", "y.npy"], "--X file must be a .npy or .csv file; got 'X.txt'"),
+    (["--X", "bad_header.npy", "--y", "y.npy"], "--X file 'bad_header.npy' is damaged: its ."
+                                                "npy header cannot be read (TokenError"),
+    (["--X", "bad_version.npy", "--y", "y.npy"], "--X file 'bad_version.npy' is damaged"),
+    (["--X", "X.npy", "--y", "cut_header.npy"], "--y file 'cut_header.npy' is damaged"),
+    (["--X", "truncated.npy", "--y", "y.npy"], "--X file 'truncated.npy' is truncated: its "
+                                               "header promises 1000 float64 values (8,128 "
+                                               "bytes), the file has 928 bytes"),
     (["--data", "bad.csv"], "could not convert string 'x' to float64"),
     (["--data", "empty.csv"], "--data file 'empty.csv' is empty"),
     (["--data", "header_only.csv"], "holds no rows of numbers"),
@@ -301,6 +315,8 @@ BAD = [
     (["--w0", "a,b"], "--w0 must be comma-separated numbers or a .npy/.csv file"),
     (["--w0", "w.npy"], "--w0 file 'w.npy' does not exist"),
     (["-o", "out.txt"], "--output must be a .json or .npz file; got 'out.txt'"),
+    (["-o", ""], "--output must be a .json or .npz file; got ''"),
+    (["--plot", ""], "--plot must be a .png, .svg or .pdf file; got ''"),
     (["-o", "nowhere/out.json"], "cannot write 'nowhere/out.json': directory 'nowhere' "
                                  "does not exist"),
     (["--plot", "loss.jpg"], "--plot must be a .png, .svg or .pdf file"),
@@ -369,3 +385,125 @@ def test_main_job_still_runs_with_its_options(capsys):
     assert command_line.main(["-n", "2000", "-d", "5", "--epochs", "1", "--method",
                               "batch"]) == 0
     assert "batch" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------
+# .csv files: a header only when unambiguous, never a numeric-looking row
+# dropped; empty cells and NA are data (NaN), refused by fit naming X or y
+# ---------------------------------------------------------------------------
+
+def _table(tmp_path, name, first_row, rows=20, bom=False):
+    """A 3-column table (x1, x2, target): ``first_row`` then ``rows`` rows."""
+    X, y, _ = gdcore.make_regression(rows, 2, noise=0.1, seed=3)
+    lines = [first_row] + [",".join(map(repr, map(float, (a, b, c))))
+                           for (a, b), c in zip(X, y, strict=True)]
+    text = "\n".join(lines) + "\n"
+    (tmp_path / name).write_text(("\ufeff" if bom else "") + text, encoding="utf-8")
+    return tmp_path / name
+
+
+@pytest.mark.parametrize("first_row,where", [
+    ("1.5,,2.5", "X must contain only finite values (no NaN or inf); got nan at index (0, 1)"),
+    ("NA,0.5,2.5", "X must contain only finite values (no NaN or inf); got nan at index (0, 0)"),
+    ("nan,0.5,2.5", "X must contain only finite values (no NaN or inf); got nan at index "
+                    "(0, 0)"),
+    ("1.5,0.5,", "y must contain only finite values (no NaN or inf); got nan at index 0"),
+    ("1.5,0.5,N/A", "y must contain only finite values"),
+])
+def test_a_first_row_with_missing_values_is_data_not_a_header(tmp_path, capsys, first_row,
+                                                              where):
+    """It used to be taken for a header and silently dropped."""
+    path = _table(tmp_path, "t.csv", first_row)
+    status, stdout, stderr = _train(capsys, "--data", path, "--epochs", "1")
+    assert status == 2, stdout
+    assert where in stderr and len(stderr.strip().splitlines()) == 1
+    assert "21 samples x 2 features" in stdout          # the row was kept
+
+
+def test_missing_values_later_in_the_file_are_nan_too(tmp_path, capsys):
+    path = _table(tmp_path, "t.csv", "a,b,target")
+    lines = path.read_text().splitlines()
+    lines[5] = "0.1,NA,0.3"
+    path.write_text("\n".join(lines) + "\n")
+    status, stdout, stderr = _train(capsys, "--data", path, "--target", "target")
+    assert status == 2 and "X must contain only finite values" in stderr
+    assert "got nan at index (4, 1)" in stderr and "20 samples" in stdout
+
+
+def test_a_byte_order_mark_is_not_a_header(tmp_path, capsys):
+    """A UTF-8 BOM before a numeric first row made it a header (dropped)."""
+    path = _table(tmp_path, "t.csv", "1.5,0.5,2.0", bom=True)
+    status, stdout, stderr = _train(capsys, "--data", path, "--epochs", "1")
+    assert status == 0, stderr
+    assert "21 samples x 2 features" in stdout
+    named = _table(tmp_path, "named.csv", "a,b,price", bom=True)
+    status, stdout, stderr = _train(capsys, "--data", named, "--target", "price",
+                                    "--epochs", "1")
+    assert status == 0, stderr
+    assert "target column 2 (price)" in stdout and "20 samples" in stdout
+
+
+def test_header_flags_say_what_the_first_row_is(tmp_path, capsys):
+    numeric_names = _table(tmp_path, "years.csv", "2019,2020,2021")
+    status, stdout, stderr = _train(capsys, "--data", numeric_names, "--header", "--target",
+                                    "2021", "--epochs", "1")
+    assert status == 0, stderr
+    assert "20 samples" in stdout and "(2021)" in stdout
+    status, stdout, _ = _train(capsys, "--data", numeric_names, "--epochs", "1")
+    assert status == 0 and "21 samples" in stdout        # looks numeric: data
+    named = _table(tmp_path, "named.csv", "a,b,c")
+    status, _, stderr = _train(capsys, "--data", named, "--no-header")
+    assert status == 2 and len(stderr.strip().splitlines()) == 1
+    assert ("could not convert string 'a' to float64 at line 1, column 1; if the first "
+            "row names the columns, pass --header") in stderr
+    status, _, stderr = _train(capsys, "--data", named, "--header", "--no-header")
+    assert status == 2 and "not allowed with argument" in stderr
+
+
+@pytest.mark.parametrize("text,message", [
+    ("a,b\nc,d\n1,2\n", "could not convert string 'a' to float64 at line 1, column 1; if "
+                        "the first row names the columns, pass --header"),
+    ("a,b,c\n1,2,3\n4,5\n", "line 3 has 2 column(s), line 2 has 3"),
+    ("1,2,3\n4,x,6\n", "could not convert string 'x' to float64 at line 2, column 2"),
+    ("a,b,c\n\n1,2,3\n4,5,zz\n", "could not convert string 'zz' to float64 at line 4, "
+                                 "column 3"),
+])
+def test_malformed_tables_say_where(tmp_path, capsys, text, message):
+    (tmp_path / "t.csv").write_text(text)
+    status, _, stderr = _train(capsys, "--data", tmp_path / "t.csv")
+    assert status == 2 and len(stderr.strip().splitlines()) == 1
+    assert message in stderr
+
+
+def test_header_like_rows_quotes_and_blank_lines(tmp_path, capsys, data):
+    X, y, _ = data
+    body = "\n".join(f'"{float(a)!r}",{float(b)!r},{float(c)!r},{float(t)!r}'
+                     for (a, b, c), t in zip(X, y, strict=True))
+    # a pandas index column has an empty header cell; blank lines are skipped
+    (tmp_path / "t.csv").write_text("\n\n,b,c,target\n" + body + "\n\n")
+    out = tmp_path / "m.json"
+    status, stdout, stderr = _train(capsys, "--data", tmp_path / "t.csv", "--target", "target",
+                                    "--method", "batch", "--lr", "0.4", "--epochs", "5",
+                                    "-o", out)
+    assert status == 0, stderr
+    expected = gdcore.fit(X, y, method="batch", lr=0.4, epochs=5)
+    np.testing.assert_array_equal(_json(out)["w"], expected.w)
+
+
+def test_header_flag_reaches_every_csv_file(tmp_path, capsys, data):
+    X, y, _ = data
+    np.savetxt(tmp_path / "X.csv", X, delimiter=",", header="1,2,3", comments="")
+    np.savetxt(tmp_path / "y.csv", y, delimiter=",", header="0", comments="")
+    np.savetxt(tmp_path / "w.csv", np.zeros(3), delimiter=",", header="0", comments="")
+    np.savetxt(tmp_path / "s.csv", np.ones(300), delimiter=",", header="1", comments="")
+    status, stdout, stderr = _train(capsys, "--X", tmp_path / "X.csv", "--y",
+                                    tmp_path / "y.csv", "--w0", tmp_path / "w.csv",
+                                    "--sample-weight", tmp_path / "s.csv", "--header",
+                                    "--epochs", "1")
+    assert status == 0, stderr
+    assert "300 samples x 3 features" in stdout
+
+
+def test_delimiter_must_be_one_character(tmp_path, capsys, data):
+    status, _, stderr = _train(capsys, "--data", tmp_path / "table.csv", "--delimiter", ";;")
+    assert status == 2 and "--delimiter must be one character" in stderr

@@ -432,3 +432,20 @@ def test_backend_disagreement_fails(backends_agree):
     backends_agree(lambda backend: path)
     with pytest.raises(AssertionError):
         backends_agree(lambda backend: path if backend == "cython" else off)
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda d: (d / "file").write_text("x") and d / "file",
+     "--plot-dir '{d}/file' exists and is not a directory"),
+    (lambda d: (d / "file").write_text("x") and d / "file" / "sub",
+     "--plot-dir: cannot create '{d}/file/sub': Not a directory"),
+])
+def test_demo_plot_dir_that_cannot_be_used_is_one_line(tmp_path, capsys, make, message):
+    pytest.importorskip("matplotlib")
+    from gdcore.__main__ import main
+
+    plot_dir = make(tmp_path)
+    assert main(["demo", "3", "--plot-dir", str(plot_dir)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 1
+    assert message.format(d=tmp_path) in err

@@ -1,4 +1,5 @@
-"""Sample weights: weights are divided by their mean over the training rows and
+"""Sample weights: weights are divided by their mean over the training rows
+(computed without overflow, from the weights divided by the largest) and
 a batch's loss is ``a * sum(s * r**2) / m``. Weight 0 drops a sample, an
 integer weight k repeats it k times (exactly for full batch), a common factor
 changes nothing; sgd and mini-batch follow the NumPy replay of those semantics
@@ -160,6 +161,39 @@ def test_common_factor_changes_nothing(data, weights, backend, method, batch_siz
 
 
 @pytest.mark.parametrize("method,batch_size", METHODS)
+def test_any_common_factor_changes_nothing_up_to_the_largest_float(data, weights, backend,
+                                                                  method, batch_size):
+    """Weights near the largest float64 (their mean used to overflow to inf,
+    every weight became 0 and nothing trained) or near the smallest: the same
+    training as the weights themselves."""
+    X, y = data
+    common = dict(method=method, batch_size=batch_size, lr=0.02, epochs=3, seed=3,
+                  backend=backend)
+    base = gdcore.fit(X, y, sample_weight=weights, **common)
+    for factor in (1.7e308 / weights.max(), 1e308, 1e-300):
+        with np.errstate(over="ignore"):
+            scaled_weights = weights * factor
+        if not np.isfinite(scaled_weights).all():
+            continue
+        scaled = gdcore.fit(X, y, sample_weight=scaled_weights, **common)
+        np.testing.assert_allclose(scaled.w, base.w, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(scaled.history, base.history, rtol=1e-12)
+    ones = gdcore.fit(X, y, sample_weight=np.ones(21), **common)
+    huge = gdcore.fit(X, y, sample_weight=np.full(21, 1e308), **common)
+    np.testing.assert_array_equal(huge.w, ones.w)
+    assert huge.b == ones.b and np.all(huge.w != 0)
+
+
+def test_score_with_huge_weights(data):
+    X, y = data
+    model = gdcore.LinearRegressor(method="batch", lr=0.1, epochs=20).fit(
+        X, y, sample_weight=np.full(21, 1e308))
+    assert model.score(X, y, sample_weight=np.full(21, 1e308)) == \
+        pytest.approx(model.score(X, y), rel=1e-12)
+    assert model.score(X, y) > 0.5
+
+
+@pytest.mark.parametrize("method,batch_size", METHODS)
 def test_unit_weights_are_no_weights(data, backend, method, batch_size):
     X, y = data
     common = dict(method=method, batch_size=batch_size, lr=0.02, epochs=2, seed=3,
@@ -219,6 +253,111 @@ def test_weights_normalised_over_training_rows_only(data, weights, backend):
     only_held[held] = 1.0
     with pytest.raises(ValueError, match="sample_weight"):
         gdcore.fit(X, y, sample_weight=only_held, **common)
+
+
+# ---------------------------------------------------------------------------
+# Across calls: partial_fit chunks and warm starts keep their relative weights
+# ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def chunks():
+    X, y, _ = gdcore.make_regression(40, 3, noise=0.3, bias=0.2, seed=8)
+    return (X[:20], y[:20]), (X[20:], y[20:])
+
+
+def _stream(chunks, weights, lrs=None, **options):
+    """partial_fit over the chunks with these weights (None: no weights) and
+    learning rates (one per call)."""
+    model = gdcore.LinearRegressor(method="batch", lr=0.05, shuffle=False, **options)
+    for k, ((X, y), s) in enumerate(zip(chunks, weights, strict=True)):
+        if lrs is not None:
+            model.set_params(lr=lrs[k])
+        model.partial_fit(X, y, sample_weight=s)
+    return model
+
+
+@pytest.mark.parametrize("backend_name", ["cython", "reference"])
+def test_partial_fit_keeps_the_weight_of_a_chunk_relative_to_the_others(chunks,
+                                                                       backend_name):
+    """Chunk 2 weighted 3 after chunk 1 weighted 1 counts three times as much
+    (scikit-learn's raw weights): one full-batch step with weights 3 is the
+    step with weights 1 at three times the rate. It used to be divided by its
+    own mean, i.e. weighted like chunk 1."""
+    ones = np.ones(20)
+    weighted = _stream(chunks, [ones, 3 * ones], backend=backend_name)
+    tripled_rate = _stream(chunks, [ones, ones], lrs=[0.05, 0.15], backend=backend_name)
+    np.testing.assert_allclose(weighted.coef_, tripled_rate.coef_, rtol=1e-13)
+    assert weighted.intercept_ == pytest.approx(tripled_rate.intercept_, rel=1e-13)
+    per_call_mean = _stream(chunks, [ones, ones], backend=backend_name)
+    assert not np.allclose(weighted.coef_, per_call_mean.coef_, rtol=1e-3)
+    assert weighted.result_.state.weight_scale == (1.0, 1.0)
+
+
+def test_common_factor_across_calls_changes_nothing(chunks):
+    """Weights (c, 3c) for any c, 1e308 included, train as (1, 3)."""
+    ones = np.ones(20)
+    base = _stream(chunks, [ones, 3 * ones])
+    for c in (4.0, 1e-300, 1e300 / 3):
+        scaled = _stream(chunks, [c * ones, 3 * c * ones])
+        np.testing.assert_allclose(scaled.coef_, base.coef_, rtol=1e-12)
+    huge = _stream(chunks, [np.full(20, 1e308), np.full(20, 1e308)])
+    unit = _stream(chunks, [ones, ones])
+    np.testing.assert_array_equal(huge.coef_, unit.coef_)
+
+
+def test_equal_weights_on_every_call_are_no_weights(chunks):
+    equal = _stream(chunks, [np.full(20, 7.0), np.full(20, 7.0)])
+    none = _stream(chunks, [None, None])
+    np.testing.assert_allclose(equal.coef_, none.coef_, rtol=1e-14)
+
+
+def test_the_first_weighted_call_fixes_the_scale(chunks):
+    """Calls before it are unweighted; a call without weights after it counts
+    each sample 1 in its units; fit() starts afresh."""
+    (X1, y1), _ = chunks
+    s = np.linspace(1.0, 4.0, 20)
+    model = _stream(chunks, [None, s])
+    assert model.result_.state.weight_scale == (4.0, pytest.approx(0.625))
+    model.partial_fit(X1, y1)
+    assert model.result_.state.weight_scale == (4.0, pytest.approx(0.625))
+    model.fit(X1, y1)
+    assert model.result_.state.weight_scale is None
+
+
+def test_k_weighted_calls_are_fit_with_k_epochs(chunks):
+    """On the same data with the same weights, k partial_fit calls are fit
+    with epochs=k, bit for bit (the scale is the same number every time)."""
+    (X, y), _ = chunks
+    s = np.linspace(0.5, 2.5, 20)
+    options = dict(method="minibatch", batch_size=6, lr=0.05, seed=4, momentum=0.5)
+    streamed = gdcore.LinearRegressor(**options)
+    for _ in range(3):
+        streamed.partial_fit(X, y, sample_weight=s)
+    whole = gdcore.LinearRegressor(epochs=3, **options).fit(X, y, sample_weight=s)
+    np.testing.assert_array_equal(streamed.coef_, whole.coef_)
+    np.testing.assert_array_equal(streamed.loss_curve_, whole.loss_curve_)
+
+
+def test_warm_start_keeps_the_scale(chunks):
+    (X1, y1), (X2, y2) = chunks
+    first = gdcore.fit(X1, y1, method="batch", lr=0.05, sample_weight=np.full(20, 2.0),
+                       epochs=1)
+    second = gdcore.fit(X2, y2, method="batch", lr=0.05, sample_weight=np.full(20, 6.0),
+                        epochs=1, warm_start=first)
+    tripled = gdcore.fit(X2, y2, method="batch", lr=0.15, epochs=1, warm_start=first)
+    np.testing.assert_allclose(second.w, tripled.w, rtol=1e-13)
+    assert first.state.weight_scale == (2.0, 1.0) == second.state.weight_scale
+
+
+def test_weights_too_large_for_the_kept_scale_raise(chunks):
+    (X1, y1), (X2, y2) = chunks
+    model = gdcore.LinearRegressor(method="batch").partial_fit(
+        X1, y1, sample_weight=np.full(20, 1e-300))
+    with pytest.raises(ValueError, match=r"^sample_weight is too large next to the weights "
+                                         r"that set this run's scale"):
+        model.partial_fit(X2, y2, sample_weight=np.full(20, 1e300))
+    with pytest.raises(ValueError, match="sample_weight must not be all zero"):
+        model.partial_fit(X2, y2, sample_weight=np.zeros(20))
 
 
 # ---------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import re
 
 import numpy as np
 import pytest
@@ -506,3 +507,54 @@ def test_out_of_range_numbers_are_refused_by_name(case, call, name):
     naming the argument, not an OverflowError from deep inside."""
     with pytest.raises((TypeError, ValueError), match=rf"\b{name}\b"):
         call()
+
+
+# ---------------------------------------------------------------------------
+# numpy.ma masked arrays: masked entries are refused, never used as numbers
+# ---------------------------------------------------------------------------
+
+def _masked_problem():
+    X, y, _ = gdcore.make_regression(40, 3, noise=0.1, seed=2)
+    X_masked = np.ma.masked_array(X.copy(), mask=np.zeros_like(X, dtype=bool))
+    X_masked[5, 1] = np.ma.masked
+    X_masked.data[5, 1] = 1e6                 # what the mask hides: not data
+    y_masked = np.ma.masked_array(y.copy(), mask=y > 10 ** 9)
+    y_masked[7] = np.ma.masked
+    return X, y, X_masked, y_masked
+
+
+@pytest.mark.parametrize("call,name,where", [
+    (lambda X, y, Xm, ym: gdcore.fit(Xm, y, epochs=1), "X", "(5, 1)"),
+    (lambda X, y, Xm, ym: gdcore.fit(X, ym, epochs=1), "y", "7"),
+    (lambda X, y, Xm, ym: gdcore.fit(X, y, epochs=1, sample_weight=np.ma.masked_less(
+        np.arange(40.0), 1)), "sample_weight", "0"),
+    (lambda X, y, Xm, ym: gdcore.fit(X, y, epochs=1, w0=np.ma.masked_array(
+        [1.0, 2.0, 3.0], mask=[0, 1, 0])), "w0", "1"),
+    (lambda X, y, Xm, ym: gdcore.value_and_grad(Xm, y, np.zeros(3)), "X", "(5, 1)"),
+    (lambda X, y, Xm, ym: gdcore.predict(Xm, np.zeros(3), 0.0), "X", "(5, 1)"),
+    (lambda X, y, Xm, ym: gdcore.loss_grid(X, ym, np.zeros((2, 3))), "y", "7"),
+    (lambda X, y, Xm, ym: gdcore.LinearRegressor(epochs=1).fit(Xm, y), "X", "(5, 1)"),
+    (lambda X, y, Xm, ym: gdcore.LinearRegressor(epochs=1).fit(X, y).score(X, ym), "y",
+     "7"),
+])
+def test_masked_entries_are_refused_naming_the_argument(call, name, where):
+    X, y, X_masked, y_masked = _masked_problem()
+    with pytest.raises(ValueError, match=rf"^{name} is a masked array with 1 masked "
+                                         rf"value\(s\) \(the first at index "
+                                         rf"{re.escape(where)}\)"):
+        call(X, y, X_masked, y_masked)
+
+
+def test_a_masked_array_without_masked_entries_is_its_data(kernel_spy):
+    """Used as its data, not copied (the kernels read the same memory)."""
+    X, y, _ = gdcore.make_regression(40, 3, noise=0.1, seed=2)
+    plain = gdcore.fit(X, y, epochs=2, seed=1)
+    X_masked = np.ma.masked_array(X)
+    y_masked = np.ma.masked_array(y, mask=np.zeros(40, bool))
+    kernel_spy.clear()
+    masked = gdcore.fit(X_masked, y_masked, epochs=2, seed=1)
+    np.testing.assert_array_equal(masked.w, plain.w)
+    assert masked.b == plain.b
+    for _, args in kernel_spy:
+        assert type(args[0]) is np.ndarray and np.shares_memory(args[0], X)
+        assert np.shares_memory(args[1], y)

@@ -21,8 +21,18 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from . import DivergenceError, fit, make_regression, value_and_grad
-from ._cli import COMMANDS, OneLineParser, program_name
+from . import DivergenceError, _io, _options, _validation, fit, value_and_grad
+from ._api import backend_named
+from ._cli import (
+    BAD_INPUT,
+    COMMANDS,
+    OneLineParser,
+    non_negative_integer,
+    one_line,
+    positive_integer,
+    program_name,
+    stop_quietly_on_broken_pipe,
+)
 from ._cli import main as run_command
 from ._dispatch import KERNELS_NAME, OPENMP, max_threads
 
@@ -47,20 +57,6 @@ examples:
 """
 
 
-def _positive_int(text: str) -> int:
-    value = int(text.replace("_", ""))
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1; got {text}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text.replace("_", ""))
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0; got {text}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     prog = program_name()
     parser = OneLineParser(
@@ -72,31 +68,37 @@ def build_parser() -> argparse.ArgumentParser:
                     "descent with each method and print a timing table.",
         epilog=EXAMPLES.format(prog=prog),
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-n", "--n-samples", type=_positive_int, default=1_000_000,
+    parser.add_argument("-n", "--n-samples", type=positive_integer, default=1_000_000,
                         help="samples (default 1,000,000)")
-    parser.add_argument("-d", "--n-features", type=_positive_int, default=100,
+    parser.add_argument("-d", "--n-features", type=positive_integer, default=100,
                         help="features (default 100)")
     parser.add_argument("--method", choices=("all", "batch", "sgd", "minibatch"),
                         default="all", help="which method to run (default all)")
-    parser.add_argument("--batch-size", type=_positive_int, default=32,
+    parser.add_argument("--batch-size", type=positive_integer, default=32,
                         help="mini-batch size (default 32)")
-    parser.add_argument("--lr", type=float, default=None,
+    parser.add_argument("--lr", type=_options.number, default=None,
                         help="learning rate (default per method: "
                              + ", ".join(f"{m} {v}" for m, v in DEFAULT_LR.items()) + ")")
-    parser.add_argument("--epochs", type=_non_negative_int, default=5,
+    parser.add_argument("--epochs", type=non_negative_integer, default=5,
                         help="epochs per method (default 5)")
     parser.add_argument("--loss", choices=("mse", "half_mse"), default="mse")
-    parser.add_argument("--noise", type=float, default=0.1,
+    parser.add_argument("--noise", type=_options.number, default=0.1,
                         help="noise standard deviation (default 0.1)")
-    parser.add_argument("--seed", type=_non_negative_int, default=0,
+    parser.add_argument("--seed", type=non_negative_integer, default=0,
                         help="seed of the data and the shuffling (default 0)")
     parser.add_argument("--no-shuffle", action="store_true",
                         help="visit samples in order instead of a fresh permutation")
     parser.add_argument("--backend", choices=("cython", "reference"), default="cython",
                         help="reference is plain Python: use a small -n with it")
-    parser.add_argument("--threads", type=_positive_int, default=None,
+    parser.add_argument("--threads", type=positive_integer, default=None,
                         help="threads for the full-data gradient (default all)")
     return parser
+
+
+#: The flags of the timing table for the arguments its checks name.
+FLAGS = {"n_samples": "-n/--n-samples", "n_features": "-d/--n-features",
+         "batch_size": "--batch-size", "lr": "--lr", "epochs": "--epochs", "noise": "--noise",
+         "seed": "--seed", "n_threads": "--threads", "backend": "--backend", "loss": "--loss"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -105,11 +107,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     if arguments and arguments[0] in COMMANDS:
         return run_command(arguments)
     args = build_parser().parse_args(arguments)
+    try:
+        return timing_table(args)
+    except BrokenPipeError:
+        return stop_quietly_on_broken_pipe()
+    except BAD_INPUT as exc:
+        print(f"{program_name()}: error: {one_line(exc, FLAGS)}", file=sys.stderr)
+        return 2
+
+
+def timing_table(args: argparse.Namespace) -> int:
+    """Make the data, train with each method, print the table. Bad values are
+    refused by the checks of make_regression and fit before any work."""
     methods = ("batch", "sgd", "minibatch") if args.method == "all" else (args.method,)
+    for method in methods:
+        _options.Config(method=method, batch_size=args.batch_size,
+                        lr=args.lr if args.lr is not None else DEFAULT_LR[method],
+                        epochs=args.epochs, loss=args.loss, shuffle=not args.no_shuffle,
+                        seed=args.seed, backend=args.backend, n_threads=args.threads)
+    _validation.check_regression(args.n_samples, args.n_features, args.noise, 0.5, args.seed)
+    backend_named(args.backend)             # not built: say so before making the data
 
     started = time.perf_counter()
-    X, y, w_true = make_regression(args.n_samples, args.n_features, noise=args.noise,
-                                   bias=0.5, seed=args.seed)
+    X, y, w_true = _io.synthetic(args.n_samples, args.n_features, args.noise, 0.5, args.seed)
     made = time.perf_counter() - started
     print(f"data: {args.n_samples:,} x {args.n_features} float64 "
           f"({X.nbytes / 1e6:,.0f} MB), noise {args.noise}, made in {made:.2f} s; "

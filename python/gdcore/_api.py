@@ -226,7 +226,12 @@ def fit(X: Any, y: Any, *, method: str = "minibatch", batch_size: int = 32,
         that step is reached, the plain last iterate is returned.
     sample_weight : array-like of shape (n_samples,) or None
         Non-negative weights, divided by their mean over the training rows (a
-        copy): a batch's loss is ``a * sum(s * r**2) / m``. Weight 0 drops a
+        copy; computed from the weights divided by the largest, so that any
+        finite weights, 1e308 included, are normalised without overflow): a
+        batch's loss is ``a * sum(s * r**2) / m``. With ``warm_start`` from a
+        run that had weights, they are divided by that run's number instead
+        (``TrainState.weight_scale``), so the weights of successive calls keep
+        their ratios. Weight 0 drops a
         sample; multiplying all weights by a constant changes nothing; an
         integer weight k equals repeating the sample k times exactly for
         ``method="batch"`` (and in expectation otherwise).
@@ -351,8 +356,10 @@ def fit_with(arguments: Mapping[str, Any]) -> FitResult:
         if saved is not None:
             state = saved.state
     train_rows, val_rows = _held_out(config, state, n_samples)
-    weights = _validation.check_sample_weight(arguments["sample_weight"], n_samples,
-                                              train_rows)
+    # the weights' scale is fixed by a run's first call with weights and kept
+    # in its state (partial_fit chunks keep their relative weights)
+    weights, state.weight_scale = _validation.check_sample_weight(
+        arguments["sample_weight"], n_samples, train_rows, state.weight_scale)
     n_train = n_samples if train_rows is None else train_rows.shape[0]
     shuffle_block = config.shuffle_block
     if shuffle_block == "auto":

@@ -189,6 +189,7 @@ def _pack(saved: Saved) -> tuple[dict, dict[str, np.ndarray]]:
         schedule_state={k: _float(v) for k, v in (state.schedule_state or {}).items()},
         lr_scale=state.lr_scale, best_score=_float(state.best_score),
         no_improvement=state.no_improvement, n_samples=state.n_samples,
+        weight_scale=None if state.weight_scale is None else list(state.weight_scale),
         history=list(saved.history), start_step=saved.start_step, halvings=saved.halvings,
         finished=saved.finished, epoch_progress=None)
     if saved.epoch is not None:
@@ -220,7 +221,8 @@ def _unpack(meta: dict, arrays: dict[str, np.ndarray]) -> Saved:
         schedule_state={k: _number(v) for k, v in meta["schedule_state"].items()},
         lr_scale=meta["lr_scale"], best_score=_number(meta["best_score"]),
         no_improvement=meta["no_improvement"],
-        val_rows=arrays.get("val_rows"), n_samples=meta["n_samples"])
+        val_rows=arrays.get("val_rows"), n_samples=meta["n_samples"],
+        weight_scale=None if meta["weight_scale"] is None else tuple(meta["weight_scale"]))
     history = {name: arrays[f"history_{name}"].tolist() for name in meta["history"]}
     progress = None
     if meta["epoch_progress"] is not None:

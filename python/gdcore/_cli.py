@@ -82,7 +82,9 @@ examples:
 
 Data: .npy files are memory-mapped (a float64 X is never copied); .csv files
 are comma-separated (--delimiter), with an optional header row of column
-names. Without --X/--y or --data a synthetic problem is made
+names (--header / --no-header; by default a first row none of whose cells is
+a number is a header); empty cells and NA are missing values, which training
+refuses. Without --X/--y or --data a synthetic problem is made
 (gdcore.make_regression). The output holds w, b, history and the other fields
 of gdcore.fit's result, the options and the data's description.
 """
@@ -111,6 +113,14 @@ def build_train_parser(prog: str) -> argparse.ArgumentParser:
     data.add_argument("--delimiter", default=",", metavar="CHAR",
                       help="column separator of .csv files (default ','; 'tab' or '\\t' "
                            "for tabs)")
+    header = data.add_mutually_exclusive_group()
+    header.add_argument("--header", dest="header", action="store_const", const=True,
+                        default=None, help="the first row of the .csv files names the "
+                                           "columns")
+    header.add_argument("--no-header", dest="header", action="store_const", const=False,
+                        help="the first row of the .csv files is data (default: it is a "
+                             "header only when none of its cells is a number and the next "
+                             "row's cells all are)")
     data.add_argument("-n", "--n-samples", type=positive_integer, default=10_000,
                       help="synthetic samples (default 10,000)")
     data.add_argument("-d", "--n-features", type=positive_integer, default=10,
@@ -150,10 +160,11 @@ def _fit_options(args: argparse.Namespace) -> dict:
     options = {name[4:]: value for name, value in vars(args).items()
                if name.startswith("fit_")}
     if "w0" in options:
-        options["w0"] = _io.parse_w0(options["w0"], args.delimiter)
+        options["w0"] = _io.parse_w0(options["w0"], args.delimiter, args.header)
     if "sample_weight" in options:
         options["sample_weight"] = _io.read_vector(options["sample_weight"],
-                                                   "--sample-weight", args.delimiter)
+                                                   "--sample-weight", args.delimiter,
+                                                   args.header)
     return options
 
 
@@ -166,13 +177,21 @@ def _summary(values: np.ndarray, limit: int = 8) -> str:
 def train(argv: Sequence[str], prog: str) -> int:
     args = build_train_parser(prog).parse_args(argv)
     output = (_io.check_writable(args.output, _io.OUTPUT_SUFFIXES, "--output")
-              if args.output else None)
+              if args.output is not None else None)
     plot = None
-    if args.plot:
+    if args.plot is not None:
         from .plotting import SAVE_SUFFIXES, _figure_class
 
         plot = _io.check_writable(args.plot, SAVE_SUFFIXES, "--plot")
         _figure_class()             # matplotlib missing: say so before training
+    # every output writable, none of them another output or an input file
+    files = {"--X": args.X_file, "--y": args.y_file, "--data": args.data_file,
+             "--w0": _io.file_argument(getattr(args, "fit_w0", None)),
+             "--sample-weight": getattr(args, "fit_sample_weight", None)}
+    _io.check_outputs([(flag, path) for flag, path in (("--output", args.output),
+                                                       ("--plot", args.plot))
+                       if path is not None],
+                      [(flag, path) for flag, path in files.items() if path])
     if not 0.0 <= args.smoothing < 1.0:
         raise CommandError(f"--smoothing must be in [0, 1); got {args.smoothing}")
     if plot is not None and getattr(args, "fit_epochs", None) == 0:
@@ -225,7 +244,8 @@ def train(argv: Sequence[str], prog: str) -> int:
                             title=f"{result.method} gradient descent: loss per epoch",
                             save=plot)
         except OSError as exc:
-            raise CommandError(f"cannot write {args.plot!r}: {exc}") from None
+            raise CommandError(f"--plot: cannot write {args.plot!r}: "
+                               f"{exc.strerror or exc}") from None
         say(f"wrote {plot}")
     return 0
 
@@ -298,7 +318,15 @@ def demo(argv: Sequence[str], prog: str) -> int:
         from .plotting import _figure_class
 
         _figure_class()             # matplotlib missing: say so before any work
-        Path(args.plot_dir).mkdir(parents=True, exist_ok=True)
+        if os.path.exists(args.plot_dir) and not os.path.isdir(args.plot_dir):
+            raise CommandError(f"--plot-dir {args.plot_dir!r} exists and is not a directory")
+        try:
+            Path(args.plot_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CommandError(f"--plot-dir: cannot create {args.plot_dir!r}: "
+                               f"{exc.strerror or exc}") from None
+        if not os.access(args.plot_dir, os.W_OK | os.X_OK):
+            raise CommandError(f"--plot-dir {args.plot_dir!r} is not writable")
     saved = sys.argv
     sys.argv = [str(script)] + ([args.plot_dir] if args.plot_dir is not None else [])
     try:
@@ -306,6 +334,33 @@ def demo(argv: Sequence[str], prog: str) -> int:
     finally:
         sys.argv = saved
     return 0
+
+
+#: What a command reports in one line with exit status 2: bad input of
+#: every kind (a file, a value, a size the machine cannot hold, a missing
+#: optional dependency).
+BAD_INPUT = (CommandError, TypeError, ValueError, ImportError, OSError, MemoryError)
+
+#: The flags of ``train`` for the arguments of gdcore.fit, by name.
+TRAIN_FLAGS = {record.name: record.flag for record in _options.ALL.values() if record.flag}
+
+
+def one_line(exc: BaseException, flags: dict[str, str]) -> str:
+    """The message of ``exc`` on one line; an error of a gdcore function,
+    which names its argument first, is prefixed with that argument's flag."""
+    text = exc.strerror if isinstance(exc, OSError) and exc.strerror and \
+        exc.filename is None and str(exc).startswith("[Errno") else str(exc)
+    message = " ".join(text.split()) or type(exc).__name__
+    flag = flags.get(re.match(r"\w*", message).group())  # type: ignore[union-attr]
+    if not isinstance(exc, CommandError) and flag and not message.startswith(flag):
+        message = f"{flag}: {message}"
+    return message
+
+
+def stop_quietly_on_broken_pipe() -> int:
+    """The reader went away (``... | head``): stop quietly, as cat would."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 1
 
 
 def main(argv: Sequence[str]) -> int:
@@ -322,17 +377,10 @@ def main(argv: Sequence[str]) -> int:
         print(f"{prog} {command}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
-        # The reader went away (`... | head`): stop quietly, as cat would.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
-    except (CommandError, TypeError, ValueError, ImportError, OSError) as exc:
-        message = " ".join(str(exc).split())
-        # gdcore.fit names its parameter first; say which option that is.
-        record = _options.ALL.get(re.match(r"\w*", message).group())  # type: ignore[union-attr]
-        if not isinstance(exc, CommandError) and record is not None and record.flag:
-            message = f"{record.flag}: {message}"
-        print(f"{prog} {command}: error: {message}", file=sys.stderr)
+        return stop_quietly_on_broken_pipe()
+    except BAD_INPUT as exc:
+        print(f"{prog} {command}: error: {one_line(exc, TRAIN_FLAGS)}", file=sys.stderr)
         return 2
 
 
-__all__ = ["COMMANDS", "main"]
+__all__ = ["BAD_INPUT", "COMMANDS", "main", "one_line"]

@@ -16,14 +16,15 @@ always the same bits (any number of BLAS threads).
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
+from collections.abc import Iterator
 from typing import Any, Literal
 
 import numpy as np
 
 from . import _validation
+from ._files import write_all_atomically
 
 #: Rows are generated in blocks of this many, each block from its own child of
 #: the seed, so the data do not depend on how (or in what pieces) they are made.
@@ -37,12 +38,23 @@ _FALLOCATE_UNSUPPORTED = {errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL}
 
 
 def _weights_and_block_seeds(root: np.random.SeedSequence, n_samples: int,
-                             n_features: int) -> tuple[np.ndarray, list]:
-    """``w_true`` and one SeedSequence per block of :data:`BLOCK_ROWS` rows."""
+                             n_features: int) -> tuple[np.ndarray, Iterator]:
+    """``w_true`` and the SeedSequence of each block of :data:`BLOCK_ROWS` rows,
+    made one at a time as the blocks are generated."""
     weights_seed, rows_seed = root.spawn(2)
     w_true = np.random.default_rng(weights_seed).standard_normal(n_features)
     n_blocks = -(-n_samples // BLOCK_ROWS)
-    return w_true, rows_seed.spawn(n_blocks)
+    return w_true, (_block_seed(rows_seed, block) for block in range(n_blocks))
+
+
+def _block_seed(rows_seed: np.random.SeedSequence, block: int) -> np.random.SeedSequence:
+    """The ``block``-th child of the fresh ``rows_seed``: exactly what
+    ``rows_seed.spawn(n_blocks)[block]`` is (a child extends its parent's
+    spawn key with its number), without making the other children first --
+    spawning all of them for 10**12 rows took longer than any allocation."""
+    return np.random.SeedSequence(rows_seed.entropy,
+                                  spawn_key=tuple(rows_seed.spawn_key) + (block,),
+                                  pool_size=rows_seed.pool_size)
 
 
 def _finish_targets(y_block: np.ndarray, bias: float, noise: float,
@@ -94,6 +106,11 @@ def make_regression(n_samples: int, n_features: int, *, noise: float = 0.0,
     ------
     TypeError, ValueError
         Bad arguments; ``noise`` or ``bias`` so large that ``y`` overflows.
+    MemoryError
+        ``X`` and ``y`` (``8 * n_samples * (n_features + 1)`` bytes) do not
+        fit: more than this machine's physical memory, or more than the
+        process can allocate. Raised at once, naming ``n_samples`` and
+        ``n_features``.
 
     See Also
     --------
@@ -102,9 +119,11 @@ def make_regression(n_samples: int, n_features: int, *, noise: float = 0.0,
     """
     n_samples, n_features, noise, bias, root = _validation.check_regression(
         n_samples, n_features, noise, bias, seed)
-    w_true, block_seeds = _weights_and_block_seeds(root, n_samples, n_features)
-    X = np.empty((n_samples, n_features))
-    y = np.empty(n_samples)
+    with _validation.allocating(8 * (n_samples * n_features + n_samples + n_features),
+                                _sizes(n_samples, n_features), "X, y and w_true"):
+        w_true, block_seeds = _weights_and_block_seeds(root, n_samples, n_features)
+        X = np.empty((n_samples, n_features))
+        y = np.empty(n_samples)
     for block, block_seed in enumerate(block_seeds):
         rows = slice(block * BLOCK_ROWS, min((block + 1) * BLOCK_ROWS, n_samples))
         rng = np.random.default_rng(block_seed)
@@ -175,7 +194,11 @@ def make_regression_npy(path_X: str | os.PathLike, path_y: str | os.PathLike,
     Parameters
     ----------
     path_X, path_y : str or os.PathLike
-        Files to create (overwritten if they exist); two different paths.
+        Files to create or replace; two different files. Each is written as
+        a temporary file beside it and renamed onto it once both are
+        complete and flushed to disk, so at every instant each holds its old
+        complete content or its new complete content (a call that fails or
+        is interrupted never deletes or truncates a file that was there).
         ``X`` is written as a float64 C-order array of shape
         (n_samples, n_features), ``y`` as float64 of shape (n_samples,).
     n_samples : int
@@ -200,57 +223,115 @@ def make_regression_npy(path_X: str | os.PathLike, path_y: str | os.PathLike,
     ------
     TypeError, ValueError
         Bad arguments (as :func:`make_regression`, plus the paths and
-        ``chunk_rows``), before any file is created.
+        ``chunk_rows``; the same file given twice, through links too), before
+        any file is created. ``noise`` or ``bias`` so large that ``y``
+        overflows is found while writing.
+    MemoryError
+        ``w_true`` and one buffer of ``X`` (``chunk_rows`` rows) do not fit in
+        memory; raised at once, naming the sizes.
     OSError
-        The files cannot be created or written, or the disk has no room for
-        them (the space is reserved up front where the file system allows it). Files
-        this call created are removed again on any error.
+        A destination that cannot be written (an existing directory, a
+        missing or unwritable folder: checked before any work), or the disk
+        has no room for the files (``ENOSPC``: their size is compared with
+        the free space first, naming ``n_samples`` and ``n_features``, and
+        the space is reserved up front where the file system allows it). On
+        any error the destinations are left as they were and the temporary
+        files are removed.
     """
     path_X = _validation.check_path(path_X, "path_X")
     path_y = _validation.check_path(path_y, "path_y")
-    if os.path.abspath(path_X) == os.path.abspath(path_y):
-        raise ValueError(f"path_X and path_y must be two different files; both are "
-                         f"{path_X!r}")
     n_samples, n_features, noise, bias, root = _validation.check_regression(
         n_samples, n_features, noise, bias, seed)
     if chunk_rows is None:
         chunk_rows = max(1, DEFAULT_CHUNK_BYTES // (8 * n_features))
     else:
         chunk_rows = _validation.check_int(chunk_rows, "chunk_rows", minimum=1)
+    _validation.check_destinations([("path_X", path_X), ("path_y", path_y)])
+    buffer_rows = min(chunk_rows, BLOCK_ROWS, n_samples)
+    block_rows = min(BLOCK_ROWS, n_samples)
+    # w_true, the buffer of X and a block of y; the files' room on disk
+    with _validation.allocating(8 * (n_features + buffer_rows * n_features + block_rows),
+                                _sizes(n_samples, n_features, chunk_rows),
+                                "w_true and the buffer of X"):
+        w_true, block_seeds = _weights_and_block_seeds(root, n_samples, n_features)
+        buffer = np.empty((buffer_rows, n_features))
+    _check_room([(path_X, _NPY_HEADER + 8 * n_samples * n_features),
+                 (path_y, _NPY_HEADER + 8 * n_samples)], _sizes(n_samples, n_features))
 
-    w_true, block_seeds = _weights_and_block_seeds(root, n_samples, n_features)
-    created: list[str] = []
-    try:
-        created.append(path_X)
-        offset_X = _create_npy(path_X, (n_samples, n_features))
-        created.append(path_y)
-        offset_y = _create_npy(path_y, (n_samples,))
-        row_bytes = 8 * n_features
-        buffer = np.empty((min(chunk_rows, BLOCK_ROWS, n_samples), n_features))
-        with open(path_X, "r+b") as file_X, open(path_y, "r+b") as file_y:
-            for block, block_seed in enumerate(block_seeds):
-                first = block * BLOCK_ROWS
-                stop = min(first + BLOCK_ROWS, n_samples)
-                rng = np.random.default_rng(block_seed)
-                # X of the block, chunk by chunk: the generator's normal stream
-                # is sequential, so pieces in row order draw the block's values.
-                file_X.seek(offset_X + first * row_bytes)
-                for start in range(first, stop, buffer.shape[0]):
-                    chunk = buffer[:min(buffer.shape[0], stop - start)]
-                    rng.standard_normal(out=chunk)
-                    file_X.write(chunk.data.cast("B"))
-                file_X.flush()
-                block_X = _window(path_X, offset_X + first * row_bytes, "r",
-                                  (stop - first, n_features))
-                y_block = np.empty(stop - first)
-                np.matmul(block_X, w_true, out=y_block)
-                del block_X
-                _finish_targets(y_block, bias, noise, rng)
-                file_y.seek(offset_y + first * 8)
-                file_y.write(y_block.data.cast("B"))
-    except BaseException:
-        for path in created:
-            with contextlib.suppress(OSError):
-                os.remove(path)
-        raise
+    def write(temporaries: list[str]) -> None:
+        _write_files(temporaries[0], temporaries[1], n_samples, n_features, w_true,
+                     block_seeds, buffer, noise, bias)
+
+    # Both files are written as temporaries beside their destinations and
+    # renamed onto them only when both are complete and on disk.
+    write_all_atomically([path_X, path_y], write)
     return w_true
+
+
+def _sizes(n_samples: int, n_features: int, chunk_rows: int | None = None) -> str:
+    """The arguments that choose a size, for messages."""
+    chunk = "" if chunk_rows is None else f" and chunk_rows={chunk_rows}"
+    return f"n_samples={n_samples}, n_features={n_features}{chunk}"
+
+
+#: Bytes of a .npy header (the format pads it to a multiple of 64; 128 is
+#: what a float64 array of up to two dimensions takes).
+_NPY_HEADER = 128
+
+
+def _check_room(files: list[tuple[str, int]], what: str) -> None:
+    """``OSError`` (``ENOSPC``) naming ``what`` when the files' sizes do not
+    fit in the free space of their file systems (the old files stay until
+    the new ones are complete, so all of it is needed)."""
+    if not hasattr(os, "statvfs"):
+        return
+    needed: dict[int, list] = {}
+    for path, nbytes in files:
+        folder = os.path.dirname(os.path.realpath(path))
+        entry = needed.setdefault(os.stat(folder).st_dev, [folder, 0])
+        entry[1] += nbytes
+    for folder, nbytes in needed.values():
+        info = os.statvfs(folder)
+        free = info.f_bavail * info.f_frsize
+        if nbytes > free:
+            raise OSError(errno.ENOSPC, f"{what}: {_validation.format_bytes(nbytes)} of "
+                                        f".npy files, more than the "
+                                        f"{_validation.format_bytes(free)} free on the file "
+                                        f"system of {folder!r}")
+
+
+def _write_files(path_X: str, path_y: str, n_samples: int, n_features: int,
+                 w_true: np.ndarray, block_seeds: Iterator, buffer: np.ndarray,
+                 noise: float, bias: float) -> None:
+    """Write the X and y of ``make_regression`` to the (new, empty) files
+    ``path_X`` and ``path_y``, block by block."""
+    offset_X = _create_npy(path_X, (n_samples, n_features))
+    offset_y = _create_npy(path_y, (n_samples,))
+    with open(path_X, "r+b") as file_X, open(path_y, "r+b") as file_y:
+        for block, block_seed in enumerate(block_seeds):
+            first = block * BLOCK_ROWS
+            stop = min(first + BLOCK_ROWS, n_samples)
+            rng = np.random.default_rng(block_seed)
+            _write_block_rows(file_X, path_X, offset_X, first, stop, buffer, rng)
+            block_X = _window(path_X, offset_X + first * 8 * n_features, "r",
+                              (stop - first, n_features))
+            y_block = np.empty(stop - first)
+            np.matmul(block_X, w_true, out=y_block)
+            del block_X
+            _finish_targets(y_block, bias, noise, rng)
+            file_y.seek(offset_y + first * 8)
+            file_y.write(y_block.data.cast("B"))
+
+
+def _write_block_rows(file_X: Any, path_X: str, offset_X: int, first: int, stop: int,
+                      buffer: np.ndarray, rng: np.random.Generator) -> None:
+    """Rows ``first..stop-1`` (one block) of X, drawn from the block's
+    generator a buffer at a time and written to ``file_X``: the generator's
+    normal stream is sequential, so pieces in row order draw the block's
+    values."""
+    file_X.seek(offset_X + first * 8 * buffer.shape[1])
+    for start in range(first, stop, buffer.shape[0]):
+        chunk = buffer[:min(buffer.shape[0], stop - start)]
+        rng.standard_normal(out=chunk)
+        file_X.write(chunk.data.cast("B"))
+    file_X.flush()

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import inspect
-import sys
 from typing import Any
 
 import numpy as np
 
 from . import _api, _validation
-from ._results import NotFittedError
+from ._results import not_fitted_error_class
 
 
 class LinearRegressor:
@@ -173,6 +171,19 @@ class LinearRegressor:
         generator), so ``k`` calls on the same data give exactly the
         parameters of ``fit`` with ``epochs=k``; successive calls may pass
         different chunks of a stream (same number of features).
+
+        Sample weights across calls: the first call that passes
+        ``sample_weight`` fixes the normalisation (its weights are divided by
+        their mean, as in :func:`gdcore.fit`), and every later call divides
+        its weights by that same number -- not by its own mean. So a chunk's
+        weight relative to the other chunks is kept: a chunk weighted 3
+        after one weighted 1 counts three times as much, as with
+        scikit-learn's raw weights (for equal weights the two conventions
+        agree; gdcore only removes the common factor, so that weights of
+        1e308 do not overflow). A call without ``sample_weight`` counts each
+        of its samples as 1 in those units (a sample of average weight in the
+        first weighted call). The scale is kept in
+        ``result_.state.weight_scale`` and reset by :meth:`fit`.
         """
         previous = getattr(self, "result_", None)
         if previous is not None:
@@ -189,7 +200,7 @@ class LinearRegressor:
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "coef_"):
-            raise _not_fitted_error()(
+            raise not_fitted_error_class()(
                 "this LinearRegressor is not fitted yet; call fit(X, y) first")
 
     def predict(self, X: Any) -> np.ndarray:
@@ -211,7 +222,7 @@ class LinearRegressor:
         if not np.isfinite(y).all():
             _validation.raise_if_nonfinite_input(X, y)
         weights = np.ones(y.shape[0]) if sample_weight is None else \
-            _validation.check_sample_weight(sample_weight, y.shape[0], None)
+            _validation.check_sample_weight(sample_weight, y.shape[0], None)[0]
         predictions = self.predict(X)
         if predictions.shape != y.shape:
             raise ValueError(f"y must have shape {predictions.shape} to match the fitted "
@@ -228,17 +239,3 @@ class LinearRegressor:
             else:
                 scores.append(1.0 - ss_res / ss_tot)
         return float(np.mean(scores))
-
-
-def _not_fitted_error() -> type:
-    """gdcore's NotFittedError; when scikit-learn is loaded, a subclass that is
-    also scikit-learn's, so its tooling recognises the error."""
-    sklearn_exceptions = sys.modules.get("sklearn.exceptions")
-    if sklearn_exceptions is None:
-        return NotFittedError
-    return _also(sklearn_exceptions.NotFittedError)
-
-
-@functools.cache
-def _also(base: type) -> type:
-    return type("NotFittedError", (NotFittedError, base), {"__module__": __name__})

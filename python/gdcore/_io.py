@@ -8,6 +8,7 @@ exits with status 2.
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
 import json
 import math
@@ -17,7 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from . import _validation
 from ._data import make_regression
+from ._files import write_atomically
 from ._version import __version__
 
 DATA_SUFFIXES = (".npy", ".csv")
@@ -40,63 +43,174 @@ def _check_suffix(path: str, allowed: tuple[str, ...], what: str) -> Path:
     return Path(path)
 
 
-def _read_csv(path: Path, delimiter: str, what: str) -> tuple[np.ndarray, list[str] | None]:
-    """A 2-D float array and the header's column names (None without a header)."""
+#: Cells that mean "no value" (pandas' default missing-value markers): read
+#: as NaN, which gdcore.fit then refuses naming X or y.
+MISSING = frozenset({"", "na", "n/a", "#n/a", "nan", "-nan", "null", "none", "<na>"})
+
+
+def _is_number(cell: str) -> bool:
     try:
-        with open(path, newline="") as handle:
-            first = next((line for line in handle if line.strip()), None)
-    except UnicodeDecodeError:
-        raise CommandError(f"cannot read {what} file {str(path)!r}: not a text file") \
-            from None
-    if first is None:
-        raise CommandError(f"{what} file {str(path)!r} is empty")
-    fields = [field.strip() for field in first.rstrip("\r\n").split(delimiter)]
-    try:
-        [float(field) for field in fields]
-        header = None
+        float(cell)
     except ValueError:
-        header = fields
+        return False
+    return True
+
+
+def _is_word(cell: str) -> bool:
+    """A cell that is neither a number nor a missing-value marker: a name."""
+    cell = cell.strip()
+    return cell.lower() not in MISSING and not _is_number(cell)
+
+
+def _cell(text: str) -> float:
+    """A number, or NaN for a missing-value marker (np.loadtxt converter)."""
+    text = text.strip()
+    return math.nan if text.lower() in MISSING else float(text)
+
+
+def _rows(path: Path, delimiter: str) -> Any:
+    """``(line number, cells)`` of every non-blank row (``csv`` module; a
+    UTF-8 byte order mark is dropped)."""
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle, delimiter=delimiter, quotechar='"')
+        for row in reader:
+            if len(row) > 1 or (row and row[0].strip()):
+                yield reader.line_num, row
+
+
+def _first_problem(path: Path, delimiter: str, skip: int) -> str | None:
+    """Where the data of a .csv file stop being a table of numbers."""
+    width = first_line = None
+    for line, row in _rows(path, delimiter):
+        if line <= skip or row[0].lstrip().startswith("#"):
+            continue
+        if width is None:
+            width, first_line = len(row), line
+        elif len(row) != width:
+            return (f"line {line} has {len(row)} column(s), line {first_line} has "
+                    f"{width}")
+        for column, cell in enumerate(row, start=1):
+            if _is_word(cell):
+                return (f"could not convert string {cell.strip()!r} to float64 at line "
+                        f"{line}, column {column}")
+    return None
+
+
+def _read_csv(path: Path, delimiter: str, what: str,
+              header: bool | None = None) -> tuple[np.ndarray, list[str] | None]:
+    """A 2-D float array and the header's column names (None without a header).
+
+    ``header`` None: the first non-blank row is a header only when that is
+    unambiguous -- none of its cells is a number, one at least is a name, and
+    the next row holds no names. A row that looks numeric is never dropped;
+    empty cells and missing-value markers (``NA``, ``nan``, ...) are NaN.
+    """
+    shown = f"{what} file {str(path)!r}"
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            table = np.loadtxt(path, delimiter=delimiter, skiprows=1 if header else 0,
-                               ndmin=2, dtype=np.float64)
-    except ValueError as exc:
-        raise CommandError(f"cannot read {what} file {str(path)!r}: {exc}") from None
+        rows = _rows(path, delimiter)
+        first = next(rows, None)
+        second = next(rows, None)
+    except UnicodeDecodeError:
+        raise CommandError(f"cannot read {shown}: not a text file") from None
+    except csv.Error as exc:
+        raise CommandError(f"cannot read {shown}: {exc}") from None
+    if first is None:
+        raise CommandError(f"{shown} is empty")
+    line, cells = first
+    if header is None:
+        header = (not any(_is_number(cell) for cell in cells)
+                  and any(_is_word(cell) for cell in cells)
+                  and (second is None or not any(_is_word(cell) for cell in second[1])))
+    names = [cell.strip() for cell in cells] if header else None
+    skip = line if header else 0
+
+    def load(converters: Any = None) -> np.ndarray:
+        return np.loadtxt(path, delimiter=delimiter, skiprows=skip, ndmin=2,
+                          dtype=np.float64, encoding="utf-8-sig", quotechar='"',
+                          converters=converters)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")             # "input contained no data"
+        try:
+            table = load()
+        except ValueError:
+            # empty cells or NA: read them as NaN (slower: a Python call per cell)
+            try:
+                table = load(_cell)
+            except ValueError as exc:
+                problem = _first_problem(path, delimiter, skip) or str(exc)
+                hint = ("; if the first row names the columns, pass --header"
+                        if not header and f"at line {line}," in problem else "")
+                raise CommandError(f"cannot read {shown}: {problem}{hint}") from None
     if table.size == 0:
-        raise CommandError(f"{what} file {str(path)!r} holds no rows of numbers")
-    return table, header
+        raise CommandError(f"{shown} holds no rows of numbers")
+    return table, names
+
+
+def _npy_layout(path: Path) -> tuple[tuple[int, ...], np.dtype, int] | None:
+    """The shape, dtype and data offset its header promises (None: unreadable)."""
+    try:
+        with open(path, "rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(handle)
+            elif version == (2, 0):
+                shape, _, dtype = np.lib.format.read_array_header_2_0(handle)
+            else:
+                return None
+            return shape, dtype, handle.tell()
+    except Exception:           # a corrupted header: the caller says so
+        return None
 
 
 def _read_npy(path: Path, what: str) -> np.ndarray:
+    """A .npy file, memory-mapped; every way it can be broken is one
+    ``CommandError`` (a corrupted header makes NumPy raise anything from
+    ``ValueError`` to ``tokenize.TokenError`` or ``SyntaxError``)."""
+    shown = f"{what} file {str(path)!r}"
     try:
         with open(path, "rb") as handle:
             magic = handle.read(6)
     except OSError as exc:
-        raise CommandError(f"cannot read {what} file {str(path)!r}: "
-                           f"{exc.strerror or exc}") from None
+        raise CommandError(f"cannot read {shown}: {exc.strerror or exc}") from None
     if magic != b"\x93NUMPY":
-        raise CommandError(f"{what} file {str(path)!r} is not a .npy file (numpy.save "
-                           f"writes them)")
+        raise CommandError(f"{shown} is not a .npy file (numpy.save writes them)")
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except ValueError as exc:
-        if "allow_pickle" in str(exc) or "Python objects" in str(exc):
-            raise CommandError(f"cannot read {what} file {str(path)!r}: it holds Python "
-                               f"objects, not numbers") from None
-        raise CommandError(f"cannot read {what} file {str(path)!r}: {exc}") from None
     except (OSError, EOFError) as exc:
-        raise CommandError(f"cannot read {what} file {str(path)!r}: "
+        raise CommandError(f"cannot read {shown}: "
                            f"{getattr(exc, 'strerror', None) or exc}") from None
+    except MemoryError:
+        raise
+    except Exception as exc:
+        text = str(exc)
+        if "allow_pickle" in text or "Python objects" in text:
+            raise CommandError(f"cannot read {shown}: it holds Python objects, not "
+                               f"numbers") from None
+        layout = _npy_layout(path)
+        if layout is None:
+            detail = " ".join(text.split())
+            detail = detail if len(detail) <= 100 else detail[:97] + "..."
+            raise CommandError(f"{shown} is damaged: its .npy header cannot be read "
+                               f"({type(exc).__name__}: {detail})") from None
+        shape, dtype, offset = layout
+        promised = offset + int(np.prod(shape, dtype=object)) * dtype.itemsize
+        size = path.stat().st_size
+        if size < promised:
+            raise CommandError(f"{shown} is truncated: its header promises "
+                               f"{'x'.join(map(str, shape)) or 'one'} {dtype} values "
+                               f"({promised:,} bytes), the file has {size:,} bytes") from None
+        raise CommandError(f"cannot read {shown}: {text}") from None
     if array.dtype.kind not in "biuf":
-        raise CommandError(f"{what} file {str(path)!r} must hold real numbers; got dtype "
-                           f"{array.dtype}")
+        raise CommandError(f"{shown} must hold real numbers; got dtype {array.dtype}")
     return array
 
 
-def read_array(path: str, what: str, delimiter: str = ",") -> tuple[np.ndarray,
-                                                                      list[str] | None]:
-    """Load a .npy or .csv file: the array and a .csv header (or None)."""
+def read_array(path: str, what: str, delimiter: str = ",",
+               header: bool | None = None) -> tuple[np.ndarray, list[str] | None]:
+    """Load a .npy or .csv file: the array and a .csv header (or None).
+    ``header``: whether a .csv file's first row names the columns (None:
+    decide, see :func:`_read_csv`)."""
     file = _check_suffix(path, DATA_SUFFIXES, f"{what} file")
     if not file.exists():
         raise CommandError(f"{what} file {path!r} does not exist")
@@ -104,7 +218,10 @@ def read_array(path: str, what: str, delimiter: str = ",") -> tuple[np.ndarray,
         raise CommandError(f"{what} file {path!r} is a directory")
     if file.suffix.lower() == ".npy":
         return _read_npy(file, what), None
-    return _read_csv(file, delimiter, what)
+    if len(delimiter) != 1:
+        raise CommandError(f"--delimiter must be one character (or 'tab'); got "
+                           f"{delimiter!r}")
+    return _read_csv(file, delimiter, what, header)
 
 
 def _as_vector(array: np.ndarray, path: str, what: str) -> np.ndarray:
@@ -138,7 +255,7 @@ def load_data(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, dict,
     if args.data_file is not None and any(files):
         raise CommandError("give either --data or --X and --y, not both")
     if args.data_file is not None:
-        table, header = read_array(args.data_file, "--data", args.delimiter)
+        table, header = read_array(args.data_file, "--data", args.delimiter, args.header)
         if table.ndim != 2 or table.shape[1] < 2:
             raise CommandError(f"--data file {args.data_file!r} must be a table with at "
                                f"least two columns (features and target); got shape "
@@ -153,8 +270,8 @@ def load_data(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, dict,
         if not all(files):
             missing = "--y" if args.y_file is None else "--X"
             raise CommandError(f"{missing} is missing: give both --X and --y (or --data)")
-        X, _ = read_array(args.X_file, "--X", args.delimiter)
-        y, _ = read_array(args.y_file, "--y", args.delimiter)
+        X, _ = read_array(args.X_file, "--X", args.delimiter, args.header)
+        y, _ = read_array(args.y_file, "--y", args.delimiter, args.header)
         if not (y.ndim == 2 and y.shape[1] > 1):        # k > 1 columns: k outputs
             y = _as_vector(y, args.y_file, "--y")
         if X.ndim == 0:
@@ -165,22 +282,39 @@ def load_data(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, dict,
                                f"{X.shape[0]} in {args.X_file!r} and {y.shape[0]} in "
                                f"{args.y_file!r}")
         return X, y, dict(source="files", X=args.X_file, y=args.y_file), None
-    X, y, w_true = make_regression(args.n_samples, args.n_features, noise=args.noise,
-                                   bias=args.bias, seed=args.data_seed)
+    X, y, w_true = synthetic(args.n_samples, args.n_features, args.noise, args.bias,
+                             args.data_seed)
     info = dict(source="synthetic", noise=args.noise, bias=args.bias, seed=args.data_seed)
     return X, y, info, w_true
 
 
-def read_vector(text: str, what: str, delimiter: str) -> np.ndarray:
+def synthetic(n_samples: int, n_features: int, noise: float, bias: float,
+              seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``make_regression`` for ``-n``/``-d``: sizes the machine cannot hold are
+    a one-line error naming the flags."""
+    try:
+        return make_regression(n_samples, n_features, noise=noise, bias=bias, seed=seed)
+    except MemoryError as exc:          # "n_samples=..., n_features=...: what it needs"
+        raise CommandError(f"-n/--n-samples {n_samples} and -d/--n-features {n_features}: "
+                           f"{str(exc).split(': ', 1)[-1]}") from None
+
+
+def read_vector(text: str, what: str, delimiter: str,
+                header: bool | None = None) -> np.ndarray:
     """A vector from a .npy/.csv file named ``text``."""
-    array, _ = read_array(text, what, delimiter)
+    array, _ = read_array(text, what, delimiter, header)
     return _as_vector(array, text, what)
 
 
-def parse_w0(text: str, delimiter: str) -> Any:
+def file_argument(text: str | None) -> str | None:
+    """``text`` when it names a data file (``--w0`` may also be numbers)."""
+    return text if text and Path(text).suffix.lower() in DATA_SUFFIXES else None
+
+
+def parse_w0(text: str, delimiter: str, header: bool | None = None) -> Any:
     """``--w0``: comma-separated numbers, or a .npy/.csv file."""
-    if Path(text).suffix.lower() in DATA_SUFFIXES:
-        return read_vector(text, "--w0", delimiter)
+    if file_argument(text):
+        return read_vector(text, "--w0", delimiter, header)
     try:
         return [float(v) for v in text.split(",")]
     except ValueError:
@@ -224,32 +358,49 @@ def result_record(result: Any, options: dict, data: dict, final_loss: float,
 
 
 def write_output(path: Path, record: dict) -> None:
-    try:
-        if path.suffix.lower() == ".json":
-            with open(path, "w") as handle:
-                json.dump(_plain(record), handle, indent=2, allow_nan=False)
-                handle.write("\n")
-        else:
-            arrays: dict[str, Any] = {}
-            meta = {}
-            for key, value in record.items():
-                if isinstance(value, np.ndarray):
-                    arrays[key] = value
-                elif isinstance(value, (float, int, np.floating, np.integer)) and \
-                        not isinstance(value, bool):
-                    arrays[key] = np.asarray(value)
-                else:
-                    meta[key] = value
-            arrays["meta"] = np.asarray(json.dumps(_plain(meta)))
-            with open(path, "wb") as handle:
+    """Write ``record`` to a .json or .npz file: a temporary file beside
+    ``path``, renamed onto it once complete (``_files.write_atomically``), so
+    ``path`` is always its old or its new complete content."""
+    if path.suffix.lower() == ".json":
+        text = json.dumps(_plain(record), indent=2, allow_nan=False) + "\n"
+
+        def write(temporary: str) -> None:
+            with open(temporary, "w") as handle:
+                handle.write(text)
+    else:
+        arrays: dict[str, Any] = {}
+        meta = {}
+        for key, value in record.items():
+            if isinstance(value, np.ndarray):
+                arrays[key] = value
+            elif isinstance(value, (float, int, np.floating, np.integer)) and \
+                    not isinstance(value, bool):
+                arrays[key] = np.asarray(value)
+            else:
+                meta[key] = value
+        arrays["meta"] = np.asarray(json.dumps(_plain(meta)))
+
+        def write(temporary: str) -> None:
+            with open(temporary, "wb") as handle:
                 np.savez(handle, **arrays)
+    try:
+        write_atomically(path, write)
     except OSError as exc:
-        raise CommandError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
+        raise CommandError(f"--output: cannot write {str(path)!r}: "
+                           f"{exc.strerror or exc}") from None
 
 
 def check_writable(path: str, allowed: tuple[str, ...], what: str) -> Path:
-    file = _check_suffix(path, allowed, what)
-    parent = file.parent if str(file.parent) else Path(".")
-    if not parent.is_dir():
-        raise CommandError(f"cannot write {path!r}: directory {str(parent)!r} does not exist")
-    return file
+    """The suffix of an output file (its place is checked by :func:`check_outputs`)."""
+    return _check_suffix(path, allowed, what)
+
+
+def check_outputs(outputs: list[tuple[str, str]], inputs: list[tuple[str, str]]) -> None:
+    """Every output file can be written, and none is another output or an input:
+    checked before any work (``_validation.check_destinations``)."""
+    try:
+        _validation.check_destinations(outputs, inputs)
+    except OSError as exc:
+        raise CommandError(exc.strerror or str(exc)) from None
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None

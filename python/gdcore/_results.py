@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -103,14 +105,63 @@ class DivergenceError(FloatingPointError):
         self.history = history
 
     def __reduce__(self):
-        # Exceptions pickle through ``args``; keep the keyword attributes too.
-        return (_rebuild_divergence_error,
-                (self.args[0], self.w, self.b, self.epoch, self.step, self.history))
+        # Exceptions pickle through ``args``; keep the keyword attributes too,
+        # and anything else set on the error (``__notes__``, ...) as its state.
+        return (_rebuild_divergence,
+                (type(self), self.args[0], self.w, self.b, self.epoch, self.step,
+                 self.history),
+                self.__dict__)
+
+
+def _rebuild_divergence(kind, message, w, b, epoch, step, history):
+    return kind(message, w=w, b=b, epoch=epoch, step=step, history=history)
 
 
 def _rebuild_divergence_error(message, w, b, epoch, step, history):
+    """What errors pickled before the class was part of the pickle unpickle through."""
     return DivergenceError(message, w=w, b=b, epoch=epoch, step=step, history=history)
 
 
 class NotFittedError(ValueError, AttributeError):
-    """An estimator was used before ``fit`` (like scikit-learn's, which it mirrors)."""
+    """An estimator was used before ``fit`` (like scikit-learn's, which it mirrors).
+
+    Raised as :func:`not_fitted_error_class` ``()``: when scikit-learn is
+    imported, a subclass that is also scikit-learn's ``NotFittedError``. Both
+    pickle (joblib workers) and unpickle to the same kind of error, with the
+    same message and attributes.
+    """
+
+    def __reduce__(self):
+        also_sklearn = getattr(type(self), "_also_sklearn", False)
+        if type(self) is not NotFittedError and not also_sklearn:   # a user's subclass
+            return super().__reduce__()
+        return (_rebuild_not_fitted_error, (self.args, also_sklearn), self.__dict__)
+
+
+def not_fitted_error_class() -> type:
+    """gdcore's NotFittedError; when scikit-learn is loaded, a subclass that is
+    also scikit-learn's, so its tooling recognises the error."""
+    sklearn_exceptions = sys.modules.get("sklearn.exceptions")
+    if sklearn_exceptions is None:
+        return NotFittedError
+    return _also(sklearn_exceptions.NotFittedError)
+
+
+@functools.cache
+def _also(base: type) -> type:
+    # Made at run time (scikit-learn is optional), so pickle cannot find it by
+    # name: NotFittedError.__reduce__ rebuilds it through the function below.
+    return type("NotFittedError", (NotFittedError, base),
+                {"__module__": __name__, "_also_sklearn": True})
+
+
+def _rebuild_not_fitted_error(args: tuple, also_sklearn: bool) -> NotFittedError:
+    kind: type = NotFittedError
+    if also_sklearn:
+        try:
+            from sklearn.exceptions import NotFittedError as SklearnNotFittedError
+        except ImportError:             # unpickled where scikit-learn is missing
+            pass
+        else:
+            kind = _also(SklearnNotFittedError)
+    return kind(*args)

@@ -117,6 +117,13 @@ class TrainState:
         kept: a run that continues this one holds out the same rows.
     n_samples : int or None
         The number of rows the held-out rows were drawn from.
+    weight_scale : tuple of float or None
+        How sample weights are normalised in this run: ``(largest, mean)``,
+        fixed by its first call with ``sample_weight`` (the largest training
+        weight, and the mean of the weights divided by it); every later call
+        divides its weights by ``largest`` and then by ``mean``, so the weights
+        of different calls (``partial_fit`` chunks) keep their ratios. None:
+        no call had weights yet.
     """
 
     buffers: np.ndarray
@@ -131,6 +138,7 @@ class TrainState:
     no_improvement: int = 0
     val_rows: np.ndarray | None = None
     n_samples: int | None = None
+    weight_scale: tuple[float, float] | None = None
 
     @classmethod
     def starting_at(cls, params: np.ndarray, n_features: int,

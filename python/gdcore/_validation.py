@@ -13,13 +13,15 @@ non-finite, and only then :func:`raise_if_nonfinite_input` finds the culprit.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import errno
 import math
 import numbers
 import operator
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -57,7 +59,8 @@ def as_float_array(value: Any, name: str) -> np.ndarray:
     A float64 C-contiguous ndarray (a read-only memmap included) is returned as
     is. Integer, boolean, float16/32 and Fortran-ordered arrays, lists and other
     array-likes are converted once. Complex, string, object and other dtypes
-    raise ``TypeError``.
+    raise ``TypeError``. A ``numpy.ma`` masked array is used as its data when
+    nothing is masked, and refused (``ValueError``) when something is.
     """
     if isinstance(value, (str, bytes)):
         raise DataTypeError(f"{name} must be a real numeric array-like; got "
@@ -65,6 +68,8 @@ def as_float_array(value: Any, name: str) -> np.ndarray:
     if type(value).__module__.startswith("scipy.sparse"):
         raise DataTypeError(f"{name} is a sparse {type(value).__name__}; sparse input is "
                             f"not supported: pass a dense array ({name}.toarray())")
+    if isinstance(value, np.ma.MaskedArray):
+        value = _unmasked(value, name)
     try:
         array = np.asarray(value)
     except (ValueError, TypeError) as exc:
@@ -84,6 +89,23 @@ def as_float_array(value: Any, name: str) -> np.ndarray:
         return array
     # not ascontiguousarray: it would turn a 0-d array into shape (1,)
     return np.asarray(array, dtype=np.float64, order="C")
+
+
+def _unmasked(value: np.ma.MaskedArray, name: str) -> np.ndarray:
+    """The data of a masked array that has no masked entry (no copy).
+
+    ``numpy.asarray`` would return the data under the mask too, so masked-out
+    values would silently be used as numbers: refused, naming ``name``.
+    """
+    mask = np.ma.getmask(value)
+    if mask is not np.ma.nomask and mask.any():
+        position = tuple(int(i) for i in np.argwhere(mask)[0])
+        where = position[0] if len(position) == 1 else position
+        raise ValueError(f"{name} is a masked array with {int(mask.sum())} masked "
+                         f"value(s) (the first at index {where}); gdcore does not skip "
+                         f"masked values: fill them ({name}.filled(...)) or leave those "
+                         f"samples out")
+    return np.ma.getdata(value)
 
 
 def check_X(X: Any, name: str = "X") -> np.ndarray:
@@ -338,14 +360,25 @@ def first_averaged_step(average: bool | int) -> int:
     return average
 
 
-def check_sample_weight(sample_weight: Any, n_samples: int,
-                        train_rows: np.ndarray | None) -> np.ndarray | None:
-    """Return the weights divided by their mean over the training rows (a copy).
+def check_sample_weight(sample_weight: Any, n_samples: int, train_rows: np.ndarray | None,
+                        scale: tuple[float, float] | None = None
+                        ) -> tuple[np.ndarray | None, tuple[float, float] | None]:
+    """The normalised weights (a copy, or None) and the scale they were
+    normalised with, ``(largest, mean)``.
 
-    Weights must be finite, non-negative and not all zero on the training rows.
+    Weights must be finite, non-negative and not all zero on the training
+    rows. Without ``scale`` it is computed from these weights: ``largest`` is
+    the largest training weight and ``mean`` the mean over the training rows
+    of the weights divided by it (values in [0, 1], whose sum cannot
+    overflow); the weights are divided by ``largest`` and then by ``mean``,
+    so they average 1 over the training rows, any finite weights (1e308
+    included) are normalised, and multiplying all of them by a constant
+    changes nothing (but rounding). A given ``scale`` (a run's earlier call,
+    ``TrainState.weight_scale``) is used as it is, so weights of different
+    calls keep their ratios.
     """
     if sample_weight is None:
-        return None
+        return None, scale
     weights = as_float_array(sample_weight, "sample_weight")
     if weights.ndim != 1 or weights.shape[0] != n_samples:
         raise ValueError(f"sample_weight must have shape ({n_samples},), one weight per "
@@ -356,10 +389,23 @@ def check_sample_weight(sample_weight: Any, n_samples: int,
         raise ValueError(f"sample_weight must be finite and >= 0; got "
                          f"{weights[position]} at index {position}")
     used = weights if train_rows is None else weights[train_rows]
-    mean = float(used.mean())
-    if mean == 0.0:
+    if not used.any():
         raise ValueError("sample_weight must not be all zero (on the training rows)")
-    return weights / mean
+    if scale is None:
+        largest = float(used.max())
+        scale = (largest, float((used / largest).mean()))
+    largest, mean = scale
+    with np.errstate(over="ignore"):
+        normalised = weights / largest / mean
+    if not np.isfinite(normalised if train_rows is None else normalised[train_rows]).all():
+        raise ValueError(f"sample_weight is too large next to the weights that set this "
+                         f"run's scale (the largest of its first weighted call was "
+                         f"{largest:g}): up to {float(used.max()):g} here, a ratio "
+                         f"float64 cannot hold")
+    if not np.isfinite(normalised).all():
+        # rows held out for validation may weigh more; training never uses them
+        np.minimum(normalised, np.finfo(np.float64).max, out=normalised)
+    return normalised, scale
 
 
 def held_out_rows(n_samples: int, fraction: float, seed: Any) -> np.ndarray:
@@ -474,6 +520,80 @@ def check_axis(values: Any, name: str) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------
+# Sizes the user chooses: refused at once when the machine cannot hold them
+# ---------------------------------------------------------------------------
+
+def physical_memory() -> int | None:
+    """Bytes of physical memory of this machine (None where unknown)."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+    return total if total > 0 else None
+
+
+def format_bytes(nbytes: float) -> str:
+    """``nbytes`` in decimal units, three significant digits: ``16 TB``."""
+    for unit in ("bytes", "kB", "MB", "GB", "TB", "PB", "EB", "ZB"):
+        if nbytes < 1000 or unit == "ZB":
+            return f"{nbytes:.3g} {unit}" if unit != "bytes" else f"{int(nbytes)} bytes"
+        nbytes /= 1000
+    raise AssertionError("unreachable")
+
+
+def memory_limit() -> int | None:
+    """The address-space limit of this process in bytes (``RLIMIT_AS``), or
+    None: no limit, or a platform without one."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    try:
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+    except (AttributeError, ValueError, OSError):
+        return None
+    return None if limit == resource.RLIM_INFINITY or limit <= 0 else int(limit)
+
+
+def check_memory(nbytes: int, what: str, needed_for: str) -> None:
+    """``MemoryError`` when ``nbytes`` exceed this machine's physical memory
+    or this process's memory limit.
+
+    The message reads ``"{what}: {size} of memory needed for {needed_for},
+    more than this machine has ({memory})"``; ``what`` names the arguments
+    that chose the size, with their values.
+    """
+    total = physical_memory()
+    if total is not None and nbytes > total:
+        raise MemoryError(f"{what}: {format_bytes(nbytes)} of memory needed for "
+                          f"{needed_for}, more than this machine has "
+                          f"({format_bytes(total)})")
+    limit = memory_limit()
+    if limit is not None and nbytes > limit:
+        raise MemoryError(f"{what}: {format_bytes(nbytes)} of memory needed for "
+                          f"{needed_for}, more than this process may use (its memory "
+                          f"limit, RLIMIT_AS, is {format_bytes(limit)})")
+
+
+@contextlib.contextmanager
+def allocating(nbytes: int, what: str, needed_for: str) -> Iterator[None]:
+    """Allocate ``nbytes`` chosen by the arguments ``what`` inside this block.
+
+    Refuses at once (:func:`check_memory`) what the machine cannot hold at
+    all, and turns a ``MemoryError`` of an allocation inside the block (a
+    memory limit of the process, too little free memory) into one that
+    names the arguments.
+    """
+    check_memory(nbytes, what, needed_for)
+    try:
+        yield
+    except MemoryError:
+        raise MemoryError(f"{what}: {format_bytes(nbytes)} of memory needed for "
+                          f"{needed_for}, which this process cannot get (a memory "
+                          f"limit, or too little free memory)") from None
+
+
+# ---------------------------------------------------------------------------
 # Synthetic data
 # ---------------------------------------------------------------------------
 
@@ -510,6 +630,65 @@ def check_path(path: Any, name: str) -> str:
     if not text:
         raise ValueError(f"{name} must be a non-empty path; got {path!r}")
     return text
+
+
+def same_file(a: str, b: str) -> bool:
+    """True when the paths ``a`` and ``b`` name one file: ``os.path.samefile``
+    when both exist (symbolic and hard links), the resolved paths otherwise."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def check_destinations(outputs: Sequence[tuple[str, str]],
+                       inputs: Sequence[tuple[str, str]] = ()) -> None:
+    """Check the files a call is about to write, before it does any work.
+
+    ``outputs`` and ``inputs`` are ``(name, path)`` pairs (``name``: the
+    argument or flag, named in the message). Every output must be writable
+    the way ``gdcore._files`` writes (a new file in the destination's
+    directory, then renamed onto it): not an existing directory or other
+    non-regular file, in an existing directory gdcore may write to, and no
+    two of the outputs and inputs may be the same file (symbolic links, hard
+    links and ``a/../a`` spellings included).
+
+    Raises
+    ------
+    IsADirectoryError, FileNotFoundError, NotADirectoryError, PermissionError
+        A destination that cannot be written; the message names it.
+    ValueError
+        A destination that is not a regular file, or one file named twice.
+    """
+    for name, path in outputs:
+        target = os.path.realpath(path)        # a symbolic link is written through
+        shown = f"{name}: cannot write {path!r}"
+        if os.path.isdir(target):
+            raise IsADirectoryError(errno.EISDIR, f"{shown}: it is a directory")
+        if os.path.lexists(target) and not os.path.isfile(target):
+            raise ValueError(f"{shown}: it exists and is not a regular file")
+        parent = os.path.dirname(target)
+        # the folder as the user wrote it, unless a link leads elsewhere
+        named_parent = os.path.dirname(path) or "."
+        if os.path.realpath(named_parent) != parent:
+            named_parent = parent
+        if not os.path.exists(parent):
+            raise FileNotFoundError(errno.ENOENT, f"{shown}: directory {named_parent!r} "
+                                                  f"does not exist")
+        if not os.path.isdir(parent):
+            raise NotADirectoryError(errno.ENOTDIR, f"{shown}: {named_parent!r} is not a "
+                                                    f"directory")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, f"{shown}: directory {named_parent!r} is "
+                                                f"not writable")
+    named = list(outputs) + list(inputs)
+    for i, (name, path) in enumerate(outputs):
+        for other, other_path in named[i + 1:]:
+            if same_file(path, other_path):
+                spelled = (f"{path!r}" if path == other_path
+                           else f"{path!r} and {other_path!r}")
+                raise ValueError(f"{name} and {other} must be two different files; both "
+                                 f"name {spelled}")
 
 
 # ---------------------------------------------------------------------------

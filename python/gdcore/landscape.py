@@ -116,6 +116,9 @@ def loss_surface(X: Any, y: Any, w_values: Any, b_values: Any, *, loss: str = "m
     TypeError, ValueError
         As :func:`loss_grid`; also when ``X`` has more than one feature or a
         grid axis is empty or not 1-D.
+    MemoryError
+        The grid (``n_w * n_b`` candidates, 24 bytes each) does not fit in
+        memory; raised at once, naming ``w_values`` and ``b_values``.
     """
     X, y = _validation.check_one_output(X, y, "loss_surface")
     if X.shape[1] != 1:
@@ -124,10 +127,15 @@ def loss_surface(X: Any, y: Any, w_values: Any, b_values: Any, *, loss: str = "m
                          f"vector per row)")
     ws = _validation.check_axis(w_values, "w_values")
     bs = _validation.check_axis(b_values, "b_values")
-    W = np.repeat(ws, bs.shape[0])
-    B = np.tile(bs, ws.shape[0])
-    values = loss_grid(X, y, W, B, loss=loss, backend=backend, n_threads=n_threads)
-    return values.reshape(ws.shape[0], bs.shape[0])
+    n_w, n_b = ws.shape[0], bs.shape[0]
+    # the candidates' weights and intercepts, and the loss at each
+    with _validation.allocating(3 * 8 * n_w * n_b, f"w_values and b_values ({n_w:,} x "
+                                f"{n_b:,} = {n_w * n_b:,} grid points)",
+                                "the grid and its losses"):
+        W = np.repeat(ws, n_b)
+        B = np.tile(bs, n_w)
+        values = loss_grid(X, y, W, B, loss=loss, backend=backend, n_threads=n_threads)
+    return values.reshape(n_w, n_b)
 
 
 def ewma(values: Any, smoothing: float = 0.9) -> np.ndarray:
@@ -237,6 +245,9 @@ def descent_path(X: Any, y: Any, **options: Any) -> DescentPath:
         non-finite; the error carries the last finite parameters, the epoch
         and step (counted within the epoch) and the history of the complete
         epochs.
+    MemoryError
+        The path of every step (``epochs`` times the steps of an epoch) would
+        not fit in memory; raised before training, naming ``epochs``.
     """
     for name in options:
         if name not in _options.ALL:
@@ -245,6 +256,7 @@ def descent_path(X: Any, y: Any, **options: Any) -> DescentPath:
         if name in ("callback", "callback_every"):
             raise TypeError(f"descent_path records every step through fit's callback; "
                             f"it does not take {name}")
+    _check_path_memory(X, y, options)
     steps: list[tuple[np.ndarray, Any, float]] = []
 
     def record(info: dict) -> None:
@@ -270,3 +282,31 @@ def descent_path(X: Any, y: Any, **options: Any) -> DescentPath:
                        history=result.history, steps_per_epoch=result.steps_per_epoch,
                        batch_size=result.batch_size, method=result.method,
                        loss=options.get("loss", "mse"), backend=result.backend)
+
+
+#: Bytes a recorded step takes beyond its parameters: the Python objects of
+#: the record (tuple, array headers, floats).
+_STEP_OVERHEAD = 400
+
+
+def _check_path_memory(X: Any, y: Any, options: dict) -> None:
+    """``MemoryError`` naming ``epochs`` when recording every step of the run
+    could not fit in this machine's memory (checked before training; bad
+    options and data are left to ``fit`` to report)."""
+    try:
+        config = _options.from_arguments(options)
+        shape, targets = np.shape(X), np.shape(y)
+    except (TypeError, ValueError):
+        return
+    if not shape or not targets or shape[0] == 0:
+        return
+    n = shape[0]
+    n_params = ((shape[1] if len(shape) == 2 else 1) + 1) * (
+        targets[1] if len(targets) == 2 else 1)
+    batch = {"batch": n, "sgd": 1}.get(config.method, min(config.batch_size, n))
+    n_steps = config.epochs * -(-n // batch)
+    # each step's w and b while training, then all of them in one array
+    _validation.check_memory((n_steps + 1) * (3 * 8 * n_params + _STEP_OVERHEAD),
+                             f"epochs={config.epochs} ({n_steps:,} steps of "
+                             f"{n_params:,} parameters)",
+                             "the parameters of every step")

@@ -7,9 +7,11 @@ command that fixes it, when a function is called.
 Every function returns the :class:`matplotlib.figure.Figure` it drew (made
 without pyplot, so no global figure is left open; in a notebook it displays
 itself) and, given ``save="name.png"`` (or ``.svg``, ``.pdf``), writes it to
-that file. The landscapes come from :func:`gdcore.loss_grid`, the compiled
-kernel that evaluates the loss at many parameter vectors in one pass over
-``X`` per block of candidates, and the paths from :func:`gdcore.descent_path`.
+that file: a file that is always the old or the new complete picture
+(``gdcore._files.write_atomically``), checked before anything is drawn. The
+landscapes come from :func:`gdcore.loss_grid`, the compiled kernel that
+evaluates the loss at many parameter vectors in one pass over ``X`` per block
+of candidates, and the paths from :func:`gdcore.descent_path`.
 
 - :func:`plot_loss_curve`: loss per epoch (and per step, when recorded) with
   an exponentially weighted moving average over it.
@@ -30,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from . import _options, _validation
+from ._files import write_atomically
 from .landscape import DescentPath, ewma, loss_grid, loss_surface
 
 #: File types ``save`` may name.
@@ -60,12 +63,17 @@ def _check_save(save: Any) -> Path | None:
     if path.suffix.lower() not in SAVE_SUFFIXES:
         raise ValueError(f"save must name a {', '.join(SAVE_SUFFIXES)} file; got "
                          f"{str(save)!r}")
+    # before drawing: a directory, a missing or unwritable folder
+    _validation.check_destinations([("save", os.fsdecode(path))])
     return path
 
 
 def _finish(fig: Any, save: Path | None, dpi: int) -> Any:
     if save is not None:
-        fig.savefig(save, dpi=dpi, bbox_inches="tight")
+        kind = save.suffix.lower()[1:]
+        # a temporary file beside ``save``, renamed onto it once complete
+        write_atomically(save, lambda temporary: fig.savefig(temporary, dpi=dpi, format=kind,
+                                                             bbox_inches="tight"))
     return fig
 
 
@@ -103,7 +111,8 @@ def plot_loss_curve(history: Any, *, step_loss: Any = None, smoothing: float = 0
     ax : matplotlib Axes or None
         Draw into this Axes (of your figure) instead of a new figure.
     save : str, os.PathLike or None
-        Write the figure to this .png, .svg or .pdf file.
+        Write the figure to this .png, .svg or .pdf file (checked before
+        drawing; the file is replaced only by a complete picture).
     dpi : int, default 120
         Resolution of a saved PNG.
 
@@ -119,6 +128,9 @@ def plot_loss_curve(history: Any, *, step_loss: Any = None, smoothing: float = 0
         Empty or non-1-D curves, a ``step_loss`` whose length is not a multiple
         of the number of epochs, ``smoothing`` outside ``[0, 1)``, a bad
         ``save`` name.
+    OSError
+        ``save`` is a directory or in a missing or unwritable folder (raised
+        before drawing), or writing it failed (an existing file is kept).
     ImportError
         matplotlib is not installed.
     """
@@ -232,7 +244,8 @@ def plot_landscape_1d(X: Any, y: Any, w_values: Any, *, b: float = 0.0,
     title : str or None
     ax : matplotlib Axes or None
     save : str, os.PathLike or None
-        Write the figure to this .png, .svg or .pdf file.
+        Write the figure to this .png, .svg or .pdf file (checked before
+        drawing; the file is replaced only by a complete picture).
     dpi : int, default 120
     backend, n_threads
         As in :func:`gdcore.loss_grid`, which computes the curve and the points.
@@ -249,6 +262,9 @@ def plot_landscape_1d(X: Any, y: Any, w_values: Any, *, b: float = 0.0,
         Bad data or grid (as :func:`gdcore.loss_grid`), ``X`` with more than
         one feature, bad ``paths``, paths on different losses without
         ``loss``, a bad ``save`` name.
+    OSError
+        ``save`` is a directory or in a missing or unwritable folder (raised
+        before drawing), or writing it failed (an existing file is kept).
     ImportError
         matplotlib is not installed.
     """
@@ -314,7 +330,8 @@ def plot_landscape_2d(X: Any, y: Any, w_values: Any, b_values: Any, *,
     title : str or None
         Title of the whole figure.
     save : str, os.PathLike or None
-        Write the figure to this .png, .svg or .pdf file.
+        Write the figure to this .png, .svg or .pdf file (checked before
+        drawing; the file is replaced only by a complete picture).
     dpi : int, default 120
     backend, n_threads
         As in :func:`gdcore.loss_grid`.
@@ -331,6 +348,9 @@ def plot_landscape_2d(X: Any, y: Any, w_values: Any, b_values: Any, *,
     TypeError, ValueError
         Bad data or grids, ``X`` with more than one feature, bad ``paths``,
         ``levels`` < 2, a bad ``save`` name.
+    OSError
+        ``save`` is a directory or in a missing or unwritable folder (raised
+        before drawing), or writing it failed (an existing file is kept).
     ImportError
         matplotlib is not installed.
     """
@@ -339,6 +359,7 @@ def plot_landscape_2d(X: Any, y: Any, w_values: Any, b_values: Any, *,
     _check_path_features(items)
     loss = _resolve_loss(loss, items)
     levels = _validation.check_int(levels, "levels", minimum=2)
+    _validation.check_memory(8 * (levels + 2), f"levels={levels}", "the contour levels")
     side_by_side = _validation.check_bool(side_by_side, "side_by_side")
     save_path = _check_save(save)
     surface = loss_surface(X, y, w_values, b_values, loss=loss, backend=backend,
