@@ -25,10 +25,11 @@ import pytest
 #: The longest a call may take to raise KeyboardInterrupt after SIGINT.
 LATENCY = 0.2
 CALLS = ["fit sgd", "fit minibatch", "fit batch", "value_and_grad", "max_stable_lr",
-         "loss_grid", "loss_surface", "held-out loss"]
+         "loss_grid", "loss_surface", "held-out loss", "make_regression",
+         "make_regression_npy"]
 
 SCRIPT = textwrap.dedent("""
-    import json, os, signal, sys, threading, time
+    import json, os, signal, sys, tempfile, threading, time
     import numpy as np
     import gdcore
 
@@ -36,6 +37,7 @@ SCRIPT = textwrap.dedent("""
     X = np.memmap(sys.argv[1], dtype=np.float64, mode="r", shape=(n, d))
     y = np.zeros(n)
     w0 = np.zeros(d)
+    all_rows = np.arange(n)
     # one feature: the same file seen as a column (a view, not a copy)
     x1 = X.reshape(-1, 1)[:n * 5]
     y1 = np.zeros(x1.shape[0])
@@ -43,15 +45,22 @@ SCRIPT = textwrap.dedent("""
         "fit sgd": lambda: gdcore.fit(X, y, method="sgd", epochs=1, shuffle=False, w0=w0),
         "fit minibatch": lambda: gdcore.fit(X, y, method="minibatch", epochs=1,
                                             shuffle=False, w0=w0),
-        "fit batch": lambda: gdcore.fit(X, y, method="batch", epochs=1, w0=w0),
+        "fit batch": lambda: gdcore.fit(X, y, method="batch", epochs=20, w0=w0),
         "value_and_grad": lambda: gdcore.value_and_grad(X, y, w0, n_threads=1),
         "max_stable_lr": lambda: gdcore.max_stable_lr(X, n_threads=1),
         "loss_grid": lambda: gdcore.loss_grid(x1, y1, np.zeros(4000), n_threads=1),
         "loss_surface": lambda: gdcore.loss_surface(x1, y1, np.zeros(50), np.zeros(80)),
         # the loss over held-out rows, called as fit calls it after each epoch
         "held-out loss": lambda: gdcore._dispatch.kernels.subset_loss(
-            X, y.reshape(-1, 1), np.arange(n), np.zeros(d + 1), 1.0),
+            X, y.reshape(-1, 1), all_rows, np.zeros(d + 1), 1.0),
+        "make_regression": lambda: gdcore.make_regression(n // 3, d, seed=0),
+        "make_regression_npy": lambda: gdcore.make_regression_npy(
+            os.path.join(folder, "X.npy"), os.path.join(folder, "y.npy"), n // 3, d, seed=0),
     }
+    # make_regression_npy interrupted: the X.npy that was there is kept as it
+    # was, and nothing else is left
+    folder = tempfile.mkdtemp()
+    np.save(os.path.join(folder, "X.npy"), np.arange(3.0))
     results = {}
     for name in sys.argv[4:]:
         fired = []
@@ -69,6 +78,8 @@ SCRIPT = textwrap.dedent("""
         timer.join()
         results[name] = outcome
     assert np.all(w0 == 0.0)        # nothing the caller passed in was changed
+    assert os.listdir(folder) == ["X.npy"]
+    assert np.array_equal(np.load(os.path.join(folder, "X.npy")), np.arange(3.0))
     # and the kernels work as before after an interruption
     gdcore.fit(np.ones((100, 3)), np.ones(100), epochs=2)
     print(json.dumps(results))
@@ -96,12 +107,15 @@ def test_every_long_call_stops_within_latency(sparse_X):
         assert results[name] < LATENCY, f"{name}: {results[name]:.3f} s after SIGINT"
 
 
-def test_command_line_interrupted_is_one_line_and_exit_130(tmp_path):
-    """Ctrl-C during `train`: one line on stderr, status 130, no output file."""
+@pytest.mark.parametrize("command", ["train", "timing table"])
+def test_command_line_interrupted_is_one_line_and_exit_130(tmp_path, command):
+    """Ctrl-C during `train` or the timing table: one line on stderr, status
+    130, no output file."""
     out = tmp_path / "model.json"
-    process = subprocess.Popen([sys.executable, "-m", "gdcore", "train", "-n", "2000000",
-                                "-d", "20", "--method", "sgd", "--lr", "1e-4",
-                                "--epochs", "1000", "-o", str(out)],
+    args = (["train", "--method", "sgd", "--lr", "1e-4", "-o", str(out)]
+            if command == "train" else ["--method", "sgd"])
+    process = subprocess.Popen([sys.executable, "-m", "gdcore", *args, "-n", "2000000",
+                                "-d", "20", "--epochs", "1000"], cwd=tmp_path,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # wait for training to start (the data line is printed first)
     assert process.stdout is not None
@@ -111,7 +125,8 @@ def test_command_line_interrupted_is_one_line_and_exit_130(tmp_path):
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
-    assert stderr.strip().splitlines() == ["python -m gdcore train: interrupted"]
+    name = "python -m gdcore train" if command == "train" else "python -m gdcore"
+    assert stderr.strip().splitlines() == [f"{name}: interrupted"]
     assert not out.exists()
     assert list(tmp_path.iterdir()) == []
 

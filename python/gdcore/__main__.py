@@ -109,6 +109,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(arguments)
     try:
         return timing_table(args)
+    except KeyboardInterrupt:
+        # Ctrl-C: the kernels and make_regression stop within milliseconds
+        print(f"{program_name()}: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:
         return stop_quietly_on_broken_pipe()
     except BAD_INPUT as exc:
