@@ -14,9 +14,11 @@
 # d weights contiguous at c * d, then the k intercepts at k * d (for k = 1,
 # simply w then b). The training state is one (N_STATE_ROWS, (d + 1) * k)
 # array whose rows are laid out like the parameters: the parameters, the sum
-# of the epoch's step gradients (for the gradient norm), the momentum buffer
-# and the running mean of the iterates (STATE_ROWS names them; a row the rule
-# does not use is left alone).
+# of the epoch's step gradients (for the gradient norm), the optimizer's
+# buffers (momentum or first moment, squares, amsgrad's maximum or centred
+# RMSprop's mean), the cumulative L1 penalty applied, and the running mean of
+# the iterates (STATE_ROWS names them; a row the rule does not use is left
+# alone). One number travels beside it: l1_total, the cumulative L1 total.
 #
 # Loops. Every loop walks rows of X once: for each row it forms the k
 # residuals (one _dot per output) and, while the row is still in L1 cache,
@@ -35,8 +37,10 @@
 #   its own size in the average (_minibatch_epoch).
 #
 # Every step ends in the same update rule (_rule_steps): the penalty (L2, L1)
-# added to the gradient, the epoch's gradient sum, PyTorch-style momentum or
-# Nesterov, the step, then the running average of the iterates.
+# added to the gradient, the epoch's gradient sum, the optimizer's step
+# (SGD with PyTorch-style momentum or Nesterov, Adam, AdamW, Adagrad,
+# RMSprop), the proximal or cumulative L1 after it, then the running average
+# of the iterates.
 #
 # Specialisation. One mechanism: fused types over empty tag structs (the
 # update rule, the penalty, one or many outputs). A run-time switch picks
@@ -142,24 +146,36 @@ cdef enum:
     # Rows of the training state (see the design comment)
     PARAMS = 0
     GRAD_SUM = 1
-    VELOCITY = 2
-    AVERAGE = 3
-    N_STATE_ROWS = 4
+    VELOCITY = 2        # momentum buffer; Adam's first moment
+    SQUARE_AVG = 3      # Adam's second moment, Adagrad's sum of squares, RMSprop's mean square
+    AUX = 4             # Adam with amsgrad: the largest second moment; centred RMSprop:
+                        # the mean gradient
+    L1_APPLIED = 5      # cumulative L1: the penalty applied to each parameter so far
+    AVERAGE = 6
+    N_STATE_ROWS = 7
 
 #: Names of the training state's rows, in order.
-STATE_ROWS = ("params", "grad_sum", "velocity", "average")
+STATE_ROWS = ("params", "grad_sum", "velocity", "square_avg", "aux", "l1_applied",
+              "average")
 
 cdef enum:
-    # How a step moves the parameters
+    # How a step moves the parameters (g: the gradient, penalty included)
     PLAIN_RULE = 0        # p -= lr * g
     MOMENTUM_RULE = 1     # v = cv * v + g;       p = (p - a * v_old) - b * g
     DAMPENED_RULE = 2     # v = cv * v + cg * g;  p = (p - a * v_old) - b * g
+    ADAM_RULE = 3         # Adam, AdamW (decoupled decay), amsgrad (PyTorch's)
+    ADAGRAD_RULE = 4      # Adagrad (PyTorch's)
+    RMSPROP_RULE = 5      # RMSprop, centred or not, with or without momentum (PyTorch's)
 
-    # What the penalty adds to a parameter's gradient: nothing, l2 * p, or
-    # l2 * p + l1 * sign(p).
+    # What the penalty does: nothing; l2 * p added to the gradient; and
+    # l1 * sign(p) too (the subgradient); or l2 * p added, then after the step
+    # soft-thresholding by lr * l1 (proximal) or Tsuruoka et al.'s cumulative
+    # L1 (as scikit-learn's SGDRegressor).
     NO_PENALTY = 0
     L2_PENALTY = 1
     ELASTIC_PENALTY = 2
+    PROXIMAL_PENALTY = 3
+    CUMULATIVE_PENALTY = 4
 
 
 def cpu_level():
@@ -178,11 +194,16 @@ cdef struct RuleC:
     double l2, l1             # penalty l2/2 * |w|^2 + l1 * |w|_1
     double momentum, dampening
     bint nesterov, decay_bias, fit_intercept
+    double beta1, beta2, eps  # Adam (beta1, beta2, eps), Adagrad (eps), RMSprop (eps)
+    double lr_decay           # Adagrad: lr / (1 + t * lr_decay)
+    double alpha              # RMSprop: the mean square's decay
+    bint amsgrad, decoupled   # Adam: amsgrad; AdamW: weight decay decoupled
+    bint centered             # RMSprop: centred
     Py_ssize_t average_from   # first averaged global step, or -1: no averaging
     Py_ssize_t batch_size     # 1: per sample; >= n: full batch
     int n_threads             # of the full-data pass
-    int kind                  # PLAIN_RULE, MOMENTUM_RULE or DAMPENED_RULE
-    int penalty               # NO_PENALTY, L2_PENALTY or ELASTIC_PENALTY
+    int kind                  # PLAIN_RULE, ..., RMSPROP_RULE
+    int penalty               # NO_PENALTY, ..., CUMULATIVE_PENALTY
 
 
 cdef class Rule:
@@ -190,14 +211,16 @@ cdef class Rule:
 
     ``Rule(config, batch_size, n_threads)`` reads the validated options of
     ``config`` (``gdcore._options.Config``): ``loss_factor``, ``power`` (of
-    the schedule's per-step decay), ``weight_decay``, ``l1``,
+    the schedule's per-step decay), ``weight_decay``, ``l1``, ``l1_method``,
     ``decay_bias``, ``momentum``, ``dampening``, ``nesterov``,
-    ``fit_intercept`` and ``average_from``; ``batch_size`` is the resolved
+    ``fit_intercept``, ``average_from`` and the optimizer's numbers
+    (``config.optimizer.rule_numbers()``); ``batch_size`` is the resolved
     batch size and ``n_threads`` the threads of the full-data pass.
     """
     cdef RuleC c
 
     def __init__(self, config, Py_ssize_t batch_size, int n_threads):
+        numbers = config.optimizer.rule_numbers()
         self.c.loss_factor = config.loss_factor
         self.c.two_a = 2.0 * self.c.loss_factor
         self.c.power = config.power
@@ -211,12 +234,28 @@ cdef class Rule:
         self.c.average_from = config.average_from
         self.c.batch_size = batch_size
         self.c.n_threads = n_threads if n_threads > 0 else 1
-        if self.c.momentum == 0.0:
+        self.c.beta1 = numbers.get("beta1", 0.0)
+        self.c.beta2 = numbers.get("beta2", 0.0)
+        self.c.eps = numbers.get("eps", 0.0)
+        self.c.lr_decay = numbers.get("lr_decay", 0.0)
+        self.c.alpha = numbers.get("alpha", 0.0)
+        self.c.amsgrad = numbers.get("amsgrad", False)
+        self.c.decoupled = numbers.get("decoupled", False)
+        self.c.centered = numbers.get("centered", False)
+        kind = numbers["kind"]
+        if kind == "adam":
+            self.c.kind = ADAM_RULE
+        elif kind == "adagrad":
+            self.c.kind = ADAGRAD_RULE
+        elif kind == "rmsprop":
+            self.c.kind = RMSPROP_RULE
+        elif self.c.momentum == 0.0:
             self.c.kind = PLAIN_RULE
         else:
             self.c.kind = DAMPENED_RULE if self.c.dampening != 0.0 else MOMENTUM_RULE
         if self.c.l1 != 0.0:
-            self.c.penalty = ELASTIC_PENALTY
+            self.c.penalty = {"subgradient": ELASTIC_PENALTY, "proximal": PROXIMAL_PENALTY,
+                              "cumulative": CUMULATIVE_PENALTY}[config.l1_method]
         else:
             self.c.penalty = L2_PENALTY if self.c.l2 != 0.0 else NO_PENALTY
 
@@ -241,7 +280,11 @@ cdef struct State:
     double *params
     double *grad_sum
     double *velocity
+    double *square_avg
+    double *aux
+    double *l1_applied
     double *average
+    double *l1_total          # cumulative L1: the total penalty u so far (one double)
 
 
 cdef struct EpochOutcome:
@@ -262,11 +305,23 @@ cdef struct MomentumTag:
     char unused
 cdef struct DampenedTag:
     char unused
+cdef struct AdamTag:
+    char unused
+cdef struct AdagradTag:
+    char unused
+cdef struct RMSpropTag:
+    char unused
 cdef struct NoPenaltyTag:
     char unused
 cdef struct L2Tag:
     char unused
 cdef struct ElasticTag:
+    char unused
+cdef struct ProximalTag:
+    char unused
+cdef struct CumulativeTag:
+    char unused
+cdef struct AnyPenaltyTag:      # the penalty read at run time (AdaptiveStep.penalty)
     char unused
 cdef struct OneOutput:
     char unused
@@ -277,11 +332,21 @@ ctypedef fused RuleTag:
     PlainTag
     MomentumTag
     DampenedTag
+    AdamTag
+    AdagradTag
+    RMSpropTag
 
+# The SGD rules (plain, momentum, dampened) are compiled once per penalty;
+# the adaptive ones (Adam, Adagrad, RMSprop), whose time per parameter is a
+# square root and a division, read the penalty at run time (AnyPenaltyTag):
+# the per-sample loop then has 5 x 3 + 3 copies per number of outputs, not 6 x 5.
 ctypedef fused PenaltyTag:
     NoPenaltyTag
     L2Tag
     ElasticTag
+    ProximalTag
+    CumulativeTag
+    AnyPenaltyTag
 
 ctypedef fused OutputsTag:
     OneOutput
@@ -383,10 +448,31 @@ cdef inline double _rate(double lr, double power, Py_ssize_t t) noexcept nogil:
 # with two numbers per step (see _momentum_step). That is the same step as the
 # textbook order (the reference backend's) up to rounding, but the chain from
 # g to the new p, which the next sample waits for, is as short as plain SGD's.
+#
+# The adaptive rules are PyTorch's (torch.optim.Adam, AdamW, Adagrad,
+# RMSprop) in float64, with s = t + 1 their step counter:
+#   Adam     m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2
+#            (amsgrad: vmax = max(vmax, v), used for v)
+#            p -= lr / (1 - beta1^s) * m / (sqrt(v) / sqrt(1 - beta2^s) + eps)
+#            AdamW first decays p *= 1 - lr * weight_decay (and adds no l2 * p)
+#   Adagrad  S += g^2;  p -= lr / (1 + t * lr_decay) * g / (sqrt(S) + eps)
+#   RMSprop  S = alpha S + (1 - alpha) g^2;  centred: a = alpha a + (1 - alpha) g,
+#            D = sqrt(S - a^2) + eps, else D = sqrt(S) + eps;
+#            momentum: v = momentum v + g / D, p -= lr v; else p -= lr g / D
 
 cdef struct MomentumStep:
     # The numbers of one momentum step (see the rule kinds)
     double cv, cg, a, b
+
+
+cdef struct AdaptiveStep:
+    # The numbers of one step of an adaptive rule, the same for every parameter
+    double beta1, one_minus_beta1, beta2, one_minus_beta2, eps
+    double step_size          # Adam: lr / (1 - beta1^s); Adagrad: lr / (1 + t * lr_decay)
+    double bc2_sqrt           # Adam: sqrt(1 - beta2^s)
+    double alpha, one_minus_alpha, momentum     # RMSprop
+    bint amsgrad, decoupled, centered, with_momentum
+    int penalty               # the penalty kind (AnyPenaltyTag)
 
 
 cdef inline MomentumStep _momentum_step(double lr, double momentum, double dampening,
@@ -406,67 +492,188 @@ cdef inline MomentumStep _momentum_step(double lr, double momentum, double dampe
     return m
 
 
+cdef inline AdaptiveStep _adaptive_step(const RuleC *rule, double lr, Py_ssize_t t,
+                                        int penalty) noexcept nogil:
+    # the numbers of step t (rate lr) of the run's adaptive rule, with the
+    # given penalty kind
+    cdef AdaptiveStep a
+    cdef double s = <double> (t + 1)
+    a.beta1 = rule.beta1
+    a.one_minus_beta1 = 1.0 - rule.beta1
+    a.beta2 = rule.beta2
+    a.one_minus_beta2 = 1.0 - rule.beta2
+    a.eps = rule.eps
+    a.alpha = rule.alpha
+    a.one_minus_alpha = 1.0 - rule.alpha
+    a.momentum = rule.momentum
+    a.with_momentum = rule.momentum > 0.0
+    a.amsgrad = rule.amsgrad
+    a.decoupled = rule.decoupled
+    a.centered = rule.centered
+    a.penalty = penalty
+    a.bc2_sqrt = 1.0
+    if rule.kind == ADAM_RULE:
+        a.step_size = lr / (1.0 - pow(rule.beta1, s))
+        a.bc2_sqrt = sqrt(1.0 - pow(rule.beta2, s))
+    elif rule.kind == ADAGRAD_RULE:
+        a.step_size = lr / (1.0 + (s - 1.0) * rule.lr_decay)
+    else:
+        a.step_size = lr
+    return a
+
+
+cdef inline double _soft_threshold(double v, double threshold) noexcept nogil:
+    # sign(v) * max(|v| - threshold, 0), exactly 0 when |v| <= threshold (NaN
+    # stays NaN)
+    cdef double shrunk = (v if v >= 0.0 else -v) - threshold
+    if shrunk <= 0.0:
+        return 0.0
+    return shrunk if v > 0.0 else -shrunk
+
+
 cdef inline void _rule_steps(const RuleTag *rule_tag, const PenaltyTag *penalty_tag,
                              double *p, double scale, const double *src, Py_ssize_t count,
-                             double lr, double l2, double l1, double *grad_sum, double *v,
-                             MomentumStep m) noexcept nogil:
+                             double lr, double l2, double l1, double u, double *grad_sum,
+                             double *v, double *s2, double *aux, double *q,
+                             MomentumStep m, AdaptiveStep a) noexcept nogil:
     # One step of the rule of rule_tag with the penalty of penalty_tag.
-    # IN/OUT p[0:count], grad_sum[0:count], v[0:count] (not touched by the
-    # plain rule). The loss gradient is scale * src[j]. The momentum rule
-    # skips the multiplication by m.cg = 1 (the same bits).
+    # IN/OUT p[0:count] and the buffers beside it: grad_sum, v (momentum, Adam's
+    # first moment), s2 (the adaptive rules' squares), aux (amsgrad's maximum,
+    # centred RMSprop's mean), q (cumulative L1); a buffer the rule does not use
+    # is not touched. The loss gradient is scale * src[j]; u is the cumulative
+    # L1 total including this step's. The momentum rule skips the
+    # multiplication by m.cg = 1 (the same bits).
     cdef Py_ssize_t j
-    cdef double gj, vj
+    cdef double gj, vj, sj, den, z
+    cdef bint decay_in_gradient = True
+    cdef int penalty = NO_PENALTY
+    if PenaltyTag is AnyPenaltyTag:
+        penalty = a.penalty
+        decay_in_gradient = penalty != NO_PENALTY and not a.decoupled
     for j in range(count):
         gj = scale * src[j]
-        if PenaltyTag is L2Tag:
+        if PenaltyTag is L2Tag or PenaltyTag is ProximalTag or PenaltyTag is CumulativeTag:
             gj = gj + l2 * p[j]
         elif PenaltyTag is ElasticTag:
             gj = gj + l2 * p[j] + l1 * _sign(p[j])
+        elif PenaltyTag is AnyPenaltyTag:
+            if decay_in_gradient:
+                gj = gj + l2 * p[j]
+            if penalty == ELASTIC_PENALTY:
+                gj = gj + l1 * _sign(p[j])
         grad_sum[j] += gj
         if RuleTag is PlainTag:
             p[j] -= lr * gj
-        else:
+        elif RuleTag is MomentumTag or RuleTag is DampenedTag:
             vj = v[j]
             if RuleTag is DampenedTag:
                 v[j] = m.cv * vj + m.cg * gj
             else:
                 v[j] = m.cv * vj + gj
             p[j] = (p[j] - m.a * vj) - m.b * gj
+        elif RuleTag is AdamTag:
+            if PenaltyTag is AnyPenaltyTag:
+                if a.decoupled and penalty != NO_PENALTY:
+                    p[j] = p[j] * (1.0 - lr * l2)
+            vj = a.beta1 * v[j] + a.one_minus_beta1 * gj
+            v[j] = vj
+            sj = a.beta2 * s2[j] + a.one_minus_beta2 * gj * gj
+            s2[j] = sj
+            if a.amsgrad:
+                if sj > aux[j]:
+                    aux[j] = sj
+                sj = aux[j]
+            den = sqrt(sj) / a.bc2_sqrt + a.eps
+            p[j] = p[j] - a.step_size * (vj / den)
+        elif RuleTag is AdagradTag:
+            sj = s2[j] + gj * gj
+            s2[j] = sj
+            p[j] = p[j] - a.step_size * (gj / (sqrt(sj) + a.eps))
+        else:                                       # RMSprop
+            sj = a.alpha * s2[j] + a.one_minus_alpha * gj * gj
+            s2[j] = sj
+            if a.centered:
+                z = a.alpha * aux[j] + a.one_minus_alpha * gj
+                aux[j] = z
+                den = sqrt(sj - z * z) + a.eps
+            else:
+                den = sqrt(sj) + a.eps
+            if a.with_momentum:
+                vj = a.momentum * v[j] + gj / den
+                v[j] = vj
+                p[j] = p[j] - lr * vj
+            else:
+                p[j] = p[j] - lr * (gj / den)
+        # L1 after the step
+        if PenaltyTag is ProximalTag or (PenaltyTag is AnyPenaltyTag
+                                         and penalty == PROXIMAL_PENALTY):
+            p[j] = _soft_threshold(p[j], lr * l1)
+        elif PenaltyTag is CumulativeTag or (PenaltyTag is AnyPenaltyTag
+                                             and penalty == CUMULATIVE_PENALTY):
+            z = p[j]
+            if z > 0.0:
+                vj = z - (u + q[j])
+                p[j] = vj if vj > 0.0 else 0.0
+            elif z < 0.0:
+                vj = z + (u - q[j])
+                p[j] = vj if vj < 0.0 else 0.0
+            q[j] += p[j] - z
 
 
 cdef inline void _step_with(const RuleTag *rule_tag, const RuleC *rule, int penalty,
-                            double *p, double scale, const double *src, Py_ssize_t count,
-                            double lr, Py_ssize_t t, double *v,
-                            double *grad_sum) noexcept nogil:
-    # _rule_steps for the rule of rule_tag and the given penalty kind
+                            const State *st, Py_ssize_t start, double scale,
+                            const double *src, Py_ssize_t count, double lr,
+                            Py_ssize_t t) noexcept nogil:
+    # _rule_steps for the rule of rule_tag and the given penalty kind, on
+    # entries start .. start + count - 1 of the state's rows
     cdef MomentumStep m = _momentum_step(lr, rule.momentum, rule.dampening, rule.nesterov, t)
-    if penalty == NO_PENALTY:
+    cdef AdaptiveStep a = _adaptive_step(rule, lr, t, penalty)
+    cdef double *p = st.params + start
+    cdef double *g = st.grad_sum + start
+    cdef double *v = st.velocity + start
+    cdef double *s2 = st.square_avg + start
+    cdef double *aux = st.aux + start
+    cdef double *q = st.l1_applied + start
+    cdef double u = st.l1_total[0]
+    if RuleTag is AdamTag or RuleTag is AdagradTag or RuleTag is RMSpropTag:
+        _rule_steps(rule_tag, <AnyPenaltyTag *> NULL, p, scale, src, count, lr, rule.l2,
+                    rule.l1, u, g, v, s2, aux, q, m, a)
+    elif penalty == NO_PENALTY:
         _rule_steps(rule_tag, <NoPenaltyTag *> NULL, p, scale, src, count, lr, 0.0, 0.0,
-                    grad_sum, v, m)
+                    u, g, v, s2, aux, q, m, a)
     elif penalty == L2_PENALTY:
         _rule_steps(rule_tag, <L2Tag *> NULL, p, scale, src, count, lr, rule.l2, rule.l1,
-                    grad_sum, v, m)
-    else:
+                    u, g, v, s2, aux, q, m, a)
+    elif penalty == ELASTIC_PENALTY:
         _rule_steps(rule_tag, <ElasticTag *> NULL, p, scale, src, count, lr, rule.l2,
-                    rule.l1, grad_sum, v, m)
+                    rule.l1, u, g, v, s2, aux, q, m, a)
+    elif penalty == PROXIMAL_PENALTY:
+        _rule_steps(rule_tag, <ProximalTag *> NULL, p, scale, src, count, lr, rule.l2,
+                    rule.l1, u, g, v, s2, aux, q, m, a)
+    else:
+        _rule_steps(rule_tag, <CumulativeTag *> NULL, p, scale, src, count, lr, rule.l2,
+                    rule.l1, u, g, v, s2, aux, q, m, a)
 
 
-cdef inline void _step(const RuleC *rule, double *p, double scale, const double *src,
-                       Py_ssize_t count, bint penalize, double lr, Py_ssize_t t,
-                       double *v, double *grad_sum) noexcept nogil:
-    # One step of the run's rule at global step t on p[0:count] (IN/OUT, with
-    # v and grad_sum), penalised only if `penalize`. The loss gradient is
-    # scale * src[j].
+cdef inline void _step(const RuleC *rule, const State *st, Py_ssize_t start, double scale,
+                       const double *src, Py_ssize_t count, bint penalize, double lr,
+                       Py_ssize_t t) noexcept nogil:
+    # One step of the run's rule at global step t on entries start .. start +
+    # count - 1 of the state's rows (IN/OUT), penalised only if `penalize`.
+    # The loss gradient is scale * src[j].
     cdef int penalty = rule.penalty if penalize else NO_PENALTY
     if rule.kind == PLAIN_RULE:
-        _step_with(<PlainTag *> NULL, rule, penalty, p, scale, src, count, lr, t, v,
-                   grad_sum)
+        _step_with(<PlainTag *> NULL, rule, penalty, st, start, scale, src, count, lr, t)
     elif rule.kind == MOMENTUM_RULE:
-        _step_with(<MomentumTag *> NULL, rule, penalty, p, scale, src, count, lr, t, v,
-                   grad_sum)
+        _step_with(<MomentumTag *> NULL, rule, penalty, st, start, scale, src, count, lr, t)
+    elif rule.kind == DAMPENED_RULE:
+        _step_with(<DampenedTag *> NULL, rule, penalty, st, start, scale, src, count, lr, t)
+    elif rule.kind == ADAM_RULE:
+        _step_with(<AdamTag *> NULL, rule, penalty, st, start, scale, src, count, lr, t)
+    elif rule.kind == ADAGRAD_RULE:
+        _step_with(<AdagradTag *> NULL, rule, penalty, st, start, scale, src, count, lr, t)
     else:
-        _step_with(<DampenedTag *> NULL, rule, penalty, p, scale, src, count, lr, t, v,
-                   grad_sum)
+        _step_with(<RMSpropTag *> NULL, rule, penalty, st, start, scale, src, count, lr, t)
 
 
 cdef inline Py_ssize_t _moving(const RuleC *rule, Py_ssize_t d, Py_ssize_t k) noexcept nogil:
@@ -492,11 +699,12 @@ cdef void _apply_step(const RuleC *rule, State st, Py_ssize_t d, Py_ssize_t k,
     # One batch step at global step t with rate lr. The loss gradient is
     # scale * G[0:k*d] for the weights and scale * R[0:k] for the intercepts
     # (moved only with fit_intercept, penalised only with decay_bias).
-    # IN/OUT the state's rows.
-    _step(rule, st.params, scale, G, d * k, True, lr, t, st.velocity, st.grad_sum)
+    # IN/OUT the state's rows (and st.l1_total).
+    if rule.penalty == CUMULATIVE_PENALTY:
+        st.l1_total[0] = st.l1_total[0] + lr * rule.l1
+    _step(rule, &st, 0, scale, G, d * k, True, lr, t)
     if rule.fit_intercept:
-        _step(rule, st.params + d * k, scale, R, k, rule.decay_bias, lr, t,
-              st.velocity + d * k, st.grad_sum + d * k)
+        _step(rule, &st, d * k, scale, R, k, rule.decay_bias, lr, t)
     _average_step(rule, &st, d, k, t)
 
 
@@ -755,6 +963,7 @@ cdef EpochOutcome _sgd_rows(
     cdef double g_one[1]
     cdef double *g
     cdef MomentumStep m
+    cdef AdaptiveStep a
     cdef const double *x
     cdef const double *y_row
     # Locals, not the structs' fields: the loop's stores to double arrays
@@ -763,6 +972,10 @@ cdef EpochOutcome _sgd_rows(
     cdef double *w = st.params
     cdef double *grad_sum = st.grad_sum
     cdef double *v = st.velocity
+    cdef double *s2 = st.square_avg
+    cdef double *aux = st.aux
+    cdef double *l1_applied = st.l1_applied
+    cdef double u = st.l1_total[0]
     cdef const double *X = p.X
     cdef const double *Y = p.Y
     cdef const double *weight = p.weight
@@ -777,6 +990,7 @@ cdef EpochOutcome _sgd_rows(
     else:
         g = scratch
     m = _momentum_step(base_lr, momentum, dampening, nesterov, t)   # (unused if plain)
+    a = _adaptive_step(rule, base_lr, t, rule.penalty)     # (used by the adaptive rules)
     out.nonfinite = False
     out.interrupted = False
     out.steps = 0
@@ -801,21 +1015,30 @@ cdef EpochOutcome _sgd_rows(
         total += sq
         step = t + q - first_step
         lr = _rate(base_lr, power, step)
-        if RuleTag is not PlainTag:
+        if RuleTag is MomentumTag or RuleTag is DampenedTag:
             m = _momentum_step(lr, momentum, dampening, nesterov, step)
+        elif RuleTag is AdamTag or RuleTag is AdagradTag or RuleTag is RMSpropTag:
+            a = _adaptive_step(rule, lr, step, rule.penalty)
+        if PenaltyTag is CumulativeTag or PenaltyTag is AnyPenaltyTag:
+            if rule.penalty == CUMULATIVE_PENALTY:
+                u = u + lr * l1
         for c in range(k):
-            _rule_steps(rule_tag, penalty_tag, w + c * d, g[c], x, d, lr, l2, l1,
-                        grad_sum + c * d, v + c * d, m)
+            _rule_steps(rule_tag, penalty_tag, w + c * d, g[c], x, d, lr, l2, l1, u,
+                        grad_sum + c * d, v + c * d, s2 + c * d, aux + c * d,
+                        l1_applied + c * d, m, a)
         if fit_intercept:
             if decay_bias:
-                _rule_steps(rule_tag, penalty_tag, w + k * d, 1.0, g, k, lr, l2, l1,
-                            grad_sum + k * d, v + k * d, m)
+                _rule_steps(rule_tag, penalty_tag, w + k * d, 1.0, g, k, lr, l2, l1, u,
+                            grad_sum + k * d, v + k * d, s2 + k * d, aux + k * d,
+                            l1_applied + k * d, m, a)
             else:
                 _rule_steps(rule_tag, <NoPenaltyTag *> NULL, w + k * d, 1.0, g, k, lr,
-                            0.0, 0.0, grad_sum + k * d, v + k * d, m)
+                            0.0, 0.0, u, grad_sum + k * d, v + k * d, s2 + k * d,
+                            aux + k * d, l1_applied + k * d, m, a)
         if averaging:
             _average_step(rule, &st, d, k, step)
         out.steps += 1
+    st.l1_total[0] = u
     out.loss_sum = total
     out.part = 0.0                  # (see _sgd_steps)
     return out
@@ -837,14 +1060,24 @@ cdef EpochOutcome _sgd_with_rule(const RuleTag *rule_tag, const RuleC *rule,
                                  const Problem *p, State st, double lr, Py_ssize_t t,
                                  Py_ssize_t first_step, Py_ssize_t stop_step,
                                  double running, double *scratch) noexcept nogil:
-    # _sgd_with for the rule of rule_tag and the run's penalty
+    # _sgd_with for the rule of rule_tag and the run's penalty (read at run
+    # time by the adaptive rules: see PenaltyTag)
+    if RuleTag is AdamTag or RuleTag is AdagradTag or RuleTag is RMSpropTag:
+        return _sgd_with(rule_tag, <AnyPenaltyTag *> NULL, rule, p, st, lr, t, first_step,
+                         stop_step, running, scratch)
     if rule.penalty == NO_PENALTY:
         return _sgd_with(rule_tag, <NoPenaltyTag *> NULL, rule, p, st, lr, t, first_step,
                          stop_step, running, scratch)
     if rule.penalty == L2_PENALTY:
         return _sgd_with(rule_tag, <L2Tag *> NULL, rule, p, st, lr, t, first_step,
                          stop_step, running, scratch)
-    return _sgd_with(rule_tag, <ElasticTag *> NULL, rule, p, st, lr, t, first_step,
+    if rule.penalty == ELASTIC_PENALTY:
+        return _sgd_with(rule_tag, <ElasticTag *> NULL, rule, p, st, lr, t, first_step,
+                         stop_step, running, scratch)
+    if rule.penalty == PROXIMAL_PENALTY:
+        return _sgd_with(rule_tag, <ProximalTag *> NULL, rule, p, st, lr, t, first_step,
+                         stop_step, running, scratch)
+    return _sgd_with(rule_tag, <CumulativeTag *> NULL, rule, p, st, lr, t, first_step,
                      stop_step, running, scratch)
 
 
@@ -858,7 +1091,16 @@ cdef EpochOutcome _sgd_epoch(const RuleC *rule, const Problem *p, State st, doub
     if rule.kind == MOMENTUM_RULE:
         return _sgd_with_rule(<MomentumTag *> NULL, rule, p, st, lr, t, first_step,
                               stop_step, running, scratch)
-    return _sgd_with_rule(<DampenedTag *> NULL, rule, p, st, lr, t, first_step, stop_step,
+    if rule.kind == DAMPENED_RULE:
+        return _sgd_with_rule(<DampenedTag *> NULL, rule, p, st, lr, t, first_step,
+                              stop_step, running, scratch)
+    if rule.kind == ADAM_RULE:
+        return _sgd_with_rule(<AdamTag *> NULL, rule, p, st, lr, t, first_step,
+                              stop_step, running, scratch)
+    if rule.kind == ADAGRAD_RULE:
+        return _sgd_with_rule(<AdagradTag *> NULL, rule, p, st, lr, t, first_step,
+                              stop_step, running, scratch)
+    return _sgd_with_rule(<RMSpropTag *> NULL, rule, p, st, lr, t, first_step, stop_step,
                           running, scratch)
 
 
@@ -933,11 +1175,17 @@ cdef EpochOutcome _in_slices(StepsLoop loop, Py_ssize_t per_slice, const RuleC *
 # Entry points (the GIL is released inside each)
 # ---------------------------------------------------------------------------
 
-cdef State _working_copy(double[:, ::1] state, double *work) noexcept nogil:
+cdef inline Py_ssize_t _work_size(Py_ssize_t size) noexcept nogil:
+    # doubles of a working copy of a state of `size` columns: its rows on
+    # whole cache lines, then one line for l1_total
+    return N_STATE_ROWS * _lines(size) + LINE_DOUBLES
+
+
+cdef State _working_copy(double[:, ::1] state, double l1_total, double *work) noexcept nogil:
     # Copy the rows of a (N_STATE_ROWS, size) state array into work, one row
-    # per whole number of cache lines (N_STATE_ROWS * _lines(size) doubles
-    # from _alloc), and return them: the loops then never split a vector
-    # across two cache lines, wherever the caller's array starts.
+    # per whole number of cache lines (_work_size(size) doubles from _alloc),
+    # and l1_total after them, and return them: the loops then never split a
+    # vector across two cache lines, wherever the caller's array starts.
     cdef State st
     cdef Py_ssize_t row, size = state.shape[1], stride = _lines(size)
     for row in range(N_STATE_ROWS):
@@ -945,7 +1193,12 @@ cdef State _working_copy(double[:, ::1] state, double *work) noexcept nogil:
     st.params = work + PARAMS * stride
     st.grad_sum = work + GRAD_SUM * stride
     st.velocity = work + VELOCITY * stride
+    st.square_avg = work + SQUARE_AVG * stride
+    st.aux = work + AUX * stride
+    st.l1_applied = work + L1_APPLIED * stride
     st.average = work + AVERAGE * stride
+    st.l1_total = work + N_STATE_ROWS * stride
+    st.l1_total[0] = l1_total
     return st
 
 
@@ -966,23 +1219,25 @@ def run_epoch(const double[:, ::1] X,         # IN (n, d)
               Py_ssize_t global_step,         # global index t of step `first_step`
               Py_ssize_t first_step,          # run the epoch's steps first_step ..
               Py_ssize_t stop_step,           # .. stop_step - 1 (clipped to the epoch)
-              double running):                # the epoch's running loss sum so far
+              double running,                 # the epoch's running loss sum so far
+              double l1_total):               # cumulative L1: the total penalty so far
     """Run steps ``first_step .. stop_step - 1`` of one epoch, in place.
 
     A step is one row (``batch_size == 1``), one batch of ``batch_size``
     rows, or all rows (``batch_size >= n``). Returns ``(steps, running, part,
-    nonfinite)``: the number of updates applied; the epoch's running sum of
-    batch losses over the loss factor, ``running`` continued (so an epoch run
-    in several calls adds its losses exactly as one call does; the epoch's
-    loss sum is the loss factor times the final one); the sum of this call's
-    batch losses (each taken before its update); and whether the loop
-    stopped at a batch whose loss was not finite (that update is then not
-    applied).
+    nonfinite, l1_total)``: the number of updates applied; the epoch's
+    running sum of batch losses over the loss factor, ``running`` continued
+    (so an epoch run in several calls adds its losses exactly as one call
+    does; the epoch's loss sum is the loss factor times the final one); the
+    sum of this call's batch losses (each taken before its update); whether
+    the loop stopped at a batch whose loss was not finite (that update is
+    then not applied); and ``l1_total`` continued (``l1_method="cumulative"``
+    adds ``lr * l1`` per step).
     """
     cdef Problem p
     cdef State st
     cdef gd_watch watch = _watch()
-    cdef double *work = _alloc(N_STATE_ROWS * _lines(state.shape[1]))
+    cdef double *work = _alloc(_work_size(state.shape[1]))
     cdef double *scratch = NULL
     cdef double *sums = NULL
     cdef Py_ssize_t batch_size = rule.c.batch_size
@@ -996,7 +1251,7 @@ def run_epoch(const double[:, ::1] X,         # IN (n, d)
     p.k = Y.shape[1]
     p.watch = &watch
     try:
-        st = _working_copy(state, work)
+        st = _working_copy(state, l1_total, work)
         # batch size 1 first: a single sample is always a per-sample step
         if batch_size == 1:
             scratch = _alloc(p.k)
@@ -1018,12 +1273,13 @@ def run_epoch(const double[:, ::1] X,         # IN (n, d)
         if out.interrupted:
             _raise_pending()        # the state stays as the call found it
         _copy_back(work, state)
+        l1_total = st.l1_total[0]
     finally:
         _free(work)
         _free(scratch)
         _free(sums)
     return (out.steps, out.loss_sum, rule.c.loss_factor * out.part,
-            bool(out.nonfinite))
+            bool(out.nonfinite), l1_total)
 
 
 def sums_step(double[:, ::1] state,           # IN/OUT (N_STATE_ROWS, (d + 1) * k)
@@ -1033,25 +1289,29 @@ def sums_step(double[:, ::1] state,           # IN/OUT (N_STATE_ROWS, (d + 1) * 
               Py_ssize_t n_outputs,           # k
               double lr,                      # the epoch's learning rate
               Py_ssize_t global_step,         # global index t of the step
-              double running):                # the epoch's running loss sum so far
+              double running,                 # the epoch's running loss sum so far
+              double l1_total):               # cumulative L1: the total penalty so far
     """One full-batch step from raw sums computed elsewhere (``gdcore.dask``
     adds the sums of its chunks), with the arithmetic of a full-batch epoch.
 
-    Returns ``(steps, running, part, nonfinite)`` as :func:`run_epoch`.
+    Returns ``(steps, running, part, nonfinite, l1_total)`` as :func:`run_epoch`.
     """
     cdef Py_ssize_t k = n_outputs
     cdef Py_ssize_t d = state.shape[1] // k - 1
-    cdef double *work = _alloc(N_STATE_ROWS * _lines(state.shape[1]))
+    cdef double *work = _alloc(_work_size(state.shape[1]))
+    cdef State st
     cdef EpochOutcome out
     try:
         with nogil:
-            out = _sums_step(&rule.c, _working_copy(state, work), d, k, n, sums[0],
-                             &sums[1 + k], &sums[1], global_step, lr, running)
+            st = _working_copy(state, l1_total, work)
+            out = _sums_step(&rule.c, st, d, k, n, sums[0], &sums[1 + k], &sums[1],
+                             global_step, lr, running)
             _copy_back(work, state)
+            l1_total = st.l1_total[0]
     finally:
         _free(work)
     return (out.steps, out.loss_sum, rule.c.loss_factor * out.part,
-            bool(out.nonfinite))
+            bool(out.nonfinite), l1_total)
 
 
 def full_sums(const double[:, ::1] X,          # IN (n, d)

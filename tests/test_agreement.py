@@ -96,18 +96,18 @@ def test_the_reference_backend_is_the_specification(regression):
                    momentum=0.5, weight_decay=0.1, schedule="invscaling", average=3)
     result = gdcore.fit(X, y, backend="reference", **options)
     config = _options.Config(**options)
-    state = [[0.0] * 3 for _ in range(4)]         # params, grad_sum, velocity, average
+    state = [[0.0] * 3 for _ in range(7)]         # params, grad_sum, ..., average
     rows, targets, t = X.tolist(), y[:, None].tolist(), 0
     history = []
     for _ in range(2):
         state[1] = [0.0] * 3
         steps, loss_sum, part, nonfinite = gdcore.reference.train_epoch(
-            rows, targets, list(range(20)), None, state, config, 6, 0.05, t, 0, 4)
+            rows, targets, list(range(20)), None, state, [0.0], config, 6, 0.05, t, 0, 4)
         assert (steps, nonfinite, part) == (4, False, loss_sum)
         t += steps
         history.append(loss_sum / steps)
-    np.testing.assert_array_equal(result.w, state[3][:2])         # averaged from step 3
-    assert result.b == state[3][2]
+    np.testing.assert_array_equal(result.w, state[6][:2])         # averaged from step 3
+    assert result.b == state[6][2]
     np.testing.assert_array_equal(result.history, history)
 
 
@@ -315,8 +315,9 @@ def test_short_rows_take_the_avx2_build_where_avx512_is_chosen(regression):
     state = np.zeros((len(chosen.STATE_ROWS), d + 1))
     for epoch in range(2):
         state[1] = 0.0                                  # the epoch's gradient sum
-        steps, _, _, nonfinite = chosen.run_epoch(X, y.reshape(-1, 1), None, None, state,
-                                                  rule, 0.01, epoch * 500, 0, 500, 0.0)
+        steps, _, _, nonfinite, _ = chosen.run_epoch(X, y.reshape(-1, 1), None, None,
+                                                     state, rule, 0.01, epoch * 500, 0, 500,
+                                                     0.0, 0.0)
         assert (steps, nonfinite) == (500, False)
     np.testing.assert_array_equal(fitted.w, state[0, :-1])
     assert fitted.b == state[0, -1]

@@ -10,7 +10,8 @@ import gdcore
 PARAMS = ["method", "batch_size", "lr", "epochs", "fit_intercept", "loss", "shuffle", "seed",
           "backend", "n_threads", "momentum", "nesterov", "dampening", "weight_decay", "l1",
           "decay_bias", "schedule", "average", "tol", "stop_on", "n_iter_no_change",
-          "validation_fraction", "on_divergence", "check_lr", "verbose", "progress",
+          "validation_fraction", "on_divergence", "check_lr", "verbose", "progress", "optimizer",
+          "l1_method",
           "random_state"]
 
 
@@ -110,7 +111,8 @@ def test_defaults_match_the_design():
         design, n_threads=None, momentum=0.0, nesterov=False, dampening=0.0, weight_decay=0.0,
         l1=0.0, decay_bias=False, schedule="constant", average=False, tol=None,
         stop_on="loss", n_iter_no_change=5, validation_fraction=None, on_divergence="raise",
-        check_lr=False, verbose=0, progress=False, random_state=None)
+        check_lr=False, verbose=0, progress=False, optimizer="sgd",
+        l1_method="subgradient", random_state=None)
 
 
 def test_new_parameters_reach_fit(data, capsys):

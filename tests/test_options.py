@@ -209,6 +209,12 @@ FLAG_EXAMPLES = {
     "shuffle_block": [(["7"], 7), (["none"], None), (["auto"], "auto")],
     "checkpoint": [(["run.ckpt"], "run.ckpt")],
     "checkpoint_seconds": [(["2.5"], 2.5)],
+    "optimizer": [(["adam:betas=0.8/0.99,amsgrad=true"],
+                   gdcore.optimizers.Adam(betas=(0.8, 0.99), amsgrad=True)),
+                  (["rmsprop:centered=true,eps=1e-6"],
+                   gdcore.optimizers.RMSprop(centered=True, eps=1e-6)),
+                  (["adagrad"], gdcore.optimizers.Adagrad())],
+    "l1_method": [(["cumulative"], "cumulative")],
     "w0": [(["1,-2"], np.array([1.0, -2.0]))],
     "b0": [(["0.5"], 0.5)],
     "sample_weight": [(["{weights}"], np.linspace(0.5, 1.5, 20))],
@@ -301,7 +307,7 @@ def test_markdown_table_has_a_row_per_keyword_of_fit():
 
 CHOICE_TUPLES = {"method": _options.METHODS, "loss": tuple(_options.LOSS_FACTORS),
                  "backend": _options.BACKENDS, "stop_on": _options.STOP_ON,
-                 "on_divergence": _options.ON_DIVERGENCE}
+                 "on_divergence": _options.ON_DIVERGENCE, "l1_method": _options.L1_METHODS}
 
 
 def test_the_choice_options_are_these():
@@ -407,7 +413,10 @@ def test_derived_properties():
 # ---------------------------------------------------------------------------
 
 def test_every_kernel_build_numbers_the_state_rows_as_the_python_layer():
-    assert _state.STATE_ROWS == ("params", "grad_sum", "velocity", "average")
-    assert [_state.PARAMS, _state.GRAD_SUM, _state.VELOCITY, _state.AVERAGE] == [0, 1, 2, 3]
+    assert _state.STATE_ROWS == ("params", "grad_sum", "velocity", "square_avg", "aux",
+                                 "l1_applied", "average")
+    rows = [_state.PARAMS, _state.GRAD_SUM, _state.VELOCITY, _state.SQUARE_AVG, _state.AUX,
+            _state.L1_APPLIED, _state.AVERAGE]
+    assert rows == list(range(7))
     for name in _dispatch.available():
         assert _dispatch.load(name).STATE_ROWS == _state.STATE_ROWS, name

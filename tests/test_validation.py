@@ -452,7 +452,7 @@ def test_kernel_refuses_to_update_a_silent_copy(variant):
     rows = len(kernels.STATE_ROWS)
 
     def run(state):
-        return kernels.run_epoch(X, Y, None, None, state, rule, 0.01, 0, 0, 100, 0.0)
+        return kernels.run_epoch(X, Y, None, None, state, rule, 0.01, 0, 0, 100, 0.0, 0.0)
 
     def sums(out):
         kernels.full_sums(X, Y, None, np.zeros(4), out, 1)

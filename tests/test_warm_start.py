@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import gdcore
-from gdcore import schedules
+from gdcore import optimizers, schedules
 
 METHODS = [("batch", 17), ("sgd", 1), ("minibatch", 5)]   # n = 17: 5+5+5+2
 
@@ -36,6 +36,12 @@ OPTIONS = {
     "everything": dict(momentum=0.7, nesterov=True, weight_decay=0.1, l1=0.01,
                        schedule="invscaling", average=3, validation_fraction=0.3,
                        sample_weight=np.linspace(1.0, 3.0, 17)),
+    "adam": dict(optimizer=optimizers.Adam(betas=(0.8, 0.99)), weight_decay=0.1),
+    "adamw amsgrad": dict(optimizer=optimizers.AdamW(amsgrad=True), weight_decay=0.1, l1=0.01,
+                          l1_method="proximal"),
+    "adagrad": dict(optimizer=optimizers.Adagrad(lr_decay=0.01)),
+    "rmsprop centered": dict(optimizer=optimizers.RMSprop(centered=True), momentum=0.5),
+    "cumulative": dict(l1=0.05, l1_method="cumulative"),
 }
 
 

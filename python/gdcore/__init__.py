@@ -6,7 +6,7 @@ plain-Python reference path (:mod:`gdcore.reference`) that computes the same
 numbers. ``docs/design.md`` in the repository describes how it is built.
 """
 
-from . import reference, schedules
+from . import optimizers, reference, schedules
 from ._api import fit, max_stable_lr, predict, value_and_grad
 from ._data import make_regression, make_regression_npy
 from ._dispatch import KERNELS_NAME as KERNELS
@@ -35,6 +35,7 @@ __all__ = [
     "make_regression",
     "make_regression_npy",
     "max_stable_lr",
+    "optimizers",
     "predict",
     "reference",
     "schedules",

@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from . import _dispatch, _options, _validation
+from . import _dispatch, _options, _validation, optimizers
 from ._checkpoint import Checkpoint, fingerprint
 from ._engines import BACKENDS, Backend
 from ._results import FitResult
-from ._state import Data, TrainState, to_params
+from ._state import SQUARE_AVG, Data, TrainState, to_params
 from ._training import train
 
 #: Block size of the block-wise shuffle of memory-mapped data ("auto").
@@ -152,7 +152,8 @@ def fit(X: Any, y: Any, *, method: str = "minibatch", batch_size: int = 32,
         verbose: int = 0, progress: bool = False,
         warm_start: FitResult | TrainState | None = None, copy: bool = True,
         shuffle_block: int | str | None = "auto", checkpoint: str | os.PathLike | None = None,
-        checkpoint_seconds: float = 10.0) -> FitResult:
+        checkpoint_seconds: float = 10.0, optimizer: Any = "sgd",
+        l1_method: str = "subgradient") -> FitResult:
     """Train ``y ~ X @ w + b`` by gradient descent on the squared error.
 
     Parameters
@@ -214,8 +215,8 @@ def fit(X: Any, y: Any, *, method: str = "minibatch", batch_size: int = 32,
         L2 penalty ``weight_decay / 2 * |w|^2``: adds ``weight_decay * w`` to
         the gradient. The intercept is not decayed unless ``decay_bias``.
     l1 : float, default 0.0
-        L1 penalty ``l1 * |w|_1``: adds ``l1 * sign(w)`` (a subgradient,
-        ``sign(0) = 0``). With ``weight_decay`` too: elastic net.
+        L1 penalty ``l1 * |w|_1``, applied as ``l1_method`` says. With
+        ``weight_decay`` too: elastic net.
     decay_bias : bool, default False
         Apply the penalties to the intercept as well.
     schedule : str or gdcore.schedules.Schedule, default "constant"
@@ -303,6 +304,29 @@ def fit(X: Any, y: Any, *, method: str = "minibatch", batch_size: int = 32,
     checkpoint_seconds : float, default 10.0
         Save the checkpoint at most this often (between slices of an epoch;
         an epoch runs in at least 16 slices when checkpointing).
+    optimizer : str or gdcore.optimizers.Optimizer, default "sgd"
+        The update rule: ``"sgd"``, ``"adam"``, ``"adamw"``, ``"adagrad"``,
+        ``"rmsprop"`` (PyTorch's rules, in float64) or an object of
+        :mod:`gdcore.optimizers` with other hyper-parameters
+        (``Adam(betas=(0.9, 0.99), amsgrad=True)``); see that module for each
+        update. ``momentum``, ``dampening`` and ``nesterov`` belong to
+        ``"sgd"`` (``momentum`` also to ``"rmsprop"``); ``weight_decay`` is
+        added to the gradient, except for ``"adamw"``, which shrinks the
+        parameters by ``1 - lr * weight_decay`` before each step. The
+        optimizer's buffers are part of the training state (warm starts and
+        checkpoints continue them); a warm start with another optimizer is
+        refused.
+    l1_method : str, default "subgradient"
+        How ``l1`` acts: ``"subgradient"`` adds ``l1 * sign(w)`` to the
+        gradient (``sign(0) = 0``; weights hover around 0 rather than reach
+        it); ``"proximal"`` soft-thresholds after each step, ``w = sign(w) *
+        max(|w| - lr * l1, 0)`` (with ``method="batch"`` this is ISTA, which
+        converges to the exact lasso / elastic-net minimiser, with exact
+        zeros); ``"cumulative"`` is the cumulative penalty of Tsuruoka,
+        Tsujii and Ananiadou (2009) that scikit-learn's ``SGDRegressor``
+        uses (exact zeros; with ``loss="half_mse"`` and ``l1`` =
+        ``alpha * l1_ratio``, ``weight_decay`` = ``alpha * (1 - l1_ratio)``,
+        the same trajectory as ``SGDRegressor(penalty="elasticnet")``).
     warm_start : FitResult, TrainState or None
         Continue from a previous run's state: ``epochs`` more epochs, exactly
         as if the run had not stopped (rng, schedule, momentum, averaging
@@ -399,6 +423,15 @@ def start_state(config: _options.Config, arguments: Mapping[str, Any], n_feature
     else:
         state = _copy.deepcopy(_validation.check_warm_start(warm_start, n_features,
                                                             outputs))
+    optimizer = optimizers.name_of(config.optimizer)
+    if state.optimizer is None:             # a run's first call
+        state.optimizer = optimizer
+        state.buffers[SQUARE_AVG] = config.optimizer.initial_square_avg()
+    elif state.optimizer != optimizer:
+        raise ValueError(f"warm_start was trained with optimizer={state.optimizer!r}; "
+                         f"continuing it with optimizer={optimizer!r} would start the "
+                         f"optimizer's buffers afresh in the middle of a run (start a "
+                         f"new run from its parameters with w0 and b0 instead)")
     if config.shuffle and state.rng is None:
         state.rng = np.random.default_rng(config.seed)
     if not state.schedule_state:

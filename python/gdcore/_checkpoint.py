@@ -57,6 +57,7 @@ class EpochProgress:
     rng_state: Any                  # the generator before the epoch's order was drawn
     start_buffers: np.ndarray       # the state's buffers at the epoch's start
     start_step: int                 # the global step at the epoch's start
+    start_l1_total: float           # the state's l1_total at the epoch's start
     done: int                       # steps of the epoch applied
     loss_sum: float                 # the trainer's loss accumulator after them
 
@@ -190,13 +191,16 @@ def _pack(saved: Saved) -> tuple[dict, dict[str, np.ndarray]]:
         lr_scale=state.lr_scale, best_score=_float(state.best_score),
         no_improvement=state.no_improvement, n_samples=state.n_samples,
         weight_scale=None if state.weight_scale is None else list(state.weight_scale),
+        optimizer=state.optimizer, l1_total=state.l1_total,
         history=list(saved.history), start_step=saved.start_step, halvings=saved.halvings,
         finished=saved.finished, epoch_progress=None)
     if saved.epoch is not None:
         progress = saved.epoch
         arrays["epoch_start_buffers"] = progress.start_buffers
         meta["epoch_progress"] = dict(rng_state=_plain(progress.rng_state),
-                                      start_step=progress.start_step, done=progress.done,
+                                      start_step=progress.start_step,
+                                      start_l1_total=progress.start_l1_total,
+                                      done=progress.done,
                                       loss_sum=_float(progress.loss_sum))
     return meta, arrays
 
@@ -222,7 +226,8 @@ def _unpack(meta: dict, arrays: dict[str, np.ndarray]) -> Saved:
         lr_scale=meta["lr_scale"], best_score=_number(meta["best_score"]),
         no_improvement=meta["no_improvement"],
         val_rows=arrays.get("val_rows"), n_samples=meta["n_samples"],
-        weight_scale=None if meta["weight_scale"] is None else tuple(meta["weight_scale"]))
+        weight_scale=None if meta["weight_scale"] is None else tuple(meta["weight_scale"]),
+        optimizer=meta["optimizer"], l1_total=meta["l1_total"])
     history = {name: arrays[f"history_{name}"].tolist() for name in meta["history"]}
     progress = None
     if meta["epoch_progress"] is not None:
@@ -230,6 +235,7 @@ def _unpack(meta: dict, arrays: dict[str, np.ndarray]) -> Saved:
         progress = EpochProgress(rng_state=saved_epoch["rng_state"],
                                  start_buffers=arrays["epoch_start_buffers"].copy(),
                                  start_step=saved_epoch["start_step"],
+                                 start_l1_total=saved_epoch["start_l1_total"],
                                  done=saved_epoch["done"],
                                  loss_sum=_number(saved_epoch["loss_sum"]))
     return Saved(state=state, history=history, start_step=meta["start_step"],

@@ -43,16 +43,16 @@ class Trainer(Protocol):
         (called only once a loss was not finite)."""
         ...
 
-    def run(self, state: np.ndarray, order: np.ndarray | None, lr: float, global_step: int,
-            first_step: int, stop_step: int,
-            running: float) -> tuple[int, float, float, bool]:
-        """Run steps ``first_step .. stop_step - 1`` of an epoch, updating ``state``
-        (the rows of ``TrainState.buffers``) in place.
+    def run(self, state: TrainState, order: np.ndarray | None, lr: float, first_step: int,
+            stop_step: int, running: float) -> tuple[int, float, float, bool]:
+        """Run steps ``first_step .. stop_step - 1`` of an epoch, updating
+        ``state.buffers`` and ``state.l1_total`` in place (not its counters:
+        the caller moves those).
 
         ``order`` holds the rows of the epoch in visiting order (None: every
-        row in order), ``lr`` is the epoch's rate and ``global_step`` the
-        global index of step ``first_step``; ``running`` is the epoch's loss
-        accumulator so far (0.0 at its start), in the backend's own terms.
+        row in order), ``lr`` is the epoch's rate and ``state.global_step``
+        the global index of step ``first_step``; ``running`` is the epoch's
+        loss accumulator so far (0.0 at its start), in the backend's own terms.
         Returns ``(steps, running, part, nonfinite)``: updates applied; the
         accumulator continued, so that an epoch run in slices adds its losses
         exactly as one call would; the sum of this call's batch losses (each
@@ -182,12 +182,12 @@ class CythonTrainer(InMemory):
         self._X, self._Y, self._weights = data.X, data.Y, data.weights
         self._loss_factor = config.loss_factor
 
-    def run(self, state: np.ndarray, order: np.ndarray | None, lr: float, global_step: int,
-            first_step: int, stop_step: int,
-            running: float) -> tuple[int, float, float, bool]:
-        return self._kernels.run_epoch(self._X, self._Y, order, self._weights, state,
-                                       self._rule, lr, global_step, first_step, stop_step,
-                                       running)
+    def run(self, state: TrainState, order: np.ndarray | None, lr: float, first_step: int,
+            stop_step: int, running: float) -> tuple[int, float, float, bool]:
+        steps, running, part, nonfinite, state.l1_total = self._kernels.run_epoch(
+            self._X, self._Y, order, self._weights, state.buffers, self._rule, lr,
+            state.global_step, first_step, stop_step, running, state.l1_total)
+        return steps, running, part, nonfinite
 
     def loss_total(self, running: float) -> float:
         return self._loss_factor * running      # the kernel sums losses over the factor
@@ -241,15 +241,17 @@ class ReferenceTrainer(InMemory):
         self._weights = None if data.weights is None else data.weights.tolist()
         self._config = config
 
-    def run(self, state: np.ndarray, order: np.ndarray | None, lr: float, global_step: int,
-            first_step: int, stop_step: int,
-            running: float) -> tuple[int, float, float, bool]:
+    def run(self, state: TrainState, order: np.ndarray | None, lr: float, first_step: int,
+            stop_step: int, running: float) -> tuple[int, float, float, bool]:
         visit = list(range(len(self._rows))) if order is None else order.tolist()
-        lists = state.tolist()
+        lists = state.buffers.tolist()
+        totals = [state.l1_total]
         outcome = reference.train_epoch(self._rows, self._targets, visit, self._weights,
-                                        lists, self._config, self._config.batch_size, lr,
-                                        global_step, first_step, stop_step, running)
-        state[...] = lists
+                                        lists, totals, self._config,
+                                        self._config.batch_size, lr, state.global_step,
+                                        first_step, stop_step, running)
+        state.buffers[...] = lists
+        state.l1_total = totals[0]
         return outcome
 
     def loss_total(self, running: float) -> float:

@@ -48,6 +48,8 @@ class LinearRegressor:
     check_lr : bool, default False
     verbose : int, default 0
     progress : bool, default False
+    optimizer : str or gdcore.optimizers.Optimizer, default "sgd"
+    l1_method : {"subgradient", "proximal", "cumulative"}, default "subgradient"
         Each as in :func:`gdcore.fit`.
     random_state : int, SeedSequence or None, default None
         ``seed`` under scikit-learn's name, so that its tooling
@@ -90,6 +92,7 @@ class LinearRegressor:
                  stop_on: str = "loss", n_iter_no_change: int = 5,
                  validation_fraction: float | None = None, on_divergence: str = "raise",
                  check_lr: bool = False, verbose: int = 0, progress: bool = False,
+                 optimizer: Any = "sgd", l1_method: str = "subgradient",
                  random_state: Any = None) -> None:
         # scikit-learn's convention: store the parameters as given, check
         # them in fit (gdcore.fit does, against the option table).

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import _validation
+from .optimizers import SGD, Optimizer, RMSprop, check_optimizer, name_of
 from .schedules import Schedule, check_schedule
 
 METHODS = ("batch", "sgd", "minibatch")
@@ -42,6 +43,7 @@ BACKENDS = ("cython", "reference")
 LOSS_FACTORS = {"mse": 1.0, "half_mse": 0.5}
 STOP_ON = ("loss", "grad_norm", "validation")
 ON_DIVERGENCE = ("raise", "stop", "halve")
+L1_METHODS = ("subgradient", "proximal", "cumulative")
 #: ``validation_fraction`` when ``stop_on="validation"`` and none is given.
 DEFAULT_VALIDATION_FRACTION = 0.1
 
@@ -69,35 +71,57 @@ def number(text: str) -> float:
     return value
 
 
-def schedule_text(text: str) -> Schedule:
-    """``NAME`` or ``NAME:key=value,...`` -> a :class:`gdcore.schedules.Schedule`."""
+def _value_text(text: str) -> Any:
+    """One value of a ``key=value`` argument: true/false, an integer, a number,
+    or numbers separated by ``/`` (a tuple)."""
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    if "/" in text:
+        return tuple(_value_text(part) for part in text.split("/"))
+    try:
+        return int(text)
+    except ValueError:
+        return number(text)
+
+
+def _spec_text(text: str, what: str, check: Callable[[Any, str], Any]) -> Any:
+    """``NAME`` or ``NAME:key=value,...`` -> the object ``check(NAME)`` makes,
+    with those arguments (a schedule, an optimizer)."""
     name, _, arguments = text.partition(":")
     try:
-        default = check_schedule(name)
+        default = check(name, what)
     except (TypeError, ValueError) as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     if not arguments:
         return default
-    known = [f.name for f in dataclasses.fields(default)]  # type: ignore[arg-type]
-    values: dict[str, float | int] = {}
+    known = [f.name for f in dataclasses.fields(default)]
+    values: dict[str, Any] = {}
     for item in arguments.split(","):
         key, sep, value = (part.strip() for part in item.partition("="))
         if not sep or not key:
             raise argparse.ArgumentTypeError(
-                f"schedule arguments must be key=value pairs separated by commas; got "
+                f"{what} arguments must be key=value pairs separated by commas; got "
                 f"{item!r} in {text!r}")
         if key not in known:
             raise argparse.ArgumentTypeError(
-                f"schedule {name!r} takes the arguments {', '.join(known) or 'none'}; "
+                f"{what} {name!r} takes the arguments {', '.join(known) or 'none'}; "
                 f"got {key!r} in {text!r}")
-        try:
-            values[key] = int(value)
-        except ValueError:
-            values[key] = number(value)
+        values[key] = _value_text(value)
     try:
         return type(default)(**values)
     except (TypeError, ValueError) as exc:
         raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
+
+
+def schedule_text(text: str) -> Schedule:
+    """``NAME`` or ``NAME:key=value,...`` -> a :class:`gdcore.schedules.Schedule`."""
+    return _spec_text(text, "schedule", check_schedule)
+
+
+def optimizer_text(text: str) -> Optimizer:
+    """``NAME`` or ``NAME:key=value,...`` -> a :class:`gdcore.optimizers.Optimizer`
+    (``adam:betas=0.9/0.999,eps=1e-8,amsgrad=true``)."""
+    return _spec_text(text, "optimizer", check_optimizer)
 
 
 def shuffle_block_text(text: str) -> int | str | None:
@@ -114,6 +138,7 @@ def shuffle_block_text(text: str) -> int | str | None:
 integer.__name__ = "integer"            # how argparse names the type in errors
 number.__name__ = "number"
 schedule_text.__name__ = "schedule"
+optimizer_text.__name__ = "optimizer"
 shuffle_block_text.__name__ = "shuffle block"
 
 
@@ -308,17 +333,54 @@ class Config:
         10.0, "save the checkpoint at most this often (and when the run ends)",
         functools.partial(_validation.check_real, positive=True), estimator=False,
         flag="--checkpoint-seconds", type=number, metavar="S")
+    optimizer: Optimizer = option(
+        "sgd", "update rule: sgd, adam, adamw, adagrad or rmsprop (PyTorch's), e.g. "
+        "adam:betas=0.9/0.999,eps=1e-8", check_optimizer, flag="--optimizer",
+        type=optimizer_text, metavar="NAME[:K=V,...]")
+    l1_method: str = option(
+        "subgradient", "how l1 is applied: l1 * sign(w) in the gradient, soft-thresholding "
+        "after each step (proximal), or the cumulative penalty of scikit-learn's "
+        "SGDRegressor", choices=L1_METHODS, flag="--l1-method")
 
     def __post_init__(self) -> None:
         for record in OPTIONS:
             assert record.check is not None
             object.__setattr__(self, record.name,
                                record.check(getattr(self, record.name), record.name))
+        self._merge_optimizer()
         if self.nesterov and (self.momentum == 0.0 or self.dampening != 0.0):
             raise ValueError(f"nesterov=True needs momentum > 0 and dampening = 0; got "
                              f"momentum={self.momentum}, dampening={self.dampening}")
         if self.validation_fraction is None and self.stop_on == "validation":
             object.__setattr__(self, "validation_fraction", DEFAULT_VALIDATION_FRACTION)
+
+    def _merge_optimizer(self) -> None:
+        """``momentum``, ``dampening`` and ``nesterov`` are options of ``fit``
+        and fields of ``SGD``: merge them (given twice with different values
+        is an error); the other optimizers refuse those they do not have."""
+        optimizer = self.optimizer
+        names = ("momentum", "dampening", "nesterov")
+        if isinstance(optimizer, SGD):
+            defaults = SGD()
+            merged = {}
+            for name in names:
+                given, inside = getattr(self, name), getattr(optimizer, name)
+                default = getattr(defaults, name)
+                if given != default and inside != default and given != inside:
+                    raise ValueError(f"{name} is given twice: {name}={given!r} and "
+                                     f"optimizer={optimizer!r}; give it once")
+                merged[name] = inside if inside != default else given
+                object.__setattr__(self, name, merged[name])
+            object.__setattr__(self, "optimizer", SGD(**merged))
+            return
+        allowed = ("momentum",) if isinstance(optimizer, RMSprop) else ()
+        for name in names:
+            value = getattr(self, name)
+            if name not in allowed and value != getattr(SGD(), name):
+                users = "optimizer='sgd' and 'rmsprop'" if name == "momentum" else \
+                    "optimizer='sgd'"
+                raise ValueError(f"{name} applies to {users} only (as in PyTorch); got "
+                                 f"{name}={value!r} with optimizer={name_of(optimizer)!r}")
 
     @property
     def loss_factor(self) -> float:

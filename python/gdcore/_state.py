@@ -19,11 +19,15 @@ from typing import Any
 import numpy as np
 
 #: The rows of :attr:`TrainState.buffers`, in order: the parameters, the sum
-#: of the current epoch's step gradients (for the gradient norm), the momentum
-#: buffer and the running mean of the iterates (averaged SGD). The compiled
-#: kernels number them the same way (``gdcore._kernels.STATE_ROWS``).
-STATE_ROWS = ("params", "grad_sum", "velocity", "average")
-PARAMS, GRAD_SUM, VELOCITY, AVERAGE = range(len(STATE_ROWS))
+#: of the current epoch's step gradients (for the gradient norm), the
+#: optimizer's buffers (the momentum buffer or Adam's first moment; the
+#: squares of Adam, Adagrad and RMSprop; amsgrad's largest second moment or
+#: centred RMSprop's mean gradient), the cumulative L1 penalty applied to each
+#: parameter, and the running mean of the iterates (averaged SGD). The
+#: compiled kernels number them the same way (``gdcore._kernels.STATE_ROWS``).
+STATE_ROWS = ("params", "grad_sum", "velocity", "square_avg", "aux", "l1_applied",
+              "average")
+PARAMS, GRAD_SUM, VELOCITY, SQUARE_AVG, AUX, L1_APPLIED, AVERAGE = range(len(STATE_ROWS))
 
 
 def to_params(w: np.ndarray, b: float | np.ndarray) -> np.ndarray:
@@ -90,9 +94,10 @@ class TrainState:
 
     Attributes
     ----------
-    buffers : ndarray of shape (4, (n_features + 1) * k)
+    buffers : ndarray of shape (7, (n_features + 1) * k)
         The parameters and the buffers that travel with them, one row each
-        (``STATE_ROWS``: params, grad_sum, velocity, average), laid out by
+        (``STATE_ROWS``: params, grad_sum, velocity, square_avg, aux,
+        l1_applied, average), laid out by
         output: output ``c``'s weights at ``c * n_features``, then the ``k``
         intercepts (``k = 1`` for a 1-D ``y``: ``w`` then ``b``).
     n_features : int
@@ -124,6 +129,13 @@ class TrainState:
         divides its weights by ``largest`` and then by ``mean``, so the weights
         of different calls (``partial_fit`` chunks) keep their ratios. None:
         no call had weights yet.
+    optimizer : str or None
+        The name of the optimizer whose buffers these are (``"sgd"``,
+        ``"adam"``, ...), set by the run's first call; a warm start with
+        another optimizer is refused.
+    l1_total : float
+        ``l1_method="cumulative"``: the total L1 penalty ``u`` applied so far
+        (the sum of ``lr * l1`` over the steps).
     """
 
     buffers: np.ndarray
@@ -139,6 +151,8 @@ class TrainState:
     val_rows: np.ndarray | None = None
     n_samples: int | None = None
     weight_scale: tuple[float, float] | None = None
+    optimizer: str | None = None
+    l1_total: float = 0.0
 
     @classmethod
     def starting_at(cls, params: np.ndarray, n_features: int,

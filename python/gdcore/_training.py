@@ -123,7 +123,7 @@ class _Run:
             order = self.trainer.epoch_order(state)
             state.buffers[GRAD_SUM] = 0.0
             progress = EpochProgress(rng_state, state.buffers.copy(), state.global_step,
-                                     0, 0.0)
+                                     state.l1_total, 0, 0.0)
         self.epoch = progress
         while True:                                   # the epoch, retried by "halve"
             epoch_started = time.perf_counter()
@@ -149,8 +149,7 @@ class _Run:
         while epoch.done < steps_per_epoch:
             stop = min(epoch.done + self.chunk, steps_per_epoch)
             steps, epoch.loss_sum, part, nonfinite = self.trainer.run(
-                state.buffers, order, lr, state.global_step, epoch.done, stop,
-                epoch.loss_sum)
+                state, order, lr, epoch.done, stop, epoch.loss_sum)
             epoch.done += steps
             state.global_step += steps
             self.chunk_loss = part / steps if steps else math.nan
@@ -187,8 +186,7 @@ class _Run:
                 and not hopeless:
             self.halvings += 1
             state.lr_scale *= 0.5
-            state.buffers[...] = epoch.start_buffers
-            state.global_step = epoch.start_step
+            _rewind(state, epoch)
             epoch.done, epoch.loss_sum = 0, 0.0
             warnings.warn(f"{message}; retrying the epoch with lr={lr / 2:g}",
                           RuntimeWarning, stacklevel=8)     # the line that called fit
@@ -219,10 +217,8 @@ class _Run:
             if _finite(state.params):
                 return done
         step = done - 1
-        state.buffers[...] = epoch.start_buffers
-        state.global_step = epoch.start_step
-        steps, _, _, _ = self.trainer.run(state.buffers, order, lr, state.global_step, 0,
-                                          step, 0.0)
+        _rewind(state, epoch)
+        steps, _, _, _ = self.trainer.run(state, order, lr, 0, step, 0.0)
         state.global_step += steps
         return step
 
@@ -294,6 +290,13 @@ class _Run:
             grad_norm=arrays["grad_norm"], lr_history=arrays["lr"],
             val_loss=arrays.get("val_loss"), stop_reason=stop_reason, copied=self.copied,
             state=copy.deepcopy(state))
+
+
+def _rewind(state: TrainState, epoch: EpochProgress) -> None:
+    """Put ``state`` back where it was when ``epoch`` started."""
+    state.buffers[...] = epoch.start_buffers
+    state.global_step = epoch.start_step
+    state.l1_total = epoch.start_l1_total
 
 
 def _converged(config: Config, state: TrainState, history: dict) -> bool:

@@ -161,14 +161,14 @@ def _first_nonfinite(X: np.ndarray, y: np.ndarray) -> dict:
 def _stream_chunk(X: np.ndarray, y: np.ndarray, config: Config, seed: int | None,
                   carried: tuple, lr: float, first: int, stop: int) -> tuple:
     """Steps ``first .. stop - 1`` of one chunk's part of an epoch, continuing
-    from ``carried = (state, global_step, steps, running, part, nonfinite)``
+    from ``carried = (state, global_step, steps, running, part, nonfinite, l1_total)``
     (``running`` the kernel's loss accumulator of the epoch, ``part`` the
     sum of this call's batch losses).
 
     Once a chunk stops at a non-finite loss, later chunks pass ``carried``
     on untouched.
     """
-    state, step, steps_before, running, part_before, nonfinite = carried
+    state, step, steps_before, running, part_before, nonfinite, l1_total = carried
     if nonfinite or first >= stop:
         return carried
     X, y = (np.asarray(a, dtype=np.float64, order="C") for a in (X, y))
@@ -177,10 +177,11 @@ def _stream_chunk(X: np.ndarray, y: np.ndarray, config: Config, seed: int | None
     rule = kernels.Rule(config, config.batch_size, config.n_threads)
     order = (None if seed is None
              else np.random.default_rng(seed).permutation(X.shape[0]).astype(np.intp))
-    steps, running, part, nonfinite = kernels.run_epoch(X, y.reshape(-1, 1), order, None,
-                                                        state, rule, lr, step, first, stop,
-                                                        running)
-    return state, step + steps, steps_before + steps, running, part_before + part, nonfinite
+    steps, running, part, nonfinite, l1_total = kernels.run_epoch(
+        X, y.reshape(-1, 1), order, None, state, rule, lr, step, first, stop, running,
+        l1_total)
+    return (state, step + steps, steps_before + steps, running, part_before + part, nonfinite,
+            l1_total)
 
 
 def _predict_chunk(X: np.ndarray, w: np.ndarray, b: float) -> np.ndarray:
@@ -220,17 +221,18 @@ class DaskTrainer:
     def raise_if_bad_input(self) -> None:
         self._chunks.raise_if_nonfinite()
 
-    def run(self, state: np.ndarray, order: np.ndarray | None, lr: float, global_step: int,
-            first_step: int, stop_step: int,
-            running: float) -> tuple[int, float, float, bool]:
+    def run(self, state: TrainState, order: np.ndarray | None, lr: float, first_step: int,
+            stop_step: int, running: float) -> tuple[int, float, float, bool]:
         if self._batch:
             if first_step > 0 or stop_step < 1:
                 return 0, running, 0.0, False
-            sums = self._chunks.sums(state[0], self._threads)
-            outcome: tuple[int, float, float, bool] = self._kernels.sums_step(
-                state, self._rule, sums, self._chunks.n_samples, 1, lr, global_step, running)
-            return outcome
-        carried: Any = (state, global_step, 0, running, 0.0, False)
+            sums = self._chunks.sums(state.params, self._threads)
+            steps, running, part, nonfinite, state.l1_total = self._kernels.sums_step(
+                state.buffers, self._rule, sums, self._chunks.n_samples, 1, lr,
+                state.global_step, running, state.l1_total)
+            return steps, running, part, nonfinite
+        carried: Any = (state.buffers, state.global_step, 0, running, 0.0, False,
+                        state.l1_total)
         for c, (x_part, y_part, _, _) in enumerate(self._chunks.parts):
             start = int(self._first_steps[c])
             first = max(first_step - start, 0)
@@ -240,8 +242,9 @@ class DaskTrainer:
             seed = None if order is None else int(order[c])
             carried = dask.delayed(_stream_chunk, pure=False)(
                 x_part, y_part, self._config, seed, carried, lr, first, stop)
-        new_state, _, steps, running, part, nonfinite = dask.compute(carried)[0]
-        state[...] = new_state
+        new_state, _, steps, running, part, nonfinite, l1_total = dask.compute(carried)[0]
+        state.buffers[...] = new_state
+        state.l1_total = l1_total
         return steps, running, part, nonfinite
 
     def loss_total(self, running: float) -> float:

@@ -133,38 +133,115 @@ def predict(rows: Sequence[Sequence[float]], W: Sequence[Sequence[float]],
     return [[dot(x, W[c]) + b[c] for c in range(len(b))] for x in rows]
 
 
-def apply_update(params: Vector, grad: Vector, velocity: Vector, average: Vector,
-                 grad_sum: Vector, rule: Any, t: int, lr: float, n_outputs: int) -> None:
+def apply_update(state: list, totals: list, grad: Vector, rule: Any, t: int, lr: float,
+                 n_outputs: int) -> None:
     """One step of the update rule on the flat parameters, in place.
 
-    ``rule`` is the run's validated options (``gdcore._options.Config``). For
-    each parameter ``p`` with loss gradient ``g`` (the ``n_outputs``
-    intercepts, the last entries, only if ``rule.fit_intercept``):
+    ``state`` is the lists ``[params, grad_sum, velocity, square_avg, aux,
+    l1_applied, average]`` and ``totals`` the list ``[l1_total]``; ``rule``
+    is the run's validated options (``gdcore._options.Config``), ``t`` the
+    global step (0-based; ``s = t + 1`` counts steps as PyTorch does) and
+    ``lr`` its rate. For each parameter ``p`` with loss gradient ``g`` (the
+    ``n_outputs`` intercepts, the last entries, only if ``rule.fit_intercept``;
+    the penalties apply to them only with ``decay_bias``):
 
-    1. penalty: ``g += weight_decay * p + l1 * sign(p)`` (an intercept only
-       with ``decay_bias``);
+    1. penalty: ``g += weight_decay * p`` (not for AdamW, which decays ``p``
+       itself), and ``g += l1 * sign(p)`` with ``l1_method="subgradient"``;
     2. ``grad_sum += g`` (for the epoch's gradient norm);
-    3. momentum (PyTorch's convention): ``v = g`` at the very first step
-       (``t == 0``), afterwards ``v = momentum * v + (1 - dampening) * g``;
-       the step direction is ``v``, or ``g + momentum * v`` with Nesterov;
-    4. ``p -= lr * direction``;
+    3. the optimizer's step (PyTorch's rules):
+
+       * SGD: momentum (PyTorch's convention) ``v = g`` at the very first step
+         (``t == 0``), afterwards ``v = momentum * v + (1 - dampening) * g``;
+         the direction is ``v``, or ``g + momentum * v`` with Nesterov (or
+         ``g`` without momentum); ``p -= lr * direction``;
+       * Adam: ``m = beta1 * m + (1 - beta1) * g``, ``v = beta2 * v + (1 -
+         beta2) * g**2`` (amsgrad: ``vmax = max(vmax, v)`` is used for ``v``),
+         ``p -= lr / (1 - beta1**s) * (m / (sqrt(v) / sqrt(1 - beta2**s) +
+         eps))``; AdamW first shrinks ``p *= 1 - lr * weight_decay``;
+       * Adagrad: ``S += g**2``, ``p -= lr / (1 + t * lr_decay) * (g / (sqrt(S)
+         + eps))``;
+       * RMSprop: ``S = alpha * S + (1 - alpha) * g**2``; centred: ``a = alpha
+         * a + (1 - alpha) * g`` and ``D = sqrt(S - a**2) + eps``, else ``D =
+         sqrt(S) + eps``; with momentum ``v = momentum * v + g / D`` and ``p -=
+         lr * v``, else ``p -= lr * (g / D)``;
+
+    4. L1 after the step: ``l1_method="proximal"`` soft-thresholds, ``p =
+       sign(p) * max(|p| - lr * l1, 0)``; ``"cumulative"`` (Tsuruoka et al.,
+       as scikit-learn's SGDRegressor) first adds ``lr * l1`` to the total
+       ``u`` (once per step), then clips ``p`` towards 0 by what ``u`` exceeds
+       the penalty ``q`` already applied to it, ``q`` recording what it did;
     5. averaging: from step ``average_from`` on, ``average`` is the running
        mean of the parameters after each step.
     """
+    params, grad_sum, velocity, square_avg, aux, l1_applied, average = state
+    numbers = rule.optimizer.rule_numbers()
+    kind = numbers["kind"]
+    decoupled = numbers.get("decoupled", False)
+    s = t + 1
+    cumulative = rule.l1_method == "cumulative" and rule.l1 != 0.0
+    proximal = rule.l1_method == "proximal" and rule.l1 != 0.0
+    if cumulative:
+        totals[0] += lr * rule.l1
+    u = totals[0]
     n_weights = len(params) - n_outputs
     n_params = len(params) if rule.fit_intercept else n_weights
     for j in range(n_params):
+        penalized = j < n_weights or rule.decay_bias
+        p = params[j]
         g = grad[j]
-        if j < n_weights or rule.decay_bias:
-            g = g + rule.weight_decay * params[j] + rule.l1 * sign(params[j])
+        if penalized and not decoupled:
+            g = g + rule.weight_decay * p
+        if penalized and rule.l1_method == "subgradient":
+            g = g + rule.l1 * sign(p)
         grad_sum[j] += g
-        if rule.momentum != 0.0:
-            if t == 0:
-                velocity[j] = g
+        if kind == "sgd":
+            if rule.momentum != 0.0:
+                if t == 0:
+                    velocity[j] = g
+                else:
+                    velocity[j] = rule.momentum * velocity[j] + (1.0 - rule.dampening) * g
+                g = g + rule.momentum * velocity[j] if rule.nesterov else velocity[j]
+            p -= lr * g
+        elif kind == "adam":
+            beta1, beta2 = numbers["beta1"], numbers["beta2"]
+            if penalized and decoupled:
+                p = p * (1.0 - lr * rule.weight_decay)
+            velocity[j] = beta1 * velocity[j] + (1.0 - beta1) * g
+            square_avg[j] = beta2 * square_avg[j] + (1.0 - beta2) * g * g
+            v = square_avg[j]
+            if numbers["amsgrad"]:
+                aux[j] = max(aux[j], v)
+                v = aux[j]
+            step_size = lr / (1.0 - beta1 ** s)
+            denominator = math.sqrt(v) / math.sqrt(1.0 - beta2 ** s) + numbers["eps"]
+            p = p - step_size * (velocity[j] / denominator)
+        elif kind == "adagrad":
+            square_avg[j] = square_avg[j] + g * g
+            step_size = lr / (1.0 + t * numbers["lr_decay"])
+            p = p - step_size * (g / (math.sqrt(square_avg[j]) + numbers["eps"]))
+        else:                                           # rmsprop
+            alpha = numbers["alpha"]
+            square_avg[j] = alpha * square_avg[j] + (1.0 - alpha) * g * g
+            if numbers["centered"]:
+                aux[j] = alpha * aux[j] + (1.0 - alpha) * g
+                denominator = math.sqrt(square_avg[j] - aux[j] * aux[j]) + numbers["eps"]
             else:
-                velocity[j] = rule.momentum * velocity[j] + (1.0 - rule.dampening) * g
-            g = g + rule.momentum * velocity[j] if rule.nesterov else velocity[j]
-        params[j] -= lr * g
+                denominator = math.sqrt(square_avg[j]) + numbers["eps"]
+            if rule.momentum > 0.0:
+                velocity[j] = rule.momentum * velocity[j] + g / denominator
+                p = p - lr * velocity[j]
+            else:
+                p = p - lr * (g / denominator)
+        if penalized and proximal:
+            p = sign(p) * max(abs(p) - lr * rule.l1, 0.0)
+        elif penalized and cumulative:
+            before = p
+            if p > 0.0:
+                p = max(0.0, p - (u + l1_applied[j]))
+            elif p < 0.0:
+                p = min(0.0, p + (u - l1_applied[j]))
+            l1_applied[j] += p - before
+        params[j] = p
     if 0 <= rule.average_from <= t:
         count = t - rule.average_from + 1
         for j in range(n_params):
@@ -173,8 +250,9 @@ def apply_update(params: Vector, grad: Vector, velocity: Vector, average: Vector
 
 def train_epoch(rows: Sequence[Sequence[float]], targets: Sequence[Sequence[float]],
                 order: Sequence[int], weights: Sequence[float] | None, state: list,
-                rule: Any, batch_size: int, lr: float, global_step: int, first_step: int,
-                stop_step: int, loss_sum: float = 0.0) -> tuple[int, float, float, bool]:
+                totals: list, rule: Any, batch_size: int, lr: float, global_step: int,
+                first_step: int, stop_step: int,
+                loss_sum: float = 0.0) -> tuple[int, float, float, bool]:
     """Steps ``first_step .. stop_step - 1`` of one epoch of (mini-)batch descent.
 
     The samples are taken in ``order`` and cut into consecutive batches of
@@ -182,15 +260,15 @@ def train_epoch(rows: Sequence[Sequence[float]], targets: Sequence[Sequence[floa
     loss and gradient at the current parameters, then one step of
     :func:`apply_update` with rate ``lr / (t + 1) ** power`` (``t`` the
     global step). ``batch_size = 1`` is per-sample SGD; ``batch_size >=
-    len(order)`` is full-batch gradient descent. ``state`` is the lists
-    ``[params, grad_sum, velocity, average]``, updated in place.
+    len(order)`` is full-batch gradient descent. ``state`` (the lists of
+    :func:`apply_update`) and ``totals`` are updated in place.
 
     Returns ``(steps, loss_sum, part, nonfinite)``: the number of steps taken;
     ``loss_sum`` (the epoch's sum of batch losses so far) with theirs added;
     the sum of their batch losses alone; and whether the epoch stopped early
     at a batch whose loss was not finite (its step not taken).
     """
-    params, grad_sum, velocity, average = state
+    params = state[0]
     n_outputs = len(targets[0])
     batches = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
     part = 0.0
@@ -207,7 +285,7 @@ def train_epoch(rows: Sequence[Sequence[float]], targets: Sequence[Sequence[floa
         loss_sum += loss
         part += loss
         rate = lr / math.pow(t + 1, rule.power) if rule.power else lr
-        apply_update(params, gradient, velocity, average, grad_sum, rule, t, rate, n_outputs)
+        apply_update(state, totals, gradient, rule, t, rate, n_outputs)
         steps += 1
     return steps, loss_sum, part, False
 
