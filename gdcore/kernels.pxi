@@ -52,10 +52,17 @@
 # has no branch on an option. In the one-output copies k is the literal 1,
 # so the residual never leaves a register.
 #
-# Memory. No array of size n is allocated. Scratch: k doubles (per-sample
-# loop with several outputs), 2k + k*d (mini-batch), and one partial-sum row
-# of 1 + 2k + k*d doubles, padded to cache lines, per row block (full batch;
-# at most MAX_BLOCKS blocks).
+# Standardizing. With ``standardize`` (fit's standardize=True) the loops
+# train on the rows (x - center) * inv_scale, each formed in a scratch row of
+# d doubles as it is read (_training_row): the parameters, the update rule
+# and the penalties are those of the standardized problem, and the Python
+# layer maps them back to the units of X. Without it, that is one predictable
+# branch per row.
+#
+# Memory. No array of size n is allocated. Scratch: k + d doubles (per-sample
+# loop), 2k + k*d + d (mini-batch), and one partial-sum row of 1 + 2k + k*d
+# doubles and a standardized row, padded to cache lines, per row block (full
+# batch; at most MAX_BLOCKS blocks).
 #
 # The GIL is released for the whole of each call (an epoch, or a pass over
 # X). A call from the main thread looks at signals every few MB of X read
@@ -271,6 +278,8 @@ cdef struct Problem:
     const double *Y           # rows of k targets, or NULL (sums only: targets 0)
     const double *weight      # sample weights (mean 1), or NULL
     const Py_ssize_t *order   # rows to visit, or NULL: 0 .. n-1
+    const double *center      # standardize: the features' centres (d), or NULL
+    const double *inv_scale   # standardize: 1 / the features' scales (d; 0 if constant)
     Py_ssize_t n, d, k        # rows visited, features, outputs
     gd_watch *watch           # Ctrl-C (see common.pxi)
 
@@ -398,6 +407,20 @@ cdef inline Py_ssize_t _prefetch_distance(Py_ssize_t d, const Py_ssize_t *order)
 
 cdef inline Py_ssize_t _row(const Py_ssize_t *order, Py_ssize_t q) noexcept nogil:
     return order[q] if order != NULL else q
+
+
+cdef inline const double *_training_row(const double *x, const double *center,
+                                        const double *inv_scale, Py_ssize_t d,
+                                        double *z) noexcept nogil:
+    # A row x of X as training sees it: x itself, or, when standardizing
+    # (center not NULL), z (OUT, d doubles) = (x - center) * inv_scale, formed
+    # as the row is read (X itself is never copied or changed).
+    cdef Py_ssize_t j
+    if center == NULL:
+        return x
+    for j in range(d):
+        z[j] = (x[j] - center[j]) * inv_scale[j]
+    return z
 
 
 cdef inline double _row_sums(const double *x, const double *params, const double *y,
@@ -740,9 +763,15 @@ cdef inline Py_ssize_t _sums_size(Py_ssize_t d, Py_ssize_t k) noexcept nogil:
 
 
 cdef inline Py_ssize_t _block_stride(Py_ssize_t d, Py_ssize_t k) noexcept nogil:
-    # a block's partial sums, padded to whole cache lines plus one line of gap,
-    # so two threads never write to the same line
-    return _lines(_sums_size(d, k)) + LINE_DOUBLES
+    # a block's partial sums, padded to whole cache lines, then its
+    # standardized row (_row_at), plus one line of gap, so two threads never
+    # write to the same line
+    return _row_at(d, k) + _lines(d) + LINE_DOUBLES
+
+
+cdef inline Py_ssize_t _row_at(Py_ssize_t d, Py_ssize_t k) noexcept nogil:
+    # where a block's standardized row is in its part of the scratch
+    return _lines(_sums_size(d, k))
 
 
 cdef void _block_sums(const OutputsTag *outputs, const Problem *p, const double *params,
@@ -758,6 +787,10 @@ cdef void _block_sums(const OutputsTag *outputs, const Problem *p, const double 
     cdef Py_ssize_t check = _check_every(d)
     cdef double sum_sq = 0.0
     cdef double *R = out + _at_S(d, k) + 1
+    cdef double *z = out + _row_at(d, k)
+    # locals, so that the C compiler sees them constant through the loop
+    cdef const double *center = p.center
+    cdef const double *inv_scale = p.inv_scale
     for c in range(k * d):
         out[c] = 0.0
     for c in range(k):
@@ -771,7 +804,7 @@ cdef void _block_sums(const OutputsTag *outputs, const Problem *p, const double 
             i = _row(p.order, q)
             if q + ahead < stop:
                 GD_PREFETCH_ROW(p.X + _row(p.order, q + ahead) * d, d, p.order != NULL)
-            sum_sq += _row_sums(p.X + i * d, params,
+            sum_sq += _row_sums(_training_row(p.X + i * d, center, inv_scale, d, z), params,
                                 p.Y + i * k if p.Y != NULL else NULL,
                                 p.weight[i] if p.weight != NULL else 1.0, d, k, R, out)
         first = last
@@ -883,8 +916,9 @@ cdef EpochOutcome _minibatch_epoch(const OutputsTag *outputs, const RuleC *rule,
                                    Py_ssize_t first_step, Py_ssize_t stop_step,
                                    double running, double *scratch) noexcept nogil:
     # One update per batch of rule.batch_size rows (the last one may be
-    # smaller). Scratch: _at_S(d, k) + k doubles: the batch's G, then R. No
-    # look at signals here (see _in_slices).
+    # smaller). Scratch: _minibatch_scratch(d, k) doubles: the batch's G,
+    # then R, then a standardized row. No look at signals here (see
+    # _in_slices).
     cdef EpochOutcome out
     cdef Py_ssize_t v, c, q, i, start, stop, m, u
     cdef Py_ssize_t d = p.d, n = p.n, batch_size = rule.batch_size
@@ -895,6 +929,10 @@ cdef EpochOutcome _minibatch_epoch(const OutputsTag *outputs, const RuleC *rule,
     cdef double sum_sq, scale, total = running, part = 0.0
     cdef double *G = scratch
     cdef double *R = scratch + _at_S(d, k)
+    cdef double *z = scratch + _lines(_at_S(d, k) + k)
+    # locals, so that the C compiler sees them constant through the loop
+    cdef const double *center = p.center
+    cdef const double *inv_scale = p.inv_scale
     out.nonfinite = False
     out.interrupted = False
     out.steps = 0
@@ -913,7 +951,8 @@ cdef EpochOutcome _minibatch_epoch(const OutputsTag *outputs, const RuleC *rule,
             i = _row(p.order, q)
             if q + ahead < n:
                 GD_PREFETCH_ROW(p.X + _row(p.order, q + ahead) * d, d, p.order != NULL)
-            sum_sq += _row_sums(p.X + i * d, st.params, p.Y + i * k,
+            sum_sq += _row_sums(_training_row(p.X + i * d, center, inv_scale, d, z),
+                                st.params, p.Y + i * k,
                                 p.weight[i] if p.weight != NULL else 1.0, d, k, R, G)
         if not (sum_sq <= DBL_MAX):
             out.nonfinite = True
@@ -927,6 +966,11 @@ cdef EpochOutcome _minibatch_epoch(const OutputsTag *outputs, const RuleC *rule,
     out.loss_sum = total
     out.part = part
     return out
+
+
+cdef inline Py_ssize_t _minibatch_scratch(Py_ssize_t d, Py_ssize_t k) noexcept nogil:
+    # doubles of _minibatch_epoch's scratch
+    return _lines(_at_S(d, k) + k) + d
 
 
 cdef EpochOutcome _minibatch_any(const RuleC *rule, const Problem *p, State st, double lr,
@@ -946,7 +990,8 @@ cdef EpochOutcome _sgd_rows(
         Py_ssize_t first_step, Py_ssize_t stop_step, double running,
         double *scratch) noexcept nogil:
     # One update per row, for one (rule, penalty, outputs) combination.
-    # Scratch: scratch[0:k], the row's dL/db (unused for one output). Returns
+    # Scratch: _sgd_scratch(d, k) doubles: the row's dL/db (k, unused for one
+    # output), then a standardized row. Returns
     # the running loss sum continued, and no `part`: a second sum in this loop
     # cost 8 % at d = 100, and keeping the last row's loss 4.6 % (see
     # _sgd_steps). No look at signals here either (see _in_slices).
@@ -966,6 +1011,7 @@ cdef EpochOutcome _sgd_rows(
     cdef AdaptiveStep a
     cdef const double *x
     cdef const double *y_row
+    cdef double *z = scratch + _lines(p.k)
     # Locals, not the structs' fields: the loop's stores to double arrays
     # could alias those (as far as the C compiler knows) and force a reload
     # every row.
@@ -977,6 +1023,8 @@ cdef EpochOutcome _sgd_rows(
     cdef double *l1_applied = st.l1_applied
     cdef double u = st.l1_total[0]
     cdef const double *X = p.X
+    cdef const double *center = p.center
+    cdef const double *inv_scale = p.inv_scale
     cdef const double *Y = p.Y
     cdef const double *weight = p.weight
     cdef const Py_ssize_t *order = p.order
@@ -998,7 +1046,7 @@ cdef EpochOutcome _sgd_rows(
         i = _row(order, q)
         if q + ahead < n:
             GD_PREFETCH_ROW(X + _row(order, q + ahead) * d, d, order != NULL)
-        x = X + i * d
+        x = _training_row(X + i * d, center, inv_scale, d, z)
         y_row = Y + i * k
         sq = 0.0
         for c in range(k):
@@ -1042,6 +1090,11 @@ cdef EpochOutcome _sgd_rows(
     out.loss_sum = total
     out.part = 0.0                  # (see _sgd_steps)
     return out
+
+
+cdef inline Py_ssize_t _sgd_scratch(Py_ssize_t d, Py_ssize_t k) noexcept nogil:
+    # doubles of _sgd_rows's scratch
+    return _lines(k) + d
 
 
 cdef EpochOutcome _sgd_with(const RuleTag *rule_tag, const PenaltyTag *penalty_tag,
@@ -1115,10 +1168,12 @@ cdef EpochOutcome _sgd_steps(const RuleC *rule, const Problem *p, State st, doub
     cdef Py_ssize_t c, i, d = p.d, k = p.k
     cdef Py_ssize_t stop = p.n if stop_step > p.n else stop_step
     cdef double r, one_row = 0.0
+    cdef const double *x
     if first_step + 1 == stop:
         i = _row(p.order, first_step)
+        x = _training_row(p.X + i * d, p.center, p.inv_scale, d, scratch + _lines(k))
         for c in range(k):
-            r = _dot(p.X + i * d, st.params + c * d, d) + (st.params[k * d + c]
+            r = _dot(x, st.params + c * d, d) + (st.params[k * d + c]
                                                              - p.Y[i * k + c])
             one_row += p.weight[i] * (r * r) if p.weight != NULL else r * r
     out = _sgd_epoch(rule, p, st, lr, t, first_step, stop_step, running, scratch)
@@ -1209,6 +1264,12 @@ cdef void _copy_back(const double *work, double[:, ::1] state) noexcept nogil:
         memcpy(&state[row, 0], work + row * stride, size * sizeof(double))
 
 
+cdef void _set_standardize(Problem *p, const double[:, ::1] standardize):
+    # OUT p.center, p.inv_scale: the rows of a (2, d) array, or NULL (None)
+    p.center = &standardize[0, 0] if standardize is not None else NULL
+    p.inv_scale = &standardize[1, 0] if standardize is not None else NULL
+
+
 def run_epoch(const double[:, ::1] X,         # IN (n, d)
               const double[:, ::1] Y,         # IN (n, k); a 1-D y as (n, 1)
               const Py_ssize_t[::1] order,    # IN rows to visit in order, or None: 0..n-1
@@ -1220,7 +1281,8 @@ def run_epoch(const double[:, ::1] X,         # IN (n, d)
               Py_ssize_t first_step,          # run the epoch's steps first_step ..
               Py_ssize_t stop_step,           # .. stop_step - 1 (clipped to the epoch)
               double running,                 # the epoch's running loss sum so far
-              double l1_total):               # cumulative L1: the total penalty so far
+              double l1_total,                # cumulative L1: the total penalty so far
+              const double[:, ::1] standardize=None):  # IN (2, d): centres, 1/scales
     """Run steps ``first_step .. stop_step - 1`` of one epoch, in place.
 
     A step is one row (``batch_size == 1``), one batch of ``batch_size``
@@ -1232,7 +1294,8 @@ def run_epoch(const double[:, ::1] X,         # IN (n, d)
     sum of this call's batch losses (each taken before its update); whether
     the loop stopped at a batch whose loss was not finite (that update is
     then not applied); and ``l1_total`` continued (``l1_method="cumulative"``
-    adds ``lr * l1`` per step).
+    adds ``lr * l1`` per step). With ``standardize``, every row is
+    trained on as ``(x - centres) * (1 / scales)``, formed as it is read.
     """
     cdef Problem p
     cdef State st
@@ -1246,6 +1309,7 @@ def run_epoch(const double[:, ::1] X,         # IN (n, d)
     p.Y = &Y[0, 0]
     p.weight = &weight[0] if weight is not None else NULL
     p.order = &order[0] if order is not None else NULL
+    _set_standardize(&p, standardize)
     p.n = order.shape[0] if order is not None else X.shape[0]
     p.d = X.shape[1]
     p.k = Y.shape[1]
@@ -1254,7 +1318,7 @@ def run_epoch(const double[:, ::1] X,         # IN (n, d)
         st = _working_copy(state, l1_total, work)
         # batch size 1 first: a single sample is always a per-sample step
         if batch_size == 1:
-            scratch = _alloc(p.k)
+            scratch = _alloc(_sgd_scratch(p.d, p.k))
             with nogil:
                 out = _in_slices(_sgd_steps, _check_every(p.d), &rule.c, &p, st, lr,
                                  global_step, first_step, stop_step, running, scratch)
@@ -1265,7 +1329,7 @@ def run_epoch(const double[:, ::1] X,         # IN (n, d)
                 out = _full_batch_epoch(&rule.c, &p, st, lr, global_step, first_step,
                                         stop_step, running, scratch, sums)
         else:
-            scratch = _alloc(_at_S(p.d, p.k) + p.k)
+            scratch = _alloc(_minibatch_scratch(p.d, p.k))
             with nogil:
                 out = _in_slices(_minibatch_any, _check_every(p.d) // batch_size + 1,
                                  &rule.c, &p, st, lr, global_step, first_step,
@@ -1319,13 +1383,16 @@ def full_sums(const double[:, ::1] X,          # IN (n, d)
               const double[::1] weight,        # IN (n,) sample weights, or None
               const double[::1] params,        # IN ((d + 1) * k,) by output
               double[::1] out,                 # OUT (1 + k + k*d,): S, R, G
-              int n_threads):
+              int n_threads,
+              const double[:, ::1] standardize=None):  # IN (2, d): centres, 1/scales
     """Raw sums over all rows in one pass (parallel, fixed block order):
     ``S = sum s*|r|^2``, ``R = sum s*r`` (k,) and ``G = X.T @ (s*r)`` by
     output (k*d,), with ``r = X @ W + b - Y``.
 
-    With ``Y`` None (one output, targets 0) this is ``A.T @ (A @ [w, b])`` for ``A = [X, 1]`` (power iteration). The raw
-    sums of several chunks add up exactly in any fixed order.
+    With ``Y`` None (one output, targets 0) this is ``A.T @ (A @ [w, b])``
+    for ``A = [X, 1]`` (power iteration). The raw sums of several chunks add
+    up exactly in any fixed order. With ``standardize``, X's rows are taken
+    as ``(x - centres) * (1 / scales)``.
     """
     cdef Problem p
     cdef gd_watch watch = _watch()
@@ -1336,6 +1403,7 @@ def full_sums(const double[:, ::1] X,          # IN (n, d)
     p.Y = &Y[0, 0] if Y is not None else NULL
     p.weight = &weight[0] if weight is not None else NULL
     p.order = NULL
+    _set_standardize(&p, standardize)
     p.n = X.shape[0]
     p.d = X.shape[1]
     p.k = Y.shape[1] if Y is not None else 1

@@ -35,6 +35,9 @@ RUNS = {
                           l1_method="proximal", seed=5),
     "rmsprop cumulative": dict(method="sgd", lr=0.001, epochs=3, optimizer="rmsprop",
                                l1=0.01, l1_method="cumulative", seed=6),
+    "standardize auto weights": dict(method="minibatch", batch_size=8, lr="auto",
+                                     standardize=True, momentum=0.5, epochs=4, seed=8,
+                                     validation_fraction=0.1),
 }
 
 

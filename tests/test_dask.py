@@ -276,7 +276,7 @@ def test_early_stopping_callbacks_and_divergence_policy(data):
 #: a value other than the default of each option gdcore.dask.fit refuses
 NOT_DEFAULT = {"backend": "reference", "validation_fraction": 0.2,
                "sample_weight": np.ones(10), "copy": False, "shuffle_block": 7,
-               "checkpoint": "run.ckpt", "checkpoint_seconds": 1.0}
+               "checkpoint": "run.ckpt", "checkpoint_seconds": 1.0, "standardize": True}
 
 
 @pytest.mark.parametrize("name", sorted(gdask.NOT_ON_DASK))
@@ -482,3 +482,9 @@ def test_import_gdcore_does_not_import_dask_and_gdcore_dask_explains_a_missing_d
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120, check=True)
     assert "pip install" in out.stdout and "gdcore[dask]" in out.stdout
+
+
+def test_lr_auto_is_refused():
+    X = da.from_array(np.ones((10, 2)), chunks=5)
+    with pytest.raises(ValueError, match="lr='auto' is not available in gdcore.dask.fit"):
+        gdask.fit(X, np.ones(10), lr="auto")

@@ -66,7 +66,8 @@ class Trainer(Protocol):
         ...
 
     def subset_loss(self, rows: np.ndarray, params: np.ndarray) -> float:
-        """Loss over the rows ``rows`` at ``params``."""
+        """Loss over the rows ``rows`` of X at ``params`` (in X's units, never
+        standardized)."""
         ...
 
 
@@ -84,9 +85,12 @@ class Backend(TrainerFactory, Protocol):
     """One way of doing gdcore's arithmetic."""
 
     def sums(self, X: np.ndarray, Y: np.ndarray | None, params: np.ndarray,
-             n_threads: int) -> np.ndarray:
-        """``[S, R(k), G(k*d)]``: ``sum |r|^2``, ``sum r`` and ``X.T @ r`` by output,
-        ``r = X @ W + b - Y`` over all rows (``Y`` None: targets 0, one output)."""
+             n_threads: int, *, weights: np.ndarray | None = None,
+             standardize: np.ndarray | None = None) -> np.ndarray:
+        """``[S, R(k), G(k*d)]``: ``sum s |r|^2``, ``sum s r`` and ``X.T @ (s r)`` by
+        output, ``r = X @ W + b - Y`` over all rows (``Y`` None: targets 0, one
+        output; ``s`` the weights, 1 without; with ``standardize``, the
+        standardized rows in place of X's)."""
         ...
 
     def predict(self, X: np.ndarray, w: np.ndarray, b: float | np.ndarray) -> np.ndarray:
@@ -180,13 +184,15 @@ class CythonTrainer(InMemory):
         self._kernels = kernels
         self._rule = kernels.Rule(config, config.batch_size, config.n_threads or 1)
         self._X, self._Y, self._weights = data.X, data.Y, data.weights
+        self._standardize = data.standardize
         self._loss_factor = config.loss_factor
 
     def run(self, state: TrainState, order: np.ndarray | None, lr: float, first_step: int,
             stop_step: int, running: float) -> tuple[int, float, float, bool]:
         steps, running, part, nonfinite, state.l1_total = self._kernels.run_epoch(
             self._X, self._Y, order, self._weights, state.buffers, self._rule, lr,
-            state.global_step, first_step, stop_step, running, state.l1_total)
+            state.global_step, first_step, stop_step, running, state.l1_total,
+            self._standardize)
         return steps, running, part, nonfinite
 
     def loss_total(self, running: float) -> float:
@@ -205,10 +211,11 @@ class CythonBackend:
         return CythonTrainer(data, config)
 
     def sums(self, X: np.ndarray, Y: np.ndarray | None, params: np.ndarray,
-             n_threads: int) -> np.ndarray:
+             n_threads: int, *, weights: np.ndarray | None = None,
+             standardize: np.ndarray | None = None) -> np.ndarray:
         k = 1 if Y is None else Y.shape[1]
         out = np.empty(1 + k + k * X.shape[1])
-        _dispatch.require().full_sums(X, Y, None, params, out, n_threads)
+        _dispatch.require().full_sums(X, Y, weights, params, out, n_threads, standardize)
         return out
 
     def predict(self, X: np.ndarray, w: np.ndarray, b: float | np.ndarray) -> np.ndarray:
@@ -236,7 +243,9 @@ class ReferenceTrainer(InMemory):
 
     def __init__(self, data: Data, config: Config) -> None:
         super().__init__(data, config)
-        self._rows = data.X.tolist()
+        self._rows = data.X.tolist()              # the held-out loss's rows
+        self._training_rows = (self._rows if data.standardize is None else
+                               reference.standardized(self._rows, data.standardize.tolist()))
         self._targets = data.Y.tolist()
         self._weights = None if data.weights is None else data.weights.tolist()
         self._config = config
@@ -246,7 +255,8 @@ class ReferenceTrainer(InMemory):
         visit = list(range(len(self._rows))) if order is None else order.tolist()
         lists = state.buffers.tolist()
         totals = [state.l1_total]
-        outcome = reference.train_epoch(self._rows, self._targets, visit, self._weights,
+        outcome = reference.train_epoch(self._training_rows, self._targets, visit,
+                                        self._weights,
                                         lists, totals, self._config,
                                         self._config.batch_size, lr, state.global_step,
                                         first_step, stop_step, running)
@@ -273,11 +283,16 @@ class ReferenceBackend:
         return ReferenceTrainer(data, config)
 
     def sums(self, X: np.ndarray, Y: np.ndarray | None, params: np.ndarray,
-             n_threads: int) -> np.ndarray:
+             n_threads: int, *, weights: np.ndarray | None = None,
+             standardize: np.ndarray | None = None) -> np.ndarray:
         k = 1 if Y is None else Y.shape[1]
         W, b = reference.split(params.tolist(), k)
+        rows = X.tolist()
+        if standardize is not None:
+            rows = reference.standardized(rows, standardize.tolist())
         sum_of_squares, sum_r_x, sum_r = reference.sums(
-            X.tolist(), None if Y is None else Y.tolist(), W, b)
+            rows, None if Y is None else Y.tolist(), W, b,
+            None if weights is None else weights.tolist())
         return np.array([sum_of_squares, *sum_r, *(v for row in sum_r_x for v in row)])
 
     def predict(self, X: np.ndarray, w: np.ndarray, b: float | np.ndarray) -> np.ndarray:

@@ -24,7 +24,7 @@ class LinearRegressor:
     ----------
     method : {"batch", "sgd", "minibatch"}, default "minibatch"
     batch_size : int, default 32
-    lr : float, default 0.01
+    lr : float or "auto", default 0.01
     epochs : int, default 10
     fit_intercept : bool, default True
     loss : {"mse", "half_mse"}, default "mse"
@@ -50,7 +50,11 @@ class LinearRegressor:
     progress : bool, default False
     optimizer : str or gdcore.optimizers.Optimizer, default "sgd"
     l1_method : {"subgradient", "proximal", "cumulative"}, default "subgradient"
-        Each as in :func:`gdcore.fit`.
+    standardize : bool, default False
+        Each as in :func:`gdcore.fit`. (``standardize`` stays off by default,
+        as scikit-learn's estimators leave scaling to a pipeline; with
+        ``standardize=True`` the coefficients are still in the units of
+        ``X``.)
     random_state : int, SeedSequence or None, default None
         ``seed`` under scikit-learn's name, so that its tooling
         (``check_estimator``, ``set_random_state``) can seed the model; set
@@ -82,7 +86,8 @@ class LinearRegressor:
     1.0
     """
 
-    def __init__(self, method: str = "minibatch", batch_size: int = 32, lr: float = 0.01,
+    def __init__(self, method: str = "minibatch", batch_size: int = 32,
+                 lr: float | str = 0.01,
                  epochs: int = 10, fit_intercept: bool = True, loss: str = "mse",
                  shuffle: bool = True, seed: Any = None, backend: str = "cython",
                  n_threads: int | None = None, momentum: float = 0.0, nesterov: bool = False,
@@ -93,7 +98,7 @@ class LinearRegressor:
                  validation_fraction: float | None = None, on_divergence: str = "raise",
                  check_lr: bool = False, verbose: int = 0, progress: bool = False,
                  optimizer: Any = "sgd", l1_method: str = "subgradient",
-                 random_state: Any = None) -> None:
+                 standardize: bool = False, random_state: Any = None) -> None:
         # scikit-learn's convention: store the parameters as given, check
         # them in fit (gdcore.fit does, against the option table).
         vars(self).update((name, value) for name, value in locals().items()

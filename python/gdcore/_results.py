@@ -39,7 +39,8 @@ class FitResult:
     grad_norm : ndarray of shape (epochs_run,)
         Norm of the mean over the epoch's steps of the gradient each step used
         (penalties included). For ``"batch"`` it is the full-data gradient
-        norm before the epoch's update.
+        norm before the epoch's update. With ``standardize=True``, the
+        gradient of the standardized problem (the one the steps follow).
     lr_history : ndarray of shape (epochs_run,)
         Learning rate of each epoch (before any per-step decay).
     val_loss : ndarray of shape (epochs_run,) or None
@@ -53,6 +54,9 @@ class FitResult:
     copied : tuple of str
         Which of ``"X"`` and ``"y"`` had to be converted (copied) to float64
         C-contiguous arrays; empty when both were used as given.
+    lr : float or None
+        The base learning rate the run used (the one ``lr="auto"`` chose, or
+        the ``lr`` given).
     """
 
     w: np.ndarray
@@ -70,6 +74,7 @@ class FitResult:
     stop_reason: str = "max_epochs"
     state: TrainState | None = field(default=None, repr=False)
     copied: tuple[str, ...] = ()
+    lr: float | None = None
 
 
 class DivergenceError(FloatingPointError):

@@ -128,7 +128,7 @@ class _Run:
         while True:                                   # the epoch, retried by "halve"
             epoch_started = time.perf_counter()
             assert state.schedule_state is not None
-            lr = config.schedule.epoch_lr(config.lr, state.epoch, state.schedule_state)
+            lr = config.schedule.epoch_lr(config.rate, state.epoch, state.schedule_state)
             lr *= state.lr_scale
             outcome = self._steps(order, lr)
             if outcome in ("ended", "callback"):
@@ -177,8 +177,12 @@ class _Run:
         else:
             message = (f"training diverged in epoch {state.epoch}, step {step}: the loss "
                        f"or the parameters stopped being finite (lr={lr:g} is probably "
-                       f"too large for this data; gdcore.max_stable_lr(X) estimates the "
-                       f"largest stable full-batch rate)")
+                       f"too large for this data: let gdcore choose it with lr='auto' "
+                       f"(--lr auto)"
+                       + ("" if config.standardize else
+                          ", and standardize=True (--standardize) puts features of "
+                          "different scales on one scale")
+                       + ")")
         # A retry with a smaller rate helps unless the epoch's very first loss
         # was already non-finite: that one does not depend on the rate.
         hopeless = step == 0 and nonfinite and done == 0
@@ -231,7 +235,8 @@ class _Run:
             grad_norm = (float(np.linalg.norm(state.buffers[GRAD_SUM]))
                          / self.steps_per_epoch)
         if self.data.val_rows is not None:
-            val_loss = self.trainer.subset_loss(self.data.val_rows, state.params)
+            val_loss = self.trainer.subset_loss(self.data.val_rows,
+                                                self.data.in_data_units(state.params))
             if not math.isfinite(val_loss):
                 self.trainer.raise_if_bad_input()
                 raise DivergenceError(
@@ -289,7 +294,7 @@ class _Run:
             method=config.method, backend=self.backend.name,
             grad_norm=arrays["grad_norm"], lr_history=arrays["lr"],
             val_loss=arrays.get("val_loss"), stop_reason=stop_reason, copied=self.copied,
-            state=copy.deepcopy(state))
+            state=copy.deepcopy(state), lr=config.rate)
 
 
 def _rewind(state: TrainState, epoch: EpochProgress) -> None:

@@ -236,6 +236,15 @@ def check_real(value: Any, name: str, *, positive: bool = False) -> float:
     return number
 
 
+def check_lr(value: Any, name: str) -> float | str:
+    """A learning rate: a positive finite number, or ``"auto"``."""
+    if isinstance(value, str):
+        if value == "auto":
+            return value
+        raise TypeError(f'{name} must be a positive number or "auto"; got {value!r}')
+    return check_real(value, name, positive=True)
+
+
 def check_int(value: Any, name: str, *, minimum: int, maximum: int | None = None) -> int:
     """Return ``value`` as a Python int in ``[minimum, maximum]``; bools are refused."""
     if isinstance(value, (bool, np.bool_)):

@@ -85,6 +85,7 @@ NOT_ON_DASK = {
     "shuffle_block": "chunks are shuffled one by one",
     "checkpoint": "no checkpoints of Dask runs yet",
     "checkpoint_seconds": "no checkpoints of Dask runs yet",
+    "standardize": "no standardizing pass over Dask chunks yet",
 }
 
 
@@ -388,6 +389,9 @@ def fit(X: Any, y: Any, **options: Any) -> FitResult:
             raise ValueError(f"{name} is not available in gdcore.dask.fit "
                              f"({NOT_ON_DASK[name]}); got {name}={value!r}")
     arguments.update(options)
+    if arguments["lr"] == "auto":
+        raise ValueError("lr='auto' is not available in gdcore.dask.fit (no curvature "
+                         "estimate over Dask chunks yet); give lr a number")
     config = _options.from_arguments(arguments)
     if config.stop_on == "validation":
         raise ValueError("stop_on='validation' is not available in gdcore.dask.fit "
@@ -396,6 +400,7 @@ def fit(X: Any, y: Any, **options: Any) -> FitResult:
     n_samples, n_features = (int(size) for size in X.shape)
     _dispatch.require()
     state = _api.start_state(config, arguments, n_features, None)
+    state.schedule_state = state.schedule_state or config.schedule.initial_state(config.rate)
     config = dataclasses.replace(
         config, shuffle_block=None, n_threads=config.n_threads or 1,
         batch_size={"batch": n_samples, "sgd": 1}.get(config.method,
