@@ -35,6 +35,10 @@ RUNS = {
                           l1_method="proximal", seed=5),
     "rmsprop cumulative": dict(method="sgd", lr=0.001, epochs=3, optimizer="rmsprop",
                                l1=0.01, l1_method="cumulative", seed=6),
+    "restore best validation": dict(method="sgd", lr=0.08, epochs=6, stop_on="validation",
+                                    restore_best=True, seed=11),
+    "restore best loss average": dict(method="minibatch", batch_size=4, lr=0.2, epochs=5,
+                                      restore_best=True, average=30, seed=12),
 }
 
 
@@ -87,6 +91,8 @@ def test_interrupted_anywhere_resumes_to_the_same_bits(tmp_path, problem, backen
             np.testing.assert_array_equal(getattr(resumed, field), getattr(whole, field))
         assert (resumed.n_steps, resumed.epochs_run, resumed.stop_reason) == \
             (whole.n_steps, whole.epochs_run, whole.stop_reason)
+        assert (resumed.best_epoch, resumed.best_loss, resumed.best_val_loss) == \
+            (whole.best_epoch, whole.best_loss, whole.best_val_loss)
         # the finished file gives the result again, at once
         again = gdcore.fit(X, y, checkpoint=path, **options)
         np.testing.assert_array_equal(again.w, whole.w)

@@ -507,3 +507,32 @@ def test_header_flag_reaches_every_csv_file(tmp_path, capsys, data):
 def test_delimiter_must_be_one_character(tmp_path, capsys, data):
     status, _, stderr = _train(capsys, "--data", tmp_path / "table.csv", "--delimiter", ";;")
     assert status == 2 and "--delimiter must be one character" in stderr
+
+
+def test_convergence_warning_is_one_line(tmp_path, capsys, data):
+    """tol set and the epochs run out: one line on stderr, the run still succeeds."""
+    status, stdout, stderr = _train(capsys, "--X", tmp_path / "X.npy", "--y",
+                                    tmp_path / "y.npy", "--epochs", "2", "--tol", "1e-12")
+    assert status == 0
+    assert stderr == ("python -m gdcore train: warning: training used all 2 epochs without "
+                      "meeting tol=1e-12 (stop_on='loss'): the result may not have "
+                      "converged; give more epochs, a larger lr or a larger tol\n")
+    assert "trained:" in stdout
+
+
+def test_restore_best_flag_comes_from_the_table(tmp_path, capsys, data):
+    out = tmp_path / "model.json"
+    status, _, stderr = _train(capsys, "--X", tmp_path / "X.npy", "--y", tmp_path / "y.npy",
+                               "--method", "sgd", "--lr", "0.05", "--epochs", "4",
+                               "--stop-on", "validation", "--restore-best", "--seed", "3",
+                               "-o", out)
+    assert status == 0, stderr
+    record = _json(out)
+    X, y, _ = data
+    result = gdcore.fit(X, y, method="sgd", lr=0.05, epochs=4, stop_on="validation",
+                        restore_best=True, seed=3)
+    assert record["best_epoch"] == result.best_epoch
+    np.testing.assert_array_equal(record["w"], result.w)
+    status, _, stderr = _train(capsys, "--restore-best", "--stop-on", "grad_norm")
+    assert status == 2
+    assert stderr.count("\n") == 1 and "--restore-best" in stderr

@@ -215,6 +215,7 @@ FLAG_EXAMPLES = {
                    gdcore.optimizers.RMSprop(centered=True, eps=1e-6)),
                   (["adagrad"], gdcore.optimizers.Adagrad())],
     "l1_method": [(["cumulative"], "cumulative")],
+    "restore_best": [([], True)],
     "w0": [(["1,-2"], np.array([1.0, -2.0]))],
     "b0": [(["0.5"], 0.5)],
     "sample_weight": [(["{weights}"], np.linspace(0.5, 1.5, 20))],

@@ -12,12 +12,13 @@ from ._data import make_regression, make_regression_npy
 from ._dispatch import KERNELS_NAME as KERNELS
 from ._dispatch import OPENMP
 from ._estimator import LinearRegressor
-from ._results import DivergenceError, FitResult, NotFittedError
+from ._results import ConvergenceWarning, DivergenceError, FitResult, NotFittedError
 from ._state import TrainState
 from ._version import __version__
 from .landscape import DescentPath, descent_path, ewma, loss_grid, loss_surface
 
 __all__ = [
+    "ConvergenceWarning",
     "DescentPath",
     "DivergenceError",
     "FitResult",

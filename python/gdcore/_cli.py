@@ -23,8 +23,10 @@ import re
 import runpy
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -363,12 +365,24 @@ def stop_quietly_on_broken_pipe() -> int:
     return 1
 
 
+def one_line_warnings(prefix: str) -> None:
+    """Show every warning as one line on standard error, ``PREFIX: warning:
+    MESSAGE`` (no source line); call inside ``warnings.catch_warnings()``."""
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: Any = None, line: str | None = None) -> None:
+        text = " ".join(str(message).split())
+        print(f"{prefix}: warning: {text}", file=sys.stderr)
+    warnings.showwarning = show
+
+
 def main(argv: Sequence[str]) -> int:
-    """Run ``argv[0]`` (``train`` or ``demo``) with the rest of ``argv``."""
+    """Run ``argv[0]`` (``train``, ``predict`` or ``demo``) with the rest of ``argv``."""
     prog = program_name()
     command, rest = argv[0], list(argv[1:])
     try:
-        return {"train": train, "demo": demo}[command](rest, prog)
+        with warnings.catch_warnings():
+            one_line_warnings(f"{prog} {command}")
+            return {"train": train, "demo": demo}[command](rest, prog)
     except DivergenceError as exc:
         print(f"{prog} {command}: error: {exc}", file=sys.stderr)
         return 1

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import inspect
+import warnings
 from typing import Any
 
 import numpy as np
 
 from . import _api, _validation
-from ._results import not_fitted_error_class
+from ._results import ConvergenceWarning, not_fitted_error_class
 
 
 class LinearRegressor:
@@ -50,6 +51,7 @@ class LinearRegressor:
     progress : bool, default False
     optimizer : str or gdcore.optimizers.Optimizer, default "sgd"
     l1_method : {"subgradient", "proximal", "cumulative"}, default "subgradient"
+    restore_best : bool, default False
         Each as in :func:`gdcore.fit`.
     random_state : int, SeedSequence or None, default None
         ``seed`` under scikit-learn's name, so that its tooling
@@ -93,7 +95,7 @@ class LinearRegressor:
                  validation_fraction: float | None = None, on_divergence: str = "raise",
                  check_lr: bool = False, verbose: int = 0, progress: bool = False,
                  optimizer: Any = "sgd", l1_method: str = "subgradient",
-                 random_state: Any = None) -> None:
+                 restore_best: bool = False, random_state: Any = None) -> None:
         # scikit-learn's convention: store the parameters as given, check
         # them in fit (gdcore.fit does, against the option table).
         vars(self).update((name, value) for name, value in locals().items()
@@ -192,8 +194,11 @@ class LinearRegressor:
         if previous is not None:
             X = _validation.check_X(X)
             _validation.check_n_features(X, self.n_features_in_, "as in the previous fit")
-        result = _api.fit(X, y, sample_weight=sample_weight, warm_start=previous,
-                          **{**self._fit_options(), "epochs": 1})
+        with warnings.catch_warnings():
+            # one epoch per call by design: running out of epochs is no news
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            result = _api.fit(X, y, sample_weight=sample_weight, warm_start=previous,
+                              **{**self._fit_options(), "epochs": 1})
         if previous is None:
             self.loss_curve_ = result.history
         else:

@@ -44,6 +44,8 @@ LOSS_FACTORS = {"mse": 1.0, "half_mse": 0.5}
 STOP_ON = ("loss", "grad_norm", "validation")
 ON_DIVERGENCE = ("raise", "stop", "halve")
 L1_METHODS = ("subgradient", "proximal", "cumulative")
+#: The ``stop_on`` values ``restore_best`` works with (a loss to pick the best epoch by).
+RESTORE_BEST_STOP_ON = ("loss", "validation")
 #: ``validation_fraction`` when ``stop_on="validation"`` and none is given.
 DEFAULT_VALIDATION_FRACTION = 0.1
 
@@ -341,6 +343,10 @@ class Config:
         "subgradient", "how l1 is applied: l1 * sign(w) in the gradient, soft-thresholding "
         "after each step (proximal), or the cumulative penalty of scikit-learn's "
         "SGDRegressor", choices=L1_METHODS, flag="--l1-method")
+    restore_best: bool = option(
+        False, "return the parameters of the epoch whose monitored loss (stop_on: loss or "
+        "validation) was lowest", _validation.check_bool, flag="--restore-best",
+        action="store_true")
 
     def __post_init__(self) -> None:
         for record in OPTIONS:
@@ -351,6 +357,10 @@ class Config:
         if self.nesterov and (self.momentum == 0.0 or self.dampening != 0.0):
             raise ValueError(f"nesterov=True needs momentum > 0 and dampening = 0; got "
                              f"momentum={self.momentum}, dampening={self.dampening}")
+        if self.restore_best and self.stop_on not in RESTORE_BEST_STOP_ON:
+            raise ValueError(f"restore_best=True needs stop_on='loss' or 'validation' (the "
+                             f"loss it picks the best epoch by); got "
+                             f"stop_on={self.stop_on!r}")
         if self.validation_fraction is None and self.stop_on == "validation":
             object.__setattr__(self, "validation_fraction", DEFAULT_VALIDATION_FRACTION)
 

@@ -136,6 +136,17 @@ class TrainState:
     l1_total : float
         ``l1_method="cumulative"``: the total L1 penalty ``u`` applied so far
         (the sum of ``lr * l1`` over the steps).
+    best_epoch : int or None
+        ``restore_best``: the epoch (0-based, counted since training began)
+        whose monitored loss was the lowest so far; None before one.
+    best_loss, best_val_loss : float
+        ``restore_best``: the training loss and the held-out loss (NaN
+        without a held-out split) of that epoch.
+    best_params : ndarray or None
+        ``restore_best``: what the run returned had it stopped after that
+        epoch (the parameters, or their running mean with ``average``), in
+        the layout of ``buffers``' rows. The state's own parameters go on
+        from the last epoch, so a continued run is the run that never stopped.
     """
 
     buffers: np.ndarray
@@ -153,6 +164,10 @@ class TrainState:
     weight_scale: tuple[float, float] | None = None
     optimizer: str | None = None
     l1_total: float = 0.0
+    best_epoch: int | None = None
+    best_loss: float = float("nan")
+    best_val_loss: float = float("nan")
+    best_params: np.ndarray | None = None
 
     @classmethod
     def starting_at(cls, params: np.ndarray, n_features: int,

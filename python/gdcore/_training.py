@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import math
+import sys
 import time
 import warnings
 
@@ -32,7 +33,7 @@ from ._checkpoint import Checkpoint, EpochProgress, Saved
 from ._engines import TrainerFactory
 from ._feedback import Progress
 from ._options import Config
-from ._results import DivergenceError, FitResult
+from ._results import ConvergenceWarning, DivergenceError, FitResult
 from ._state import GRAD_SUM, Data, TrainState
 
 #: ``on_divergence="halve"`` halves the rate at most this many times in a run.
@@ -99,6 +100,12 @@ class _Run:
         self.epoch = None
         self.finished = reason
         self._save()
+        config = self.config
+        if reason == "max_epochs" and config.tol is not None and config.epochs > 0:
+            warn_from_caller(
+                f"training used all {config.epochs} epochs without meeting tol={config.tol:g} "
+                f"(stop_on={config.stop_on!r}): the result may not have converged; give more "
+                f"epochs, a larger lr or a larger tol", ConvergenceWarning)
         return self._result(reason)
 
     def _epochs(self) -> str:
@@ -244,6 +251,9 @@ class _Run:
         history["loss"].append(loss)
         history["grad_norm"].append(grad_norm)
         history["lr"].append(lr)
+        if config.restore_best:
+            self._keep_if_best(loss, history["val_loss"][-1] if "val_loss" in history
+                               else math.nan)
         assert state.schedule_state is not None
         config.schedule.end_epoch(loss, state.schedule_state)
         state.epoch += 1
@@ -257,6 +267,24 @@ class _Run:
         if self.checkpoint is not None and self.checkpoint.due():
             self._save()
         return None
+
+    def _returned_params(self) -> np.ndarray:
+        """What the run returns if it stops now: the parameters, or with
+        ``average`` (once its first step is past) their running mean."""
+        state = self.state
+        averaging = state.global_step > self.config.average_from >= 0
+        return state.average if averaging else state.params
+
+    def _keep_if_best(self, loss: float, val_loss: float) -> None:
+        """``restore_best``: keep this epoch's result when its monitored loss
+        is the lowest so far (the earliest epoch wins a tie)."""
+        state = self.state
+        monitored = val_loss if self.config.stop_on == "validation" else loss
+        best = state.best_val_loss if self.config.stop_on == "validation" else state.best_loss
+        if state.best_epoch is None or monitored < best or math.isnan(best):
+            state.best_epoch = state.epoch
+            state.best_loss, state.best_val_loss = loss, val_loss
+            state.best_params = self._returned_params().copy()
 
     # -- around the loop ------------------------------------------------------
 
@@ -280,8 +308,14 @@ class _Run:
     def _result(self, stop_reason: str) -> FitResult:
         config, state = self.config, self.state
         arrays = _history_arrays(self.history)
-        averaging = state.global_step > config.average_from >= 0
-        params = state.average if averaging else state.params
+        params = self._returned_params()
+        best: dict = {}
+        if config.restore_best and state.best_epoch is not None:
+            assert state.best_params is not None
+            params = state.best_params
+            best = dict(best_epoch=state.best_epoch, best_loss=state.best_loss,
+                        best_val_loss=(None if math.isnan(state.best_val_loss)
+                                       else state.best_val_loss))
         return FitResult(
             **self.data.split(params), history=arrays["loss"],
             epochs_run=len(arrays["loss"]), n_steps=state.global_step - self.start_step,
@@ -289,7 +323,18 @@ class _Run:
             method=config.method, backend=self.backend.name,
             grad_norm=arrays["grad_norm"], lr_history=arrays["lr"],
             val_loss=arrays.get("val_loss"), stop_reason=stop_reason, copied=self.copied,
-            state=copy.deepcopy(state))
+            state=copy.deepcopy(state), **best)
+
+
+def warn_from_caller(message: str, category: type[Warning]) -> None:
+    """``warnings.warn`` attributed to the first caller outside gdcore (the
+    line of the user's code that called ``fit``, an estimator's ``fit``, or
+    ``gdcore.dask.fit``)."""
+    frame, level = sys._getframe(1), 1
+    while frame.f_back is not None and \
+            frame.f_globals.get("__name__", "").partition(".")[0] == "gdcore":
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level + 1)
 
 
 def _rewind(state: TrainState, epoch: EpochProgress) -> None:
