@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import copy
 import math
-import sys
 import time
 import warnings
 
@@ -35,6 +34,7 @@ from ._feedback import Progress
 from ._options import Config
 from ._results import ConvergenceWarning, DivergenceError, FitResult
 from ._state import GRAD_SUM, Data, TrainState
+from ._validation import warn_from_caller
 
 #: ``on_divergence="halve"`` halves the rate at most this many times in a run.
 MAX_HALVINGS = 30
@@ -324,17 +324,6 @@ class _Run:
             grad_norm=arrays["grad_norm"], lr_history=arrays["lr"],
             val_loss=arrays.get("val_loss"), stop_reason=stop_reason, copied=self.copied,
             state=copy.deepcopy(state), **best)
-
-
-def warn_from_caller(message: str, category: type[Warning]) -> None:
-    """``warnings.warn`` attributed to the first caller outside gdcore (the
-    line of the user's code that called ``fit``, an estimator's ``fit``, or
-    ``gdcore.dask.fit``)."""
-    frame, level = sys._getframe(1), 1
-    while frame.f_back is not None and \
-            frame.f_globals.get("__name__", "").partition(".")[0] == "gdcore":
-        frame, level = frame.f_back, level + 1
-    warnings.warn(message, category, stacklevel=level + 1)
 
 
 def _rewind(state: TrainState, epoch: EpochProgress) -> None:
