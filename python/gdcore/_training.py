@@ -42,6 +42,11 @@ MAX_HALVINGS = 30
 #: With a checkpoint, an epoch runs in this many slices (at least), saved between.
 CHECKPOINT_SLICES = 16
 
+#: With a progress bar, an epoch runs in slices of about this many seconds, so
+#: that the bar moves within epochs (it redraws at most every
+#: ``_feedback.REFRESH_SECONDS``).
+PROGRESS_SECONDS = 0.1
+
 
 def _finite(params: np.ndarray) -> bool:
     return bool(np.isfinite(params).all())
@@ -84,8 +89,13 @@ class _Run:
         self.chunk = config.callback_every or (
             -(-self.steps_per_epoch // CHECKPOINT_SLICES) if checkpoint is not None
             else self.steps_per_epoch)
+        resumed_steps = 0 if self.resume is None else self.resume.done
         self.progress = Progress(epochs=config.epochs, n_train=data.n_train,
-                                 verbose=config.verbose, progress=config.progress)
+                                 verbose=config.verbose, progress=config.progress,
+                                 epochs_done=len(self.history["loss"]),
+                                 samples_done=self._samples(resumed_steps))
+        # with a bar: steps per call, sized to take about PROGRESS_SECONDS
+        self.bar_steps = 16
         self.epoch: EpochProgress | None = None     # the epoch in progress
 
     # -- the run -------------------------------------------------------------
@@ -154,9 +164,13 @@ class _Run:
         assert epoch is not None
         steps_per_epoch = self.steps_per_epoch
         while epoch.done < steps_per_epoch:
-            stop = min(epoch.done + self.chunk, steps_per_epoch)
+            stop = min(epoch.done + self._chunk(), steps_per_epoch)
+            started = time.perf_counter()
             steps, epoch.loss_sum, part, nonfinite = self.trainer.run(
                 state, order, lr, epoch.done, stop, epoch.loss_sum)
+            self._sized(steps, time.perf_counter() - started)
+            self.progress.advance(self._samples(epoch.done + steps) -
+                                  self._samples(epoch.done), part, steps)
             epoch.done += steps
             state.global_step += steps
             self.chunk_loss = part / steps if steps else math.nan
@@ -169,6 +183,27 @@ class _Run:
                 if self.checkpoint is not None and self.checkpoint.due():
                     self._save()
         return "ended"
+
+    def _chunk(self) -> int:
+        """Steps of the next call of the trainer: ``callback_every``, or a
+        sixteenth of an epoch with a checkpoint, or the whole epoch; with a
+        progress bar (and no ``callback_every``), at most about
+        ``PROGRESS_SECONDS`` of work, so that the bar moves within epochs.
+        (How an epoch is sliced never changes its numbers.)"""
+        if not self.progress.shown or self.config.callback_every:
+            return self.chunk
+        return min(self.chunk, self.bar_steps)
+
+    def _sized(self, steps: int, seconds: float) -> None:
+        """Size the next slice from this one: about ``PROGRESS_SECONDS``,
+        growing at most fourfold from one slice to the next."""
+        if self.progress.shown and steps:
+            wanted = int(PROGRESS_SECONDS * steps / max(seconds, 1e-9))
+            self.bar_steps = max(1, min(4 * steps, wanted))
+
+    def _samples(self, steps: int) -> int:
+        """Training samples visited by the first ``steps`` steps of an epoch."""
+        return min(steps * self.config.batch_size, self.data.n_train)
 
     def _diverged(self, order: np.ndarray | None, lr: float, done: int,
                   nonfinite: bool) -> str | None:
@@ -192,6 +227,7 @@ class _Run:
         if config.on_divergence == "halve" and self.halvings < MAX_HALVINGS \
                 and not hopeless:
             self.halvings += 1
+            self.progress.advance(-self._samples(done), 0.0, 0)    # the epoch again
             state.lr_scale *= 0.5
             _rewind(state, epoch)
             epoch.done, epoch.loss_sum = 0, 0.0
