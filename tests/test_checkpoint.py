@@ -198,7 +198,8 @@ TRAIN = ["-n", "20000", "-d", "8", "--data-seed", "3", "--lr", "0.01"]
 #: Runs of 1-2.5 s with the checkpoint (saved every 0.02 s); start-up is 0.3 s.
 KILL_RUNS = {
     "sgd momentum split": ["--method", "sgd", "--lr", "0.001", "--momentum", "0.9",
-                           "--validation-fraction", "0.1", "--seed", "5", "--epochs", "2500"],
+                           "--validation-fraction", "0.1", "--seed", "5", "--epochs", "2500",
+                           "--stop-on", "validation", "--restore-best"],
     "minibatch schedule": ["--method", "minibatch", "--batch-size", "16", "--epochs", "1800",
                            "--schedule", "step:step_size=3,gamma=0.5", "--seed", "6"],
     "batch nesterov": ["-n", "100000", "--method", "batch", "--lr", "0.3", "--momentum",
@@ -241,7 +242,7 @@ def test_kill_9_then_the_same_command_finishes_with_the_same_model(tmp_path, nam
     assert kills >= 1
     model = json.loads((tmp_path / "model.json").read_text())
     for key in ("w", "b", "history", "grad_norm", "lr_history", "val_loss", "n_steps",
-                "epochs_run", "stop_reason"):
+                "epochs_run", "stop_reason", "best_epoch", "best_loss", "best_val_loss"):
         assert model[key] == whole[key], key
     # no temporary file of the checkpoint's atomic writes is left behind
     leftovers = [p.name for p in tmp_path.iterdir()

@@ -127,6 +127,16 @@ def test_object_arrays_of_numbers_are_converted(problem):
     result = gdcore.fit(X.astype(object), y, **FAST)
     np.testing.assert_array_equal(result.w, plain.coef_)
     assert result.copied == ("X",)
+    # any real number: Python and NumPy numbers, bools, Fractions, Decimals
+    from decimal import Decimal
+    from fractions import Fraction
+
+    mixed = np.array([[1, 2.5, True], [np.float32(0.5), Fraction(1, 4), Decimal("0.125")]],
+                     dtype=object)
+    np.testing.assert_array_equal(gdcore.fit(mixed, [1.0, 2.0], epochs=0).w, np.zeros(3))
+    from gdcore import _validation
+    np.testing.assert_array_equal(_validation.as_float_array(mixed, "X"),
+                                  [[1, 2.5, 1], [0.5, 0.25, 0.125]])
 
 
 @pytest.mark.parametrize("bad, error, message", [

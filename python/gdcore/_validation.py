@@ -146,8 +146,9 @@ def _object_numbers(array: np.ndarray, name: str) -> np.ndarray:
     ``ValueError`` for missing values (None, ``pandas.NA``)."""
     flat = array.reshape(-1)
     for index, item in enumerate(flat):
-        if isinstance(item, (numbers.Real, np.bool_)) and not isinstance(item, str):
-            continue
+        if isinstance(item, (numbers.Real, np.bool_)) or (
+                isinstance(item, numbers.Number) and not isinstance(item, numbers.Complex)):
+            continue                        # Decimal is a Number, not a Real
         where = np.unravel_index(index, array.shape)
         at = int(where[0]) if len(where) == 1 else tuple(int(i) for i in where)
         if _is_missing(item):
