@@ -216,6 +216,7 @@ FLAG_EXAMPLES = {
                   (["adagrad"], gdcore.optimizers.Adagrad())],
     "l1_method": [(["cumulative"], "cumulative")],
     "standardize": [([], True)],
+    "restore_best": [([], True)],
     "w0": [(["1,-2"], np.array([1.0, -2.0]))],
     "b0": [(["0.5"], 0.5)],
     "sample_weight": [(["{weights}"], np.linspace(0.5, 1.5, 20))],

@@ -153,7 +153,8 @@ def fit(X: Any, y: Any, *, method: str = "minibatch", batch_size: int = 32,
         warm_start: FitResult | TrainState | None = None, copy: bool = True,
         shuffle_block: int | str | None = "auto", checkpoint: str | os.PathLike | None = None,
         checkpoint_seconds: float = 10.0, optimizer: Any = "sgd",
-        l1_method: str = "subgradient", standardize: bool = False) -> FitResult:
+        l1_method: str = "subgradient", standardize: bool = False,
+        restore_best: bool = False) -> FitResult:
     """Train ``y ~ X @ w + b`` by gradient descent on the squared error.
 
     Parameters
@@ -351,6 +352,19 @@ def fit(X: Any, y: Any, *, method: str = "minibatch", batch_size: int = 32,
         ``X``. A constant feature gets weight 0 (its value goes into the
         intercept). The means and deviations are fixed by a run's first call
         and kept by warm starts, ``partial_fit`` and checkpoints.
+    restore_best : bool, default False
+        Return the result of the best epoch rather than the last: the one
+        whose monitored loss (``stop_on="loss"``: the epoch's training loss,
+        ``history``; ``"validation"``: the held-out loss, ``val_loss``) was
+        the lowest, the earliest of equals. ``w`` and ``b`` are what a run
+        stopped after that epoch would have returned (the parameters at its
+        end; their running mean with ``average``); ``result.best_epoch``,
+        ``best_loss`` and ``best_val_loss`` record it. The best is kept in
+        the training state, over every call of a run (warm starts,
+        ``partial_fit``, checkpoints), while the state's own parameters go
+        on from the last epoch, so continuing a run gives the bits of the
+        run that never stopped. Needs ``stop_on`` "loss" or "validation";
+        works with or without ``tol``.
     warm_start : FitResult, TrainState or None
         Continue from a previous run's state: ``epochs`` more epochs, exactly
         as if the run had not stopped (rng, schedule, momentum, averaging

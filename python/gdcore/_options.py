@@ -44,6 +44,8 @@ LOSS_FACTORS = {"mse": 1.0, "half_mse": 0.5}
 STOP_ON = ("loss", "grad_norm", "validation")
 ON_DIVERGENCE = ("raise", "stop", "halve")
 L1_METHODS = ("subgradient", "proximal", "cumulative")
+#: The ``stop_on`` values ``restore_best`` works with (a loss to pick the best epoch by).
+RESTORE_BEST_STOP_ON = ("loss", "validation")
 #: ``validation_fraction`` when ``stop_on="validation"`` and none is given.
 DEFAULT_VALIDATION_FRACTION = 0.1
 
@@ -351,6 +353,10 @@ class Config:
         False, "train on (x - mean) / std per feature, formed as each row is read (no "
         "copy of X); results in the units of X", _validation.check_bool,
         flag="--standardize", action="store_true")
+    restore_best: bool = option(
+        False, "return the parameters of the epoch whose monitored loss (stop_on: loss or "
+        "validation) was lowest", _validation.check_bool, flag="--restore-best",
+        action="store_true")
 
     def __post_init__(self) -> None:
         for record in OPTIONS:
@@ -365,6 +371,10 @@ class Config:
             raise ValueError(f"lr='auto' is the rate of plain or momentum gradient descent "
                              f"(optimizer='sgd'); give optimizer="
                              f"{name_of(self.optimizer)!r} a number")
+        if self.restore_best and self.stop_on not in RESTORE_BEST_STOP_ON:
+            raise ValueError(f"restore_best=True needs stop_on='loss' or 'validation' (the "
+                             f"loss it picks the best epoch by); got "
+                             f"stop_on={self.stop_on!r}")
         if self.validation_fraction is None and self.stop_on == "validation":
             object.__setattr__(self, "validation_fraction", DEFAULT_VALIDATION_FRACTION)
 

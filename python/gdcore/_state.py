@@ -155,6 +155,17 @@ class TrainState:
         problem. None: no standardization.
     auto_lr : float or None
         ``lr="auto"``: the rate chosen by the run's first call (kept).
+    best_epoch : int or None
+        ``restore_best``: the epoch (0-based, counted since training began)
+        whose monitored loss was the lowest so far; None before one.
+    best_loss, best_val_loss : float
+        ``restore_best``: the training loss and the held-out loss (NaN
+        without a held-out split) of that epoch.
+    best_params : ndarray or None
+        ``restore_best``: what the run returned had it stopped after that
+        epoch (the parameters, or their running mean with ``average``), in
+        the layout of ``buffers``' rows. The state's own parameters go on
+        from the last epoch, so a continued run is the run that never stopped.
     """
 
     buffers: np.ndarray
@@ -174,6 +185,10 @@ class TrainState:
     l1_total: float = 0.0
     standardize: np.ndarray | None = None
     auto_lr: float | None = None
+    best_epoch: int | None = None
+    best_loss: float = float("nan")
+    best_val_loss: float = float("nan")
+    best_params: np.ndarray | None = None
 
     @classmethod
     def starting_at(cls, params: np.ndarray, n_features: int,

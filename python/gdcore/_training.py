@@ -32,14 +32,20 @@ from ._checkpoint import Checkpoint, EpochProgress, Saved
 from ._engines import TrainerFactory
 from ._feedback import Progress
 from ._options import Config
-from ._results import DivergenceError, FitResult
+from ._results import ConvergenceWarning, DivergenceError, FitResult
 from ._state import GRAD_SUM, Data, TrainState
+from ._validation import warn_from_caller
 
 #: ``on_divergence="halve"`` halves the rate at most this many times in a run.
 MAX_HALVINGS = 30
 
 #: With a checkpoint, an epoch runs in this many slices (at least), saved between.
 CHECKPOINT_SLICES = 16
+
+#: With a progress bar, an epoch runs in slices of about this many seconds, so
+#: that the bar moves within epochs (it redraws at most every
+#: ``_feedback.REFRESH_SECONDS``).
+PROGRESS_SECONDS = 0.1
 
 
 def _finite(params: np.ndarray) -> bool:
@@ -83,8 +89,13 @@ class _Run:
         self.chunk = config.callback_every or (
             -(-self.steps_per_epoch // CHECKPOINT_SLICES) if checkpoint is not None
             else self.steps_per_epoch)
+        resumed_steps = 0 if self.resume is None else self.resume.done
         self.progress = Progress(epochs=config.epochs, n_train=data.n_train,
-                                 verbose=config.verbose, progress=config.progress)
+                                 verbose=config.verbose, progress=config.progress,
+                                 epochs_done=len(self.history["loss"]),
+                                 samples_done=self._samples(resumed_steps))
+        # with a bar: steps per call, sized to take about PROGRESS_SECONDS
+        self.bar_steps = 16
         self.epoch: EpochProgress | None = None     # the epoch in progress
 
     # -- the run -------------------------------------------------------------
@@ -99,6 +110,12 @@ class _Run:
         self.epoch = None
         self.finished = reason
         self._save()
+        config = self.config
+        if reason == "max_epochs" and config.tol is not None and config.epochs > 0:
+            warn_from_caller(
+                f"training used all {config.epochs} epochs without meeting tol={config.tol:g} "
+                f"(stop_on={config.stop_on!r}): the result may not have converged; give more "
+                f"epochs, a larger lr or a larger tol", ConvergenceWarning)
         return self._result(reason)
 
     def _epochs(self) -> str:
@@ -147,9 +164,13 @@ class _Run:
         assert epoch is not None
         steps_per_epoch = self.steps_per_epoch
         while epoch.done < steps_per_epoch:
-            stop = min(epoch.done + self.chunk, steps_per_epoch)
+            stop = min(epoch.done + self._chunk(), steps_per_epoch)
+            started = time.perf_counter()
             steps, epoch.loss_sum, part, nonfinite = self.trainer.run(
                 state, order, lr, epoch.done, stop, epoch.loss_sum)
+            self._sized(steps, time.perf_counter() - started)
+            self.progress.advance(self._samples(epoch.done + steps) -
+                                  self._samples(epoch.done), part, steps)
             epoch.done += steps
             state.global_step += steps
             self.chunk_loss = part / steps if steps else math.nan
@@ -162,6 +183,27 @@ class _Run:
                 if self.checkpoint is not None and self.checkpoint.due():
                     self._save()
         return "ended"
+
+    def _chunk(self) -> int:
+        """Steps of the next call of the trainer: ``callback_every``, or a
+        sixteenth of an epoch with a checkpoint, or the whole epoch; with a
+        progress bar (and no ``callback_every``), at most about
+        ``PROGRESS_SECONDS`` of work, so that the bar moves within epochs.
+        (How an epoch is sliced never changes its numbers.)"""
+        if not self.progress.shown or self.config.callback_every:
+            return self.chunk
+        return min(self.chunk, self.bar_steps)
+
+    def _sized(self, steps: int, seconds: float) -> None:
+        """Size the next slice from this one: about ``PROGRESS_SECONDS``,
+        growing at most fourfold from one slice to the next."""
+        if self.progress.shown and steps:
+            wanted = int(PROGRESS_SECONDS * steps / max(seconds, 1e-9))
+            self.bar_steps = max(1, min(4 * steps, wanted))
+
+    def _samples(self, steps: int) -> int:
+        """Training samples visited by the first ``steps`` steps of an epoch."""
+        return min(steps * self.config.batch_size, self.data.n_train)
 
     def _diverged(self, order: np.ndarray | None, lr: float, done: int,
                   nonfinite: bool) -> str | None:
@@ -189,6 +231,7 @@ class _Run:
         if config.on_divergence == "halve" and self.halvings < MAX_HALVINGS \
                 and not hopeless:
             self.halvings += 1
+            self.progress.advance(-self._samples(done), 0.0, 0)    # the epoch again
             state.lr_scale *= 0.5
             _rewind(state, epoch)
             epoch.done, epoch.loss_sum = 0, 0.0
@@ -249,6 +292,9 @@ class _Run:
         history["loss"].append(loss)
         history["grad_norm"].append(grad_norm)
         history["lr"].append(lr)
+        if config.restore_best:
+            self._keep_if_best(loss, history["val_loss"][-1] if "val_loss" in history
+                               else math.nan)
         assert state.schedule_state is not None
         config.schedule.end_epoch(loss, state.schedule_state)
         state.epoch += 1
@@ -262,6 +308,24 @@ class _Run:
         if self.checkpoint is not None and self.checkpoint.due():
             self._save()
         return None
+
+    def _returned_params(self) -> np.ndarray:
+        """What the run returns if it stops now: the parameters, or with
+        ``average`` (once its first step is past) their running mean."""
+        state = self.state
+        averaging = state.global_step > self.config.average_from >= 0
+        return state.average if averaging else state.params
+
+    def _keep_if_best(self, loss: float, val_loss: float) -> None:
+        """``restore_best``: keep this epoch's result when its monitored loss
+        is the lowest so far (the earliest epoch wins a tie)."""
+        state = self.state
+        monitored = val_loss if self.config.stop_on == "validation" else loss
+        best = state.best_val_loss if self.config.stop_on == "validation" else state.best_loss
+        if state.best_epoch is None or monitored < best or math.isnan(best):
+            state.best_epoch = state.epoch
+            state.best_loss, state.best_val_loss = loss, val_loss
+            state.best_params = self._returned_params().copy()
 
     # -- around the loop ------------------------------------------------------
 
@@ -285,8 +349,14 @@ class _Run:
     def _result(self, stop_reason: str) -> FitResult:
         config, state = self.config, self.state
         arrays = _history_arrays(self.history)
-        averaging = state.global_step > config.average_from >= 0
-        params = state.average if averaging else state.params
+        params = self._returned_params()
+        best: dict = {}
+        if config.restore_best and state.best_epoch is not None:
+            assert state.best_params is not None
+            params = state.best_params
+            best = dict(best_epoch=state.best_epoch, best_loss=state.best_loss,
+                        best_val_loss=(None if math.isnan(state.best_val_loss)
+                                       else state.best_val_loss))
         return FitResult(
             **self.data.split(params), history=arrays["loss"],
             epochs_run=len(arrays["loss"]), n_steps=state.global_step - self.start_step,
@@ -294,7 +364,7 @@ class _Run:
             method=config.method, backend=self.backend.name,
             grad_norm=arrays["grad_norm"], lr_history=arrays["lr"],
             val_loss=arrays.get("val_loss"), stop_reason=stop_reason, copied=self.copied,
-            state=copy.deepcopy(state), lr=config.rate)
+            state=copy.deepcopy(state), lr=config.rate, **best)
 
 
 def _rewind(state: TrainState, epoch: EpochProgress) -> None:
