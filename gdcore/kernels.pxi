@@ -81,7 +81,7 @@ include "common.pxi"
 
 from libc.float cimport DBL_MAX
 from libc.math cimport pow, sqrt
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 
 cdef extern from *:
     """
@@ -1264,6 +1264,38 @@ cdef void _copy_back(const double *work, double[:, ::1] state) noexcept nogil:
         memcpy(&state[row, 0], work + row * stride, size * sizeof(double))
 
 
+cdef inline Py_ssize_t _epoch_scratch(const RuleC *rule, const Problem *p) noexcept nogil:
+    # doubles of _epoch_steps's scratch
+    if rule.batch_size == 1:
+        return _sgd_scratch(p.d, p.k)
+    if rule.batch_size >= p.n:
+        return _n_blocks(p.n) * _block_stride(p.d, p.k)
+    return _minibatch_scratch(p.d, p.k)
+
+
+cdef EpochOutcome _epoch_steps(const RuleC *rule, const Problem *p, State st, double lr,
+                               Py_ssize_t t, Py_ssize_t first_step, Py_ssize_t stop_step,
+                               double running, double *scratch,
+                               double *sums) noexcept nogil:
+    # Steps first_step .. stop_step - 1 of an epoch of the run's batch size,
+    # from global step t: the epoch loop that batch size runs. Scratch:
+    # _epoch_scratch doubles, and sums (_sums_size, full batch only).
+    # Batch size 1 first: a single sample is always a per-sample step.
+    if rule.batch_size == 1:
+        return _in_slices(_sgd_steps, _check_every(p.d), rule, p, st, lr, t, first_step,
+                          stop_step, running, scratch)
+    if rule.batch_size >= p.n:
+        return _full_batch_epoch(rule, p, st, lr, t, first_step, stop_step, running,
+                                 scratch, sums)
+    return _in_slices(_minibatch_any, _check_every(p.d) // rule.batch_size + 1, rule, p,
+                      st, lr, t, first_step, stop_step, running, scratch)
+
+
+cdef inline double _norm(const double *x, Py_ssize_t size) noexcept nogil:
+    # sqrt(sum x[j]**2), summed as _dot sums (a fixed order)
+    return sqrt(_dot(x, x, size))
+
+
 cdef void _set_standardize(Problem *p, const double[:, ::1] standardize):
     # OUT p.center, p.inv_scale: the rows of a (2, d) array, or NULL (None)
     p.center = &standardize[0, 0] if standardize is not None else NULL
@@ -1316,24 +1348,11 @@ def run_epoch(const double[:, ::1] X,         # IN (n, d)
     p.watch = &watch
     try:
         st = _working_copy(state, l1_total, work)
-        # batch size 1 first: a single sample is always a per-sample step
-        if batch_size == 1:
-            scratch = _alloc(_sgd_scratch(p.d, p.k))
-            with nogil:
-                out = _in_slices(_sgd_steps, _check_every(p.d), &rule.c, &p, st, lr,
-                                 global_step, first_step, stop_step, running, scratch)
-        elif batch_size >= p.n:
-            scratch = _alloc(_n_blocks(p.n) * _block_stride(p.d, p.k))
-            sums = _alloc(_sums_size(p.d, p.k))
-            with nogil:
-                out = _full_batch_epoch(&rule.c, &p, st, lr, global_step, first_step,
-                                        stop_step, running, scratch, sums)
-        else:
-            scratch = _alloc(_minibatch_scratch(p.d, p.k))
-            with nogil:
-                out = _in_slices(_minibatch_any, _check_every(p.d) // batch_size + 1,
-                                 &rule.c, &p, st, lr, global_step, first_step,
-                                 stop_step, running, scratch)
+        scratch = _alloc(_epoch_scratch(&rule.c, &p))
+        sums = _alloc(_sums_size(p.d, p.k))
+        with nogil:
+            out = _epoch_steps(&rule.c, &p, st, lr, global_step, first_step, stop_step,
+                               running, scratch, sums)
         if out.interrupted:
             _raise_pending()        # the state stays as the call found it
         _copy_back(work, state)
@@ -1344,6 +1363,157 @@ def run_epoch(const double[:, ::1] X,         # IN (n, d)
         _free(sums)
     return (out.steps, out.loss_sum, rule.c.loss_factor * out.part,
             bool(out.nonfinite), l1_total)
+
+
+cdef struct Stopping:
+    # Early stopping between epochs (gdcore._training._converged)
+    int on                    # 0: none, 1: on the loss, 2: on the gradient norm
+    double tol
+    Py_ssize_t patience       # n_iter_no_change
+    double best               # the best loss so far (IN/OUT)
+    Py_ssize_t no_improvement # epochs in a row without improvement (IN/OUT)
+
+
+cdef inline bint _converged(Stopping *stop, double loss, double grad_norm) noexcept nogil:
+    # Has the run met its tol after an epoch of this loss and gradient norm?
+    # (The same comparisons, in the same order, as _training._converged.)
+    if stop.on == 0:
+        return False
+    if stop.on == 2:
+        return grad_norm <= stop.tol
+    if loss > stop.best - stop.tol:
+        stop.no_improvement += 1
+    else:
+        stop.no_improvement = 0
+    if loss < stop.best:
+        stop.best = loss
+    return stop.no_improvement >= stop.patience
+
+
+cdef inline bint _all_finite(const double *x, Py_ssize_t size) noexcept nogil:
+    cdef Py_ssize_t j
+    for j in range(size):
+        if not (x[j] - x[j] == 0.0):        # NaN and infinities give NaN
+            return False
+    return True
+
+
+def run_epochs(const double[:, ::1] X,        # IN (n, d)
+               const double[:, ::1] Y,        # IN (n, k)
+               const Py_ssize_t[:, ::1] orders,  # IN (epochs, n): each epoch's rows, or None
+               const double[::1] weight,      # IN (n,) sample weights (mean 1), or None
+               double[:, ::1] state,          # IN/OUT (N_STATE_ROWS, (d + 1) * k)
+               Rule rule,                     # IN the run's update rule
+               double lr,                     # the rate of every epoch
+               Py_ssize_t global_step,        # global index t of the first step
+               Py_ssize_t epochs,             # epochs to run
+               double l1_total,               # cumulative L1: the total penalty so far
+               double[::1] losses,            # OUT (epochs,) each epoch's loss
+               double[::1] grad_norms,        # OUT (epochs,) each epoch's gradient norm
+               int stop_on,                   # early stopping: 0 none, 1 loss, 2 grad norm
+               double tol,
+               Py_ssize_t n_iter_no_change,
+               double best,                   # the best loss so far (stop_on 1)
+               Py_ssize_t no_improvement,     # epochs without improvement so far
+               const double[:, ::1] standardize=None):  # IN (2, d): centres, 1/scales
+    """Run up to ``epochs`` whole epochs of one rate in one call: what the
+    training loop does between epochs when nothing in Python needs to run
+    (no callback, feedback, validation, checkpoint or epoch-dependent
+    rate), with the same bits as ``run_epoch`` once per epoch.
+
+    Each epoch starts with a zero gradient sum, visits ``orders[e]`` (or
+    0..n-1), and records its loss (``loss_factor * running / steps``) and
+    gradient norm (:func:`norm` of the gradient sum, over the steps); then
+    early stopping is checked as the training loop checks it. An epoch whose
+    loss or parameters stop being finite is undone (the state is left as it
+    was at its start) and the call returns: the training loop then runs that
+    epoch itself, with its divergence handling.
+
+    Returns ``(epochs_done, steps, l1_total, best, no_improvement,
+    converged)``: the epochs completed and recorded, the steps they took,
+    the state's numbers after them, and whether early stopping fired after
+    the last of them.
+    """
+    cdef Problem p
+    cdef State st
+    cdef Stopping stopping
+    cdef gd_watch watch = _watch()
+    cdef Py_ssize_t size = state.shape[1], stride = _lines(state.shape[1])
+    cdef double *work = _alloc(_work_size(size))
+    cdef double *start = _alloc(_work_size(size))
+    cdef double *scratch = NULL
+    cdef double *sums = NULL
+    cdef Py_ssize_t e, done = 0, steps = 0, per_epoch, countdown, check
+    cdef bint converged = False
+    cdef EpochOutcome out
+    p.X = &X[0, 0]
+    p.Y = &Y[0, 0]
+    p.weight = &weight[0] if weight is not None else NULL
+    p.order = NULL
+    _set_standardize(&p, standardize)
+    p.n = orders.shape[1] if orders is not None else X.shape[0]
+    p.d = X.shape[1]
+    p.k = Y.shape[1]
+    p.watch = &watch
+    per_epoch = (1 if rule.c.batch_size >= p.n
+                 else (p.n + rule.c.batch_size - 1) // rule.c.batch_size)
+    stopping.on = stop_on
+    stopping.tol = tol
+    stopping.patience = n_iter_no_change
+    stopping.best = best
+    stopping.no_improvement = no_improvement
+    check = _check_every(p.d)
+    countdown = check
+    out.interrupted = False
+    try:
+        st = _working_copy(state, l1_total, work)
+        scratch = _alloc(_epoch_scratch(&rule.c, &p))
+        sums = _alloc(_sums_size(p.d, p.k))
+        with nogil:
+            for e in range(epochs):
+                memcpy(start, work, _work_size(size) * sizeof(double))
+                memset(st.grad_sum, 0, size * sizeof(double))
+                if orders is not None:
+                    p.order = &orders[e, 0]
+                out = _epoch_steps(&rule.c, &p, st, lr, global_step + steps, 0, per_epoch,
+                                   0.0, scratch, sums)
+                if out.interrupted:
+                    break
+                if out.nonfinite or out.steps < per_epoch or not _all_finite(st.params,
+                                                                            size):
+                    memcpy(work, start, _work_size(size) * sizeof(double))
+                    break
+                losses[e] = rule.c.loss_factor * out.loss_sum / per_epoch
+                grad_norms[e] = _norm(st.grad_sum, size) / per_epoch
+                steps += out.steps
+                done += 1
+                if _converged(&stopping, losses[e], grad_norms[e]):
+                    converged = True
+                    break
+                countdown -= p.n        # look at signals between epochs too
+                if countdown <= 0:
+                    countdown = check
+                    if _interrupted(&watch, 0):
+                        out.interrupted = True
+                        break
+        if out.interrupted:
+            _raise_pending()        # the state stays as the call found it
+        _copy_back(work, state)
+        l1_total = st.l1_total[0]
+    finally:
+        _free(work)
+        _free(start)
+        _free(scratch)
+        _free(sums)
+    return (done, steps, l1_total, stopping.best, stopping.no_improvement, converged)
+
+
+def norm(const double[::1] x):               # IN
+    """``sqrt(sum x**2)`` in the fixed order the epoch loops use."""
+    cdef double value
+    with nogil:
+        value = _norm(&x[0], x.shape[0]) if x.shape[0] > 0 else 0.0
+    return value
 
 
 def sums_step(double[:, ::1] state,           # IN/OUT (N_STATE_ROWS, (d + 1) * k)

@@ -115,6 +115,21 @@ def _fill_range(buffer: np.ndarray) -> None:
         buffer[:] = np.arange(buffer.shape[0])
 
 
+def vector_norm(x: np.ndarray) -> float:
+    """``sqrt(sum x**2)``, summed in the compiled kernels' fixed order when they
+    are built (so an epoch's gradient norm has the same bits whether the
+    training loop or a multi-epoch kernel call computed it)."""
+    if _dispatch.kernels is not None:
+        return float(_dispatch.kernels.norm(np.ascontiguousarray(x)))
+    with np.errstate(over="ignore"):
+        return float(np.linalg.norm(x))
+
+
+#: sample orders drawn at once for a multi-epoch call: about 1 MiB of them
+#: (one when an order is larger: then the run's own index array holds it)
+ORDER_BLOCK_BYTES = 1 << 20
+
+
 class InMemory:
     """The sample order and input checks of a run on arrays in memory."""
 
@@ -186,6 +201,9 @@ class CythonTrainer(InMemory):
         self._X, self._Y, self._weights = data.X, data.Y, data.weights
         self._standardize = data.standardize
         self._loss_factor = config.loss_factor
+        #: whole epochs can run in one call (run_epochs): the order of every
+        #: row, not of held-out rows' complement or of blocks
+        self.runs_epochs = data.train_rows is None and self._block is None
 
     def run(self, state: TrainState, order: np.ndarray | None, lr: float, first_step: int,
             stop_step: int, running: float) -> tuple[int, float, float, bool]:
@@ -197,6 +215,59 @@ class CythonTrainer(InMemory):
 
     def loss_total(self, running: float) -> float:
         return self._loss_factor * running      # the kernel sums losses over the factor
+
+    def run_epochs(self, state: TrainState, epochs: int, lr: float,
+                   stopping: tuple[int, float, int]) -> tuple[int, bool, list, list, bool]:
+        """Up to ``epochs`` whole epochs at rate ``lr`` in one compiled call
+        (``kernels.run_epochs``), their sample orders drawn at once.
+
+        ``stopping`` is ``(stop_on, tol, n_iter_no_change)`` with ``stop_on``
+        0 (none), 1 (the loss) or 2 (the gradient norm). Updates the state
+        (buffers, counters, early stopping's best score; the generator as if
+        the epochs run had drawn their orders one by one) and returns
+        ``(epochs_run, failed, losses, grad_norms, converged)``: ``failed``
+        means that the epoch after those run stopped at a non-finite loss or
+        parameters (it is left undone, for the training loop to run and
+        handle); fewer epochs than asked may also run because the orders of
+        more did not fit in one block.
+        """
+        n = self._data.n_train
+        orders, drawn_from = None, None
+        if self._buffer is not None:
+            assert state.rng is not None
+            epochs = min(epochs, max(1, ORDER_BLOCK_BYTES // (8 * n)))
+            drawn_from = state.rng.bit_generator.state
+            orders = self._orders(state.rng, epochs, n,
+                                  self._buffer.reshape(1, n) if epochs == 1 else None)
+        losses, grad_norms = np.empty(epochs), np.empty(epochs)
+        stop_on, tol, patience = stopping
+        (done, steps, state.l1_total, state.best_score, state.no_improvement,
+         converged) = self._kernels.run_epochs(
+            self._X, self._Y, orders, self._weights, state.buffers, self._rule, lr,
+            state.global_step, epochs, state.l1_total, losses, grad_norms, stop_on, tol,
+            patience, state.best_score, state.no_improvement, self._standardize)
+        state.global_step += steps
+        if orders is not None and done < epochs:    # undraw the orders not used
+            assert state.rng is not None and drawn_from is not None
+            state.rng.bit_generator.state = drawn_from
+            if done:
+                self._orders(state.rng, done, n)
+        failed = done < epochs and not converged
+        return done, failed, losses[:done].tolist(), grad_norms[:done].tolist(), converged
+
+    @staticmethod
+    def _orders(rng: np.random.Generator, epochs: int, n: int,
+                out: np.ndarray | None = None) -> np.ndarray:
+        """``epochs`` sample orders (into ``out``, of shape (epochs, n), when
+        given), each ``rng.shuffle`` of ``0..n-1``: ``Generator.permuted``
+        along the rows is exactly those shuffles, one after the other
+        (tests/test_fast_epochs.py checks it)."""
+        orders = np.empty((epochs, n), dtype=np.intp) if out is None else out
+        if epochs == 1:
+            _fill_range(orders[0])              # no temporary of size n
+        else:
+            orders[:] = np.arange(n, dtype=np.intp)
+        return rng.permuted(orders, axis=1, out=orders)
 
     def subset_loss(self, rows: np.ndarray, params: np.ndarray) -> float:
         return self._kernels.subset_loss(self._X, self._Y, rows, params, self._loss_factor)

@@ -23,6 +23,13 @@ def run_epoch(X: np.ndarray, Y: np.ndarray, order: np.ndarray | None,
               global_step: int, first_step: int, stop_step: int, running: float,
               l1_total: float,
               standardize: np.ndarray | None = None) -> tuple[int, float, float, bool, float]: ...
+def run_epochs(X: np.ndarray, Y: np.ndarray, orders: np.ndarray | None,
+               weight: np.ndarray | None, state: np.ndarray, rule: Rule, lr: float,
+               global_step: int, epochs: int, l1_total: float, losses: np.ndarray,
+               grad_norms: np.ndarray, stop_on: int, tol: float, n_iter_no_change: int,
+               best: float, no_improvement: int, standardize: np.ndarray | None = None
+               ) -> tuple[int, int, float, float, int, bool]: ...
+def norm(x: np.ndarray) -> float: ...
 def sums_step(state: np.ndarray, rule: Rule, sums: np.ndarray, n: int, n_outputs: int,
               lr: float, global_step: int, running: float,
               l1_total: float) -> tuple[int, float, float, bool, float]: ...

@@ -29,7 +29,7 @@ import warnings
 import numpy as np
 
 from ._checkpoint import Checkpoint, EpochProgress, Saved
-from ._engines import TrainerFactory
+from ._engines import TrainerFactory, vector_norm
 from ._feedback import Progress
 from ._options import Config
 from ._results import ConvergenceWarning, DivergenceError, FitResult
@@ -97,6 +97,12 @@ class _Run:
         # with a bar: steps per call, sized to take about PROGRESS_SECONDS
         self.bar_steps = 16
         self.epoch: EpochProgress | None = None     # the epoch in progress
+        # whole epochs in one compiled call when nothing in Python needs to run
+        # between them (see _epoch_block)
+        self.fast = (getattr(self.trainer, "runs_epochs", False) and config.callback is None
+                     and not config.verbose and not self.progress.shown
+                     and checkpoint is None and data.val_rows is None
+                     and not config.restore_best and config.schedule.steady_epochs(0) > 0)
 
     # -- the run -------------------------------------------------------------
 
@@ -121,10 +127,41 @@ class _Run:
     def _epochs(self) -> str:
         """Epochs until the run stops; returns why it stopped."""
         while len(self.history["loss"]) < self.config.epochs:
+            if self.fast and self.resume is None:
+                reason, failed = self._epoch_block()
+                if reason is not None:
+                    return reason
+                if not failed:
+                    continue
             reason = self._one_epoch()
             if reason is not None:
                 return reason
         return "max_epochs"
+
+    def _epoch_block(self) -> tuple[str | None, bool]:
+        """Run the epochs that share one rate in one compiled call
+        (``Trainer.run_epochs``): the same bits as :meth:`_one_epoch` run
+        once per epoch, without Python between epochs. Returns the stop
+        reason (or None) and whether the next epoch failed, which
+        :meth:`_one_epoch` then runs (and handles) itself."""
+        config, state, history = self.config, self.state, self.history
+        assert state.schedule_state is not None
+        epochs = min(config.epochs - len(history["loss"]),
+                     config.schedule.steady_epochs(state.epoch))
+        if epochs <= 0:
+            return None, True
+        lr = config.schedule.epoch_lr(config.rate, state.epoch, state.schedule_state)
+        lr *= state.lr_scale
+        stop_on = 0 if config.tol is None else {"loss": 1, "grad_norm": 2}[config.stop_on]
+        done, failed, losses, grad_norms, converged = self.trainer.run_epochs(  # type: ignore[attr-defined]
+            state, epochs, lr, (stop_on, config.tol or 0.0, config.n_iter_no_change))
+        history["loss"].extend(losses)
+        history["grad_norm"].extend(grad_norms)
+        history["lr"].extend([lr] * done)
+        state.epoch += done
+        if converged:
+            return f"tol ({config.stop_on})", False
+        return None, failed
 
     def _one_epoch(self) -> str | None:
         """Run an epoch (or the rest of one, when resuming); None to go on."""
@@ -274,9 +311,7 @@ class _Run:
         config, state, history, epoch = self.config, self.state, self.history, self.epoch
         assert epoch is not None
         loss = self.trainer.loss_total(epoch.loss_sum) / self.steps_per_epoch
-        with np.errstate(over="ignore"):
-            grad_norm = (float(np.linalg.norm(state.buffers[GRAD_SUM]))
-                         / self.steps_per_epoch)
+        grad_norm = vector_norm(state.buffers[GRAD_SUM]) / self.steps_per_epoch
         if self.data.val_rows is not None:
             val_loss = self.trainer.subset_loss(self.data.val_rows,
                                                 self.data.in_data_units(state.params))
