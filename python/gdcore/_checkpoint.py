@@ -67,7 +67,7 @@ class Saved:
     """A run as a checkpoint holds it."""
 
     state: TrainState
-    history: dict[str, list[float]]
+    history: dict[str, Any]         # per epoch: loss, grad_norm, lr, ... (sequences)
     start_step: int                 # global step at the start of the run
     halvings: int                   # on_divergence="halve" retries so far
     finished: str | None = None     # the stop reason of a run that ended

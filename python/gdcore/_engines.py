@@ -217,7 +217,8 @@ class CythonTrainer(InMemory):
         return self._loss_factor * running      # the kernel sums losses over the factor
 
     def run_epochs(self, state: TrainState, epochs: int, lr: float,
-                   stopping: tuple[int, float, int]) -> tuple[int, bool, list, list, bool]:
+                   stopping: tuple[int, float, int]
+                   ) -> tuple[int, bool, np.ndarray, np.ndarray, bool]:
         """Up to ``epochs`` whole epochs at rate ``lr`` in one compiled call
         (``kernels.run_epochs``), their sample orders drawn at once.
 
@@ -253,7 +254,7 @@ class CythonTrainer(InMemory):
             if done:
                 self._orders(state.rng, done, n)
         failed = done < epochs and not converged
-        return done, failed, losses[:done].tolist(), grad_norms[:done].tolist(), converged
+        return done, failed, losses[:done], grad_norms[:done], converged
 
     @staticmethod
     def _orders(rng: np.random.Generator, epochs: int, n: int,

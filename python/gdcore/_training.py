@@ -25,6 +25,7 @@ import copy
 import math
 import time
 import warnings
+from typing import Any
 
 import numpy as np
 
@@ -46,6 +47,45 @@ CHECKPOINT_SLICES = 16
 #: that the bar moves within epochs (it redraws at most every
 #: ``_feedback.REFRESH_SECONDS``).
 PROGRESS_SECONDS = 0.1
+
+
+class Column:
+    """A run's record of one quantity per epoch: a float64 array that grows
+    (by appending one epoch, or a block of them at once), without a Python
+    float per epoch."""
+
+    __slots__ = ("_data", "_size")
+
+    def __init__(self, values: Any = ()) -> None:
+        values = np.asarray(values, dtype=np.float64)
+        self._data = np.empty(max(16, 2 * values.shape[0]))
+        self._data[:values.shape[0]] = values
+        self._size = values.shape[0]
+
+    def _room(self, extra: int) -> None:
+        if self._size + extra > self._data.shape[0]:
+            data = np.empty(max(2 * self._data.shape[0], self._size + extra))
+            data[:self._size] = self._data[:self._size]
+            self._data = data
+
+    def append(self, value: float) -> None:
+        self._room(1)
+        self._data[self._size] = value
+        self._size += 1
+
+    def extend(self, values: np.ndarray) -> None:
+        self._room(values.shape[0])
+        self._data[self._size:self._size + values.shape[0]] = values
+        self._size += values.shape[0]
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __getitem__(self, index: int) -> float:
+        return float(self._data[:self._size][index])
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        return np.array(self._data[:self._size], dtype=dtype)
 
 
 def _finite(params: np.ndarray) -> bool:
@@ -76,13 +116,14 @@ class _Run:
         self.checkpoint = checkpoint
         self.chunk_loss = math.nan          # mean batch loss of the last slice
         if saved is not None:
-            self.history, self.start_step = saved.history, saved.start_step
+            self.history = {name: Column(values) for name, values in saved.history.items()}
+            self.start_step = saved.start_step
             self.halvings, self.finished, self.resume = (saved.halvings, saved.finished,
                                                          saved.epoch)
         else:
-            self.history = {"loss": [], "grad_norm": [], "lr": []}
+            self.history = {"loss": Column(), "grad_norm": Column(), "lr": Column()}
             if data.val_rows is not None:
-                self.history["val_loss"] = []
+                self.history["val_loss"] = Column()
             self.start_step, self.halvings = state.global_step, 0
             self.finished, self.resume = None, None
         self.state = state
@@ -157,7 +198,7 @@ class _Run:
             state, epochs, lr, (stop_on, config.tol or 0.0, config.n_iter_no_change))
         history["loss"].extend(losses)
         history["grad_norm"].extend(grad_norms)
-        history["lr"].extend([lr] * done)
+        history["lr"].extend(np.full(done, lr))
         state.epoch += done
         if converged:
             return f"tol ({config.stop_on})", False
