@@ -9,8 +9,9 @@
 # X.T @ (s * r[:, c])`` and ``dL/db[c] = (2a/m) * sum(s * r[:, c])``: each
 # output learns what it would learn alone.
 #
-# Layouts. X (n, d) and Y (n, k) are C-contiguous float64; a 1-D y arrives as
-# (n, 1). The parameters are one flat vector laid out *by output*: output c's
+# Layouts. X (n, d) is C-contiguous float64 or float32 (each float made a
+# double as its row is read, into a scratch row: _training_row); Y (n, k) is
+# C-contiguous float64; a 1-D y arrives as (n, 1). The parameters are one flat vector laid out *by output*: output c's
 # d weights contiguous at c * d, then the k intercepts at k * d (for k = 1,
 # simply w then b). The training state is one (N_STATE_ROWS, (d + 1) * k)
 # array whose rows are laid out like the parameters: the parameters, the sum
@@ -274,7 +275,9 @@ cdef class Rule:
 
 cdef struct Problem:
     # The data an epoch reads
-    const double *X           # rows of d features
+    const char *X             # rows of d features: doubles, or floats (single)
+    Py_ssize_t row_bytes      # bytes of a row of X
+    bint single               # X holds float32 values, each made a double as read
     const double *Y           # rows of k targets, or NULL (sums only: targets 0)
     const double *weight      # sample weights (mean 1), or NULL
     const Py_ssize_t *order   # rows to visit, or NULL: 0 .. n-1
@@ -409,18 +412,36 @@ cdef inline Py_ssize_t _row(const Py_ssize_t *order, Py_ssize_t q) noexcept nogi
     return order[q] if order != NULL else q
 
 
-cdef inline const double *_training_row(const double *x, const double *center,
-                                        const double *inv_scale, Py_ssize_t d,
-                                        double *z) noexcept nogil:
-    # A row x of X as training sees it: x itself, or, when standardizing
-    # (center not NULL), z (OUT, d doubles) = (x - center) * inv_scale, formed
-    # as the row is read (X itself is never copied or changed).
+cdef inline const double *_training_row(const char *row, bint single,
+                                        const double *center, const double *inv_scale,
+                                        Py_ssize_t d, double *z) noexcept nogil:
+    # A row of X as training sees it: the row itself (doubles), or z (OUT, d
+    # doubles) formed as the row is read: its floats made doubles (single;
+    # exact), and, when standardizing (center not NULL), (x - center) *
+    # inv_scale. X itself is never copied or changed.
     cdef Py_ssize_t j
+    cdef const float *f
+    cdef const double *x
+    if single:
+        f = <const float *> row
+        if center == NULL:
+            for j in range(d):
+                z[j] = f[j]
+        else:
+            for j in range(d):
+                z[j] = (<double> f[j] - center[j]) * inv_scale[j]
+        return z
+    x = <const double *> row
     if center == NULL:
         return x
     for j in range(d):
         z[j] = (x[j] - center[j]) * inv_scale[j]
     return z
+
+
+cdef inline const double *_line_of(const Problem *p, Py_ssize_t i) noexcept nogil:
+    # where row i of X starts (for prefetching: its lines, not its values)
+    return <const double *> (p.X + i * p.row_bytes)
 
 
 cdef inline double _row_sums(const double *x, const double *params, const double *y,
@@ -783,7 +804,8 @@ cdef void _block_sums(const OutputsTag *outputs, const Problem *p, const double 
     cdef Py_ssize_t c, q, i, first, last
     cdef Py_ssize_t d = p.d
     cdef Py_ssize_t k = 1 if OutputsTag is OneOutput else p.k
-    cdef Py_ssize_t ahead = _prefetch_distance(d, p.order)
+    cdef Py_ssize_t row_doubles = (p.row_bytes + 7) // 8     # of X's row, for prefetching
+    cdef Py_ssize_t ahead = _prefetch_distance(row_doubles, p.order)
     cdef Py_ssize_t check = _check_every(d)
     cdef double sum_sq = 0.0
     cdef double *R = out + _at_S(d, k) + 1
@@ -803,8 +825,10 @@ cdef void _block_sums(const OutputsTag *outputs, const Problem *p, const double 
         for q in range(first, last):
             i = _row(p.order, q)
             if q + ahead < stop:
-                GD_PREFETCH_ROW(p.X + _row(p.order, q + ahead) * d, d, p.order != NULL)
-            sum_sq += _row_sums(_training_row(p.X + i * d, center, inv_scale, d, z), params,
+                GD_PREFETCH_ROW(_line_of(p, _row(p.order, q + ahead)), row_doubles,
+                                p.order != NULL)
+            sum_sq += _row_sums(_training_row(p.X + i * p.row_bytes, p.single, center,
+                                              inv_scale, d, z), params,
                                 p.Y + i * k if p.Y != NULL else NULL,
                                 p.weight[i] if p.weight != NULL else 1.0, d, k, R, out)
         first = last
@@ -922,7 +946,8 @@ cdef EpochOutcome _minibatch_epoch(const OutputsTag *outputs, const RuleC *rule,
     cdef EpochOutcome out
     cdef Py_ssize_t v, c, q, i, start, stop, m, u
     cdef Py_ssize_t d = p.d, n = p.n, batch_size = rule.batch_size
-    cdef Py_ssize_t ahead = _prefetch_distance(d, p.order)
+    cdef Py_ssize_t row_doubles = (p.row_bytes + 7) // 8     # of X's row, for prefetching
+    cdef Py_ssize_t ahead = _prefetch_distance(row_doubles, p.order)
     cdef Py_ssize_t k = 1 if OutputsTag is OneOutput else p.k
     cdef Py_ssize_t n_batches = (n + batch_size - 1) // batch_size
     cdef Py_ssize_t last = n_batches if stop_step > n_batches else stop_step
@@ -950,8 +975,10 @@ cdef EpochOutcome _minibatch_epoch(const OutputsTag *outputs, const RuleC *rule,
         for q in range(start, stop):
             i = _row(p.order, q)
             if q + ahead < n:
-                GD_PREFETCH_ROW(p.X + _row(p.order, q + ahead) * d, d, p.order != NULL)
-            sum_sq += _row_sums(_training_row(p.X + i * d, center, inv_scale, d, z),
+                GD_PREFETCH_ROW(_line_of(p, _row(p.order, q + ahead)), row_doubles,
+                                p.order != NULL)
+            sum_sq += _row_sums(_training_row(p.X + i * p.row_bytes, p.single, center,
+                                              inv_scale, d, z),
                                 st.params, p.Y + i * k,
                                 p.weight[i] if p.weight != NULL else 1.0, d, k, R, G)
         if not (sum_sq <= DBL_MAX):
@@ -1003,7 +1030,8 @@ cdef EpochOutcome _sgd_rows(
     cdef Py_ssize_t q, i, c, step, d = p.d, n = p.n
     cdef Py_ssize_t k = 1 if OutputsTag is OneOutput else p.k
     cdef Py_ssize_t stop = n if stop_step > n else stop_step
-    cdef Py_ssize_t ahead = _prefetch_distance(d, p.order)
+    cdef Py_ssize_t row_doubles = (p.row_bytes + 7) // 8     # of X's row, for prefetching
+    cdef Py_ssize_t ahead = _prefetch_distance(row_doubles, p.order)
     cdef double r, sq, lr, total = running
     cdef double g_one[1]
     cdef double *g
@@ -1022,7 +1050,9 @@ cdef EpochOutcome _sgd_rows(
     cdef double *aux = st.aux
     cdef double *l1_applied = st.l1_applied
     cdef double u = st.l1_total[0]
-    cdef const double *X = p.X
+    cdef const char *X = p.X
+    cdef Py_ssize_t row_bytes = p.row_bytes
+    cdef bint single = p.single
     cdef const double *center = p.center
     cdef const double *inv_scale = p.inv_scale
     cdef const double *Y = p.Y
@@ -1045,8 +1075,9 @@ cdef EpochOutcome _sgd_rows(
     for q in range(first_step, stop):
         i = _row(order, q)
         if q + ahead < n:
-            GD_PREFETCH_ROW(X + _row(order, q + ahead) * d, d, order != NULL)
-        x = _training_row(X + i * d, center, inv_scale, d, z)
+            GD_PREFETCH_ROW(<const double *> (X + _row(order, q + ahead) * row_bytes),
+                            row_doubles, order != NULL)
+        x = _training_row(X + i * row_bytes, single, center, inv_scale, d, z)
         y_row = Y + i * k
         sq = 0.0
         for c in range(k):
@@ -1171,7 +1202,8 @@ cdef EpochOutcome _sgd_steps(const RuleC *rule, const Problem *p, State st, doub
     cdef const double *x
     if first_step + 1 == stop:
         i = _row(p.order, first_step)
-        x = _training_row(p.X + i * d, p.center, p.inv_scale, d, scratch + _lines(k))
+        x = _training_row(p.X + i * p.row_bytes, p.single, p.center, p.inv_scale, d,
+                          scratch + _lines(k))
         for c in range(k):
             r = _dot(x, st.params + c * d, d) + (st.params[k * d + c]
                                                              - p.Y[i * k + c])
@@ -1296,13 +1328,30 @@ cdef inline double _norm(const double *x, Py_ssize_t size) noexcept nogil:
     return sqrt(_dot(x, x, size))
 
 
+cdef void _set_rows(Problem *p, X) except *:
+    # OUT p.X, p.row_bytes, p.single, p.d: the rows of X, a C-contiguous
+    # (n, d) array of float64 or float32 (the caller keeps X alive)
+    cdef const double[:, ::1] doubles
+    cdef const float[:, ::1] floats
+    if X.dtype.itemsize == 4:
+        floats = X
+        p.X = <const char *> &floats[0, 0]
+        p.single = True
+    else:
+        doubles = X
+        p.X = <const char *> &doubles[0, 0]
+        p.single = False
+    p.d = X.shape[1]
+    p.row_bytes = p.d * X.dtype.itemsize
+
+
 cdef void _set_standardize(Problem *p, const double[:, ::1] standardize):
     # OUT p.center, p.inv_scale: the rows of a (2, d) array, or NULL (None)
     p.center = &standardize[0, 0] if standardize is not None else NULL
     p.inv_scale = &standardize[1, 0] if standardize is not None else NULL
 
 
-def run_epoch(const double[:, ::1] X,         # IN (n, d)
+def run_epoch(X,                               # IN (n, d) float64 or float32
               const double[:, ::1] Y,         # IN (n, k); a 1-D y as (n, 1)
               const Py_ssize_t[::1] order,    # IN rows to visit in order, or None: 0..n-1
               const double[::1] weight,       # IN (n,) sample weights (mean 1), or None
@@ -1337,13 +1386,12 @@ def run_epoch(const double[:, ::1] X,         # IN (n, d)
     cdef double *sums = NULL
     cdef Py_ssize_t batch_size = rule.c.batch_size
     cdef EpochOutcome out
-    p.X = &X[0, 0]
+    _set_rows(&p, X)
     p.Y = &Y[0, 0]
     p.weight = &weight[0] if weight is not None else NULL
     p.order = &order[0] if order is not None else NULL
     _set_standardize(&p, standardize)
     p.n = order.shape[0] if order is not None else X.shape[0]
-    p.d = X.shape[1]
     p.k = Y.shape[1]
     p.watch = &watch
     try:
@@ -1398,7 +1446,7 @@ cdef inline bint _all_finite(const double *x, Py_ssize_t size) noexcept nogil:
     return True
 
 
-def run_epochs(const double[:, ::1] X,        # IN (n, d)
+def run_epochs(X,                              # IN (n, d) float64 or float32
                const double[:, ::1] Y,        # IN (n, k)
                const Py_ssize_t[:, ::1] orders,  # IN (epochs, n): each epoch's rows, or None
                const double[::1] weight,      # IN (n,) sample weights (mean 1), or None
@@ -1446,13 +1494,12 @@ def run_epochs(const double[:, ::1] X,        # IN (n, d)
     cdef Py_ssize_t e, done = 0, steps = 0, per_epoch, countdown, check
     cdef bint converged = False
     cdef EpochOutcome out
-    p.X = &X[0, 0]
+    _set_rows(&p, X)
     p.Y = &Y[0, 0]
     p.weight = &weight[0] if weight is not None else NULL
     p.order = NULL
     _set_standardize(&p, standardize)
     p.n = orders.shape[1] if orders is not None else X.shape[0]
-    p.d = X.shape[1]
     p.k = Y.shape[1]
     p.watch = &watch
     per_epoch = (1 if rule.c.batch_size >= p.n
@@ -1548,7 +1595,7 @@ def sums_step(double[:, ::1] state,           # IN/OUT (N_STATE_ROWS, (d + 1) * 
             bool(out.nonfinite), l1_total)
 
 
-def full_sums(const double[:, ::1] X,          # IN (n, d)
+def full_sums(X,                                # IN (n, d) float64 or float32
               const double[:, ::1] Y,          # IN (n, k), or None: targets 0
               const double[::1] weight,        # IN (n,) sample weights, or None
               const double[::1] params,        # IN ((d + 1) * k,) by output
@@ -1569,13 +1616,12 @@ def full_sums(const double[:, ::1] X,          # IN (n, d)
     cdef double *partials = NULL
     cdef double *work = NULL
     cdef double *sums = NULL
-    p.X = &X[0, 0]
+    _set_rows(&p, X)
     p.Y = &Y[0, 0] if Y is not None else NULL
     p.weight = &weight[0] if weight is not None else NULL
     p.order = NULL
     _set_standardize(&p, standardize)
     p.n = X.shape[0]
-    p.d = X.shape[1]
     p.k = Y.shape[1] if Y is not None else 1
     p.watch = &watch
     try:
@@ -1597,27 +1643,39 @@ def full_sums(const double[:, ::1] X,          # IN (n, d)
         _free(sums)
 
 
-def subset_loss(const double[:, ::1] X,          # IN (n, d)
+def subset_loss(X,                               # IN (n, d) float64 or float32
                 const double[:, ::1] Y,          # IN (n, k)
                 const Py_ssize_t[::1] rows,      # IN (m,) row indices
                 const double[::1] params,        # IN ((d + 1) * k,) by output
                 double loss_factor):
     """Loss (summed over outputs) over the rows ``rows`` (a held-out set)."""
-    cdef Py_ssize_t d = X.shape[1], k = Y.shape[1], m = rows.shape[0], q, i, c
-    cdef Py_ssize_t check = _check_every(d), countdown = check
+    cdef Problem p
+    cdef Py_ssize_t d, k = Y.shape[1], m = rows.shape[0], q, i, c
+    cdef Py_ssize_t check, countdown
     cdef gd_watch watch = _watch()
     cdef double r, total = 0.0
-    with nogil:
-        for q in range(m):
-            countdown -= 1
-            if GD_UNLIKELY(countdown == 0):
-                countdown = check
-                if _interrupted(&watch, 0):
-                    break
-            i = rows[q]
-            for c in range(k):
-                r = _dot(&X[i, 0], &params[c * d], d) + params[k * d + c] - Y[i, c]
-                total += r * r
+    cdef double *z = NULL
+    cdef const double *x
+    _set_rows(&p, X)
+    d = p.d
+    check = _check_every(d)
+    countdown = check
+    try:
+        z = _alloc(d)
+        with nogil:
+            for q in range(m):
+                countdown -= 1
+                if GD_UNLIKELY(countdown == 0):
+                    countdown = check
+                    if _interrupted(&watch, 0):
+                        break
+                i = rows[q]
+                x = _training_row(p.X + i * p.row_bytes, p.single, NULL, NULL, d, z)
+                for c in range(k):
+                    r = _dot(x, &params[c * d], d) + params[k * d + c] - Y[i, c]
+                    total += r * r
+    finally:
+        _free(z)
     if watch.stop:
         _raise_pending()
     return loss_factor * total / m

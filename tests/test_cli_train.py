@@ -206,8 +206,8 @@ def test_copy_and_shuffle_block_reach_fit(tmp_path, capsys, data):
     assert status == 0, stderr
     expected = gdcore.fit(X, y, epochs=2, seed=5, shuffle_block=7, copy=False)
     np.testing.assert_array_equal(_json(out)["w"], expected.w)
-    np.save(tmp_path / "X32.npy", X.astype(np.float32))
-    status, _, stderr = _train(capsys, "--X", tmp_path / "X32.npy", "--y",
+    np.save(tmp_path / "X16.npy", X.astype(np.float16))    # float32 is read as it is
+    status, _, stderr = _train(capsys, "--X", tmp_path / "X16.npy", "--y",
                                tmp_path / "y.npy", "--no-copy")
     assert status == 2 and "X" in stderr and len(stderr.strip().splitlines()) == 1
 

@@ -48,8 +48,9 @@ def value_and_grad(X: Any, y: Any, w: Any, b: Any = 0.0, *, loss: str = "mse",
     Parameters
     ----------
     X : array-like of shape (n_samples, n_features) or (n_samples,)
-        Samples; 1-D means one feature. Used as is when float64 and
-        C-contiguous (read-only memmaps included), otherwise converted once.
+        Samples; 1-D means one feature. Used as is when float64 or float32
+        and C-contiguous (read-only memmaps included), otherwise converted
+        to float64 once.
     y : array-like of shape (n_samples,) or (n_samples, k)
         Targets; 2-D for k outputs.
     w : array-like of shape (n_features,), or (n_features, k) for k outputs
@@ -82,7 +83,7 @@ def value_and_grad(X: Any, y: Any, w: Any, b: Any = 0.0, *, loss: str = "mse",
     ImportError
         ``backend="cython"`` without the compiled kernels (see the README).
     """
-    X, y = _validation.check_X_y(X, y)
+    X, y = _validation.check_X_y(X, y, keep_float32=True)
     outputs = _validation.n_outputs(y)
     w = _validation.check_weights(w, X.shape[1], "w", outputs)
     b = _validation.check_intercept(b, "b", outputs)
@@ -110,7 +111,8 @@ def predict(X: Any, w: Any, b: Any = 0.0, *, backend: str = "cython") -> np.ndar
     Parameters
     ----------
     X : array-like of shape (n_samples, n_features) or (n_samples,)
-        Samples; 1-D means one feature.
+        Samples; 1-D means one feature. A float32 ``X`` is multiplied in
+        blocks of rows made float64 (no float64 copy of all of it).
     w : array-like of shape (n_features,), or (n_features, k) for k outputs
     b : float, or array-like of shape (k,) for k outputs, default 0.0
     backend : {"cython", "reference"}, default "cython"
@@ -127,7 +129,7 @@ def predict(X: Any, w: Any, b: Any = 0.0, *, backend: str = "cython") -> np.ndar
         When the inputs are finite but a prediction overflows, it is returned
         as ``inf``.
     """
-    X = _validation.check_X(X)
+    X = _validation.check_X(X, keep_float32=True)
     outputs = np.shape(w)[1] if np.ndim(w) == 2 else None
     w = _validation.check_weights(w, X.shape[1], "w", outputs)
     b = _validation.check_intercept(b, "b", outputs)
@@ -160,9 +162,11 @@ def fit(X: Any, y: Any, *, method: str = "minibatch", batch_size: int = 32,
     Parameters
     ----------
     X : array-like of shape (n_samples, n_features) or (n_samples,)
-        Samples; 1-D means one feature. A float64 C-contiguous array (a
-        read-only memmap included) is used as is and never copied; anything
-        else is converted to one once. Never modified.
+        Samples; 1-D means one feature. A float64 or float32 C-contiguous
+        array (a read-only memmap included) is used as is and never copied
+        (float32 values are made doubles as they are read: the same bits as
+        ``X.astype(numpy.float64)``); anything else is converted to float64
+        once. Never modified.
     y : array-like of shape (n_samples,) or (n_samples, k)
         Targets. Never modified. 2-D trains k outputs at once, in the same
         passes over ``X``: ``W`` of shape (n_features, k), ``b`` of shape
@@ -401,12 +405,12 @@ def fit_with(arguments: Mapping[str, Any]) -> FitResult:
     engine = backend_named(config.backend)
     X, y = arguments["X"], arguments["y"]
     copied = tuple(name for name, value in (("X", X), ("y", y))
-                   if not _validation.is_float64_c(value))
+                   if not _validation.is_used_as_is(value, keep_float32=name == "X"))
     if not config.copy:
-        _validation.refuse_copy(X, "X")
+        _validation.refuse_copy(X, "X", keep_float32=True)
         _validation.refuse_copy(y, "y")
     memory_mapped = _is_memory_mapped(X)
-    X, y = _validation.check_X_y(X, y)
+    X, y = _validation.check_X_y(X, y, keep_float32=True)
     n_samples, n_features = X.shape
     outputs = _validation.n_outputs(y)
     state = start_state(config, arguments, n_features, outputs)
@@ -425,7 +429,7 @@ def fit_with(arguments: Mapping[str, Any]) -> FitResult:
     n_train = n_samples if train_rows is None else train_rows.shape[0]
     shuffle_block = config.shuffle_block
     if shuffle_block == "auto":
-        shuffle_block = (max(1, MEMMAP_BLOCK_BYTES // (8 * n_features))
+        shuffle_block = (max(1, MEMMAP_BLOCK_BYTES // (X.itemsize * n_features))
                          if memory_mapped else None)
     config = dataclasses.replace(
         config, n_threads=_threads(config.n_threads), shuffle_block=shuffle_block,
@@ -624,7 +628,7 @@ def max_stable_lr(X: Any, *, loss: str = "mse", fit_intercept: bool = True,
     float
         ``2 / lambda_max(H)`` (``inf`` when ``H`` is zero).
     """
-    X = _validation.check_X(X)
+    X = _validation.check_X(X, keep_float32=True)
     loss_factor = _options.loss_factor(loss)
     fit_intercept = _validation.check_bool(fit_intercept, "fit_intercept")
     iterations = _validation.check_int(iterations, "iterations", minimum=1)

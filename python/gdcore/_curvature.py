@@ -110,7 +110,8 @@ def largest_sample_curvature(X: np.ndarray, *, loss_factor: float, fit_intercept
     largest = 0.0
     for start in range(0, n_rows, step):
         stop = min(start + step, n_rows)
-        block = X[start:stop] if rows is None else X[rows[start:stop]]
+        block = np.asarray(X[start:stop] if rows is None else X[rows[start:stop]],
+                           dtype=np.float64)
         if standardize is not None:
             block = np.subtract(block, standardize[0])
             block *= standardize[1]

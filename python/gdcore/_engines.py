@@ -292,8 +292,17 @@ class CythonBackend:
 
     def predict(self, X: np.ndarray, w: np.ndarray, b: float | np.ndarray) -> np.ndarray:
         # A matrix product is what BLAS does best: NumPy's, no kernel of ours.
+        # A float32 X goes in blocks of rows made float64 (NumPy would make
+        # a float64 copy of all of it; each row's product is the same).
         with np.errstate(invalid="ignore", over="ignore"):
-            predictions = X @ w
+            if X.dtype == np.float64:
+                predictions = X @ w
+            else:
+                predictions = np.empty((X.shape[0], *w.shape[1:]))
+                step = max(1, ORDER_BLOCK_BYTES // (8 * X.shape[1]))
+                for start in range(0, X.shape[0], step):
+                    block = X[start:start + step].astype(np.float64)
+                    predictions[start:start + step] = block @ w
             predictions += b
         return predictions
 

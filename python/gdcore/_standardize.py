@@ -63,7 +63,8 @@ def feature_scales(X: np.ndarray, weights: np.ndarray | None,
     squares = np.zeros(d)           # the sum of weighted squared deviations
     for start in _blocks(n_rows, d):
         stop = min(start + max(1, BLOCK_BYTES // (8 * d)), n_rows)
-        block = X[start:stop] if rows is None else X[rows[start:stop]]
+        block = np.asarray(X[start:stop] if rows is None else X[rows[start:stop]],
+                           dtype=np.float64)
         if weights is None:
             w_block = None
             block_total = float(stop - start)

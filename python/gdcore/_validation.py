@@ -54,11 +54,14 @@ class DataTypeError(TypeError, ValueError):
     """
 
 
-def as_float_array(value: Any, name: str) -> np.ndarray:
+def as_float_array(value: Any, name: str, *, keep_float32: bool = False) -> np.ndarray:
     """Return ``value`` as a float64 array, C-contiguous, copying only if needed.
 
     A float64 C-contiguous ndarray (a read-only memmap included) is returned as
-    is. Integer, boolean, float16/32 and Fortran-ordered arrays, lists and other
+    is, and so is a float32 one with ``keep_float32`` (the compiled kernels
+    read it as it is, each value made a double as it is loaded). Integer,
+    boolean, float16 (float32 without ``keep_float32``) and Fortran-ordered
+    arrays, lists and other
     array-likes are converted once, and so are object arrays whose entries are
     all real numbers and pandas objects, nullable dtypes (``Float64``,
     ``Int64``, ``boolean``) included. Complex, string and other dtypes, and
@@ -97,7 +100,7 @@ def as_float_array(value: Any, name: str) -> np.ndarray:
             f"{name} must hold real numbers (bool, integer or float); got {array.dtype} "
             f"data ({describe(array)})"
         )
-    if array.dtype == np.float64 and array.flags.c_contiguous:
+    if is_used_as_is(array, keep_float32):
         return array
     # not ascontiguousarray: it would turn a 0-d array into shape (1,)
     return np.asarray(array, dtype=np.float64, order="C")
@@ -181,9 +184,10 @@ def _unmasked(value: np.ma.MaskedArray, name: str) -> np.ndarray:
     return np.ma.getdata(value)
 
 
-def check_X(X: Any, name: str = "X") -> np.ndarray:
-    """Return ``X`` as a float64 C-contiguous 2-D array; 1-D means one feature."""
-    array = as_float_array(X, name)
+def check_X(X: Any, name: str = "X", *, keep_float32: bool = False) -> np.ndarray:
+    """Return ``X`` as a float64 (or with ``keep_float32``, float32)
+    C-contiguous 2-D array; 1-D means one feature."""
+    array = as_float_array(X, name, keep_float32=keep_float32)
     if array.ndim == 1:
         array = array.reshape(-1, 1)
     elif array.ndim != 2:
@@ -198,26 +202,30 @@ def check_X(X: Any, name: str = "X") -> np.ndarray:
     return array
 
 
-def is_float64_c(value: Any) -> bool:
-    """True when ``value`` is used as is: a float64 C-contiguous ndarray."""
-    return (isinstance(value, np.ndarray) and value.dtype == np.float64
+def is_used_as_is(value: Any, keep_float32: bool = False) -> bool:
+    """True when ``value`` is used as is: a float64 C-contiguous ndarray (or a
+    float32 one, with ``keep_float32``)."""
+    dtypes = (np.float64, np.float32) if keep_float32 else (np.float64,)
+    return (isinstance(value, np.ndarray) and value.dtype in dtypes
             and value.flags.c_contiguous)
 
 
-def refuse_copy(value: Any, name: str) -> None:
+def refuse_copy(value: Any, name: str, keep_float32: bool = False) -> None:
     """With ``copy=False``: raise instead of converting ``value``."""
-    if not is_float64_c(value):
+    if not is_used_as_is(value, keep_float32):
         what = describe(value)
-        raise ValueError(f"{name} must already be a float64 C-contiguous array with "
+        kinds = "float64 (or float32)" if keep_float32 else "float64"
+        raise ValueError(f"{name} must already be a {kinds} C-contiguous array with "
                          f"copy=False (so that it is not copied); got {what}. Convert it "
                          f"once with numpy.ascontiguousarray({name}, dtype=numpy.float64), "
                          f"or pass copy=True")
 
 
-def check_X_y(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+def check_X_y(X: Any, y: Any, *, keep_float32: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Check ``X`` and the target ``y``: one value per row of ``X``, shape
-    (n_samples,), or (n_samples, k) for k outputs."""
-    X = check_X(X)
+    (n_samples,), or (n_samples, k) for k outputs (``keep_float32``: a float32
+    C-contiguous ``X`` is kept as it is; ``y`` is always float64)."""
+    X = check_X(X, keep_float32=keep_float32)
     if y is None:
         raise ValueError("fit requires y to be passed, but the target y is None")
     y = as_float_array(y, "y")
