@@ -123,7 +123,12 @@ def _inlining_args() -> list:
 debug = _flag("GDCORE_DEBUG")
 openmp = _compiler_accepts_openmp()
 
-base_args = (["-O0", "-g"] if debug else ["-O3", *_inlining_args()]) + ["-ffp-contract=off"]
+# -ffp-contract=off: no fused multiply-adds, so that every build and the
+# reference path round alike. -fno-math-errno: sqrt need not set errno for a
+# negative argument (gdcore never reads errno), so loops that take square
+# roots (the adaptive optimizers) vectorise; the values are unchanged.
+base_args = ((["-O0", "-g"] if debug else ["-O3", *_inlining_args()])
+             + ["-ffp-contract=off", "-fno-math-errno"])
 link_args = []
 if openmp:
     base_args.append("-fopenmp")

@@ -575,6 +575,23 @@ cdef inline double _soft_threshold(double v, double threshold) noexcept nogil:
     return shrunk if v > 0.0 else -shrunk
 
 
+cdef inline void _adam_plain(double *p, double scale, const double *src,
+                             Py_ssize_t count, double l2, double *grad_sum, double *v,
+                             double *s2, AdaptiveStep a) noexcept nogil:
+    # Adam's step (as in _rule_steps) with the L2 term l2 * p in the gradient
+    # (l2 = 0: none), no amsgrad, no L1. IN/OUT p, grad_sum, v, s2 [0:count].
+    cdef Py_ssize_t j
+    cdef double gj, vj, sj
+    for j in range(count):
+        gj = scale * src[j] + l2 * p[j]
+        grad_sum[j] += gj
+        vj = a.beta1 * v[j] + a.one_minus_beta1 * gj
+        v[j] = vj
+        sj = a.beta2 * s2[j] + a.one_minus_beta2 * gj * gj
+        s2[j] = sj
+        p[j] = p[j] - a.step_size * (vj / (sqrt(sj) / a.bc2_sqrt + a.eps))
+
+
 cdef inline void _rule_steps(const RuleTag *rule_tag, const PenaltyTag *penalty_tag,
                              double *p, double scale, const double *src, Py_ssize_t count,
                              double lr, double l2, double l1, double u, double *grad_sum,
@@ -594,6 +611,15 @@ cdef inline void _rule_steps(const RuleTag *rule_tag, const PenaltyTag *penalty_
     if PenaltyTag is AnyPenaltyTag:
         penalty = a.penalty
         decay_in_gradient = penalty != NO_PENALTY and not a.decoupled
+        if RuleTag is AdamTag:
+            # Adam without amsgrad, decoupled decay or L1 (the common case):
+            # a loop without branches, which the C compiler vectorises
+            if not a.amsgrad and (penalty == NO_PENALTY
+                                  or (penalty == L2_PENALTY and not a.decoupled)):
+                if penalty == NO_PENALTY:
+                    l2 = 0.0
+                _adam_plain(p, scale, src, count, l2, grad_sum, v, s2, a)
+                return
     for j in range(count):
         gj = scale * src[j]
         if PenaltyTag is L2Tag or PenaltyTag is ProximalTag or PenaltyTag is CumulativeTag:
