@@ -23,17 +23,13 @@ from __future__ import annotations
 
 import numpy as np
 
-#: rows of X per block of the statistics' pass (about 8 MiB at d = 128)
-BLOCK_BYTES = 1 << 23
+#: bytes of X (as float64) per block of the statistics' pass: 1 MiB, so that
+#: a block's deviations stay in cache while they are summed
+BLOCK_BYTES = 1 << 20
 
 #: a feature whose standard deviation is at most this fraction of its
 #: centre's size (or exactly 0) is constant
 CONSTANT_RELATIVE = 1e-13
-
-
-def _blocks(n_rows: int, n_features: int) -> range:
-    """Starts of the blocks of rows of the statistics' pass."""
-    return range(0, n_rows, max(1, BLOCK_BYTES // (8 * n_features)))
 
 
 def feature_scales(X: np.ndarray, weights: np.ndarray | None,
@@ -51,44 +47,52 @@ def feature_scales(X: np.ndarray, weights: np.ndarray | None,
 
     Notes
     -----
-    Blocks are combined with Chan, Golub and LeVeque's update of the mean and
-    of the sum of squared deviations, so a feature with a large offset keeps
-    its digits (no ``E[x^2] - E[x]^2``).
+    One pass over ``X`` in blocks of about ``BLOCK_BYTES``. Each block's sums
+    are taken about its first row (so a feature with a large offset keeps its
+    digits: no ``E[x^2] - E[x]^2`` about 0), and the blocks are combined with
+    Chan, Golub and LeVeque's update of the mean (kept relative to the first
+    row) and of the sum of squared deviations.
     """
     n_rows = X.shape[0] if rows is None else rows.shape[0]
     d = X.shape[1]
+    step = max(1, BLOCK_BYTES // (8 * d))
     total = 0.0
-    shift = None                    # the first block's mean: the rest is added to it
-    mean = np.zeros(d)              # the mean so far, relative to shift
-    squares = np.zeros(d)           # the sum of weighted squared deviations
-    for start in _blocks(n_rows, d):
-        stop = min(start + max(1, BLOCK_BYTES // (8 * d)), n_rows)
-        block = np.asarray(X[start:stop] if rows is None else X[rows[start:stop]],
-                           dtype=np.float64)
+    shift: np.ndarray | None = None     # the first row: the mean is kept relative to it
+    mean = np.zeros(d)                  # the mean so far, minus shift
+    squares = np.zeros(d)               # the sum of weighted squared deviations
+    for start in range(0, n_rows, step):
+        stop = min(start + step, n_rows)
+        block = X[start:stop] if rows is None else X[rows[start:stop]]
         if weights is None:
             w_block = None
             block_total = float(stop - start)
         else:
             w_block = weights[start:stop] if rows is None else weights[rows[start:stop]]
             block_total = float(w_block.sum())
-        if block_total == 0.0:
-            continue
+            if block_total == 0.0:
+                continue
+        origin = np.asarray(block[0], dtype=np.float64)
         if shift is None:
-            shift = np.average(block, axis=0, weights=w_block)
-        deviations = np.subtract(block, shift)
-        block_mean = np.average(deviations, axis=0, weights=w_block)
-        deviations -= block_mean
-        deviations *= deviations
-        block_squares = (deviations.sum(axis=0) if w_block is None
-                         else w_block @ deviations)
+            shift = origin
+        deviations = np.subtract(block, origin, dtype=np.float64)
+        if w_block is None:
+            sums = deviations.sum(axis=0)
+            sums_sq = np.einsum("ij,ij->j", deviations, deviations)
+        else:
+            sums = w_block @ deviations
+            sums_sq = np.einsum("i,ij,ij->j", w_block, deviations, deviations)
+        offset = sums / block_total
+        block_squares = sums_sq - sums * offset
         merged = total + block_total
-        delta = block_mean - mean
+        delta = ((origin - shift) + offset) - mean
         mean += delta * (block_total / merged)
         squares += block_squares + delta * delta * (total * block_total / merged)
         total = merged
-    assert shift is not None, "the weights of the training rows are not all 0"
+    if shift is None:
+        raise ValueError("sample_weight is 0 on every training row: nothing to "
+                         "standardize with")
     mean = shift + mean
-    scale = np.sqrt(squares / total)
+    scale = np.sqrt(np.maximum(squares, 0.0) / total)
     constant = scale <= CONSTANT_RELATIVE * np.abs(mean)
     constant |= scale == 0.0
     inv_scale = np.where(constant, 0.0, 1.0 / np.where(constant, 1.0, scale))
