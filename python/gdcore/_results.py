@@ -12,7 +12,7 @@ from ._state import TrainState
 
 
 @dataclass(frozen=True)
-class FitResult:
+class FitResult:  # numpydoc ignore=PR01
     """Parameters and record of a :func:`gdcore.fit` run.
 
     Attributes
@@ -72,7 +72,7 @@ class FitResult:
     copied: tuple[str, ...] = ()
 
 
-class DivergenceError(FloatingPointError):
+class DivergenceError(FloatingPointError):  # numpydoc ignore=PR01
     """The loss or the parameters stopped being finite during training.
 
     Raised by :func:`gdcore.fit` (and ``LinearRegressor.fit``), typically when the
