@@ -69,6 +69,7 @@ def value_and_grad(X: Any, y: Any, w: Any, b: Any = 0.0, *, loss: str = "mse",
     Returns
     -------
     loss : float
+        The loss ``L`` at ``w`` and ``b``.
     grad_w : ndarray of shape (n_features,) or (n_features, k)
         ``dL/dw = (2a/n) * X.T @ r`` (``a`` = 1 for mse, 0.5 for half_mse).
     grad_b : float, or ndarray of shape (k,)
@@ -106,7 +107,7 @@ def value_and_grad(X: Any, y: Any, w: Any, b: Any = 0.0, *, loss: str = "mse",
 
 
 def predict(X: Any, w: Any, b: Any = 0.0, *, backend: str = "cython") -> np.ndarray:
-    """Predictions ``X @ w + b`` of the linear model.
+    """Predict ``X @ w + b`` with the linear model.
 
     Parameters
     ----------
@@ -114,13 +115,16 @@ def predict(X: Any, w: Any, b: Any = 0.0, *, backend: str = "cython") -> np.ndar
         Samples; 1-D means one feature. A float32 ``X`` is multiplied in
         blocks of rows made float64 (no float64 copy of all of it).
     w : array-like of shape (n_features,), or (n_features, k) for k outputs
+        Weights.
     b : float, or array-like of shape (k,) for k outputs, default 0.0
+        Intercept.
     backend : {"cython", "reference"}, default "cython"
         NumPy's matrix product, or the plain-Python reference path.
 
     Returns
     -------
     ndarray of shape (n_samples,), or (n_samples, k)
+        The predictions, one column per output for k outputs.
 
     Raises
     ------
@@ -141,7 +145,7 @@ def predict(X: Any, w: Any, b: Any = 0.0, *, backend: str = "cython") -> np.ndar
 
 
 def fit(X: Any, y: Any, *, method: str = "minibatch", batch_size: int = 32,
-        lr: float = 0.01, epochs: int = 10, w0: Any = None, b0: Any = 0.0,
+        lr: float | str = 0.01, epochs: int = 10, w0: Any = None, b0: Any = 0.0,
         fit_intercept: bool = True, loss: str = "mse", shuffle: bool = True,
         seed: Any = None, backend: str = "cython", n_threads: int | None = None,
         momentum: float = 0.0, nesterov: bool = False, dampening: float = 0.0,
@@ -220,7 +224,7 @@ def fit(X: Any, y: Any, *, method: str = "minibatch", batch_size: int = 32,
         backend applies it as ``p - a * v_old - b * g`` with ``a``, ``b``
         formed once per step: the same step, rounded in another order,
         which shortens the per-sample dependency chain; it agrees with the
-        reference backend to ``rtol=1e-9``.)
+        reference backend to ``rtol=1e-9``).
     nesterov : bool, default False
         Nesterov momentum: the step is ``lr * (g + mu * v)``. Needs
         ``momentum > 0`` and ``dampening = 0``.
@@ -257,7 +261,10 @@ def fit(X: Any, y: Any, *, method: str = "minibatch", batch_size: int = 32,
         loss is not below ``best - tol``. With ``"grad_norm"``: stop when the
         epoch's gradient norm (``result.grad_norm``) is ``<= tol``.
     stop_on : {"loss", "grad_norm", "validation"}, default "loss"
+        What early stopping watches: the training loss, the gradient norm or
+        the loss of the held-out rows (see ``tol``).
     n_iter_no_change : int, default 5
+        Epochs without improvement before stopping (see ``tol``).
     validation_fraction : float or None, default None
         Hold out this fraction of the rows (a seeded random subset, at least
         one row) and record their loss after each epoch in
@@ -292,10 +299,17 @@ def fit(X: Any, y: Any, *, method: str = "minibatch", batch_size: int = 32,
         1: print a line per epoch (loss, gradient norm, rate, samples/s).
     progress : bool, default False
         Show a tqdm progress bar (needs tqdm).
+    warm_start : FitResult, TrainState or None
+        Continue from a previous run's state: ``epochs`` more epochs, exactly
+        as if the run had not stopped (rng, schedule, momentum, averaging
+        included). The other options should be those of the first run. A
+        run that stopped in the middle of an epoch (a callback, or
+        ``on_divergence="stop"``) continues with a whole new epoch from the
+        parameters it stopped at.
     copy : bool, default True
         False: raise ``ValueError`` instead of converting ``X`` or ``y`` when
-        they are not already float64 C-contiguous arrays (so a large array is
-        never silently copied). ``result.copied`` says what was converted.
+        they are not already float64 (``X``: or float32) C-contiguous arrays
+        (so a large array is never silently copied). ``result.copied`` says what was converted.
     shuffle_block : int, "auto" or None, default "auto"
         Shuffle in blocks of this many consecutive rows: the blocks are
         visited in a random order, and the rows within each block in a random
@@ -369,17 +383,11 @@ def fit(X: Any, y: Any, *, method: str = "minibatch", batch_size: int = 32,
         on from the last epoch, so continuing a run gives the bits of the
         run that never stopped. Needs ``stop_on`` "loss" or "validation";
         works with or without ``tol``.
-    warm_start : FitResult, TrainState or None
-        Continue from a previous run's state: ``epochs`` more epochs, exactly
-        as if the run had not stopped (rng, schedule, momentum, averaging
-        included). The other options should be those of the first run. A
-        run that stopped in the middle of an epoch (a callback, or
-        ``on_divergence="stop"``) continues with a whole new epoch from the
-        parameters it stopped at.
 
     Returns
     -------
     FitResult
+        The parameters, the history of the run and its state (for a warm start).
 
     Raises
     ------
@@ -616,12 +624,17 @@ def max_stable_lr(X: Any, *, loss: str = "mse", fit_intercept: bool = True,
     Parameters
     ----------
     X : array-like of shape (n_samples, n_features) or (n_samples,)
+        Samples, as in :func:`fit`.
     loss : {"mse", "half_mse"}, default "mse"
+        The loss, as in :func:`fit` (``half_mse`` halves the Hessian).
     fit_intercept : bool, default True
+        Whether the intercept is trained (it adds a column of ones to ``X``).
     iterations : int, default 20
         Power iterations (passes over ``X``).
     backend : {"cython", "reference"}, default "cython"
+        Compiled kernels, or the plain-Python reference path.
     n_threads : int or None, default None
+        Threads of the compiled passes (None: OpenMP's default).
 
     Returns
     -------

@@ -99,8 +99,11 @@ def make_regression(n_samples: int, n_features: int, *, noise: float = 0.0,
     Returns
     -------
     X : ndarray of shape (n_samples, n_features), float64, C-contiguous
+        The samples.
     y : ndarray of shape (n_samples,)
+        The targets, ``X @ w_true + bias`` plus the noise.
     w_true : ndarray of shape (n_features,)
+        The weights ``y`` was made with.
 
     Raises
     ------
@@ -114,7 +117,7 @@ def make_regression(n_samples: int, n_features: int, *, noise: float = 0.0,
 
     See Also
     --------
-    make_regression_npy : the same data written to ``.npy`` files in chunks,
+    make_regression_npy : The same data written to ``.npy`` files in chunks,
         for data larger than memory.
     """
     n_samples, n_features, noise, bias, root = _validation.check_regression(
@@ -217,7 +220,8 @@ def make_regression_npy(path_X: str | os.PathLike, path_y: str | os.PathLike,
 
     Returns
     -------
-    w_true : ndarray of shape (n_features,)
+    ndarray of shape (n_features,)
+        ``w_true``, the weights ``y`` was made with.
 
     Raises
     ------

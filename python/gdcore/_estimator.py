@@ -48,39 +48,69 @@ class LinearRegressor(_Mixin, _Base):
     Parameters
     ----------
     method : {"batch", "sgd", "minibatch"}, default "minibatch"
+        Samples per update: all (``"batch"``), one (``"sgd"``) or
+        ``batch_size`` (``"minibatch"``).
     batch_size : int, default 32
+        Samples per mini-batch (minibatch only).
     lr : float or "auto", default 0.01
+        Learning rate, or ``"auto"`` (see :func:`gdcore.fit`).
     epochs : int, default 10
+        Passes over the data.
     fit_intercept : bool, default True
+        Learn the intercept b (else b stays at b0).
     loss : {"mse", "half_mse"}, default "mse"
+        ``"mse"`` is ``mean(r**2)``, ``"half_mse"`` is ``0.5 * mean(r**2)``.
     shuffle : bool, default True
+        Visit the samples in a fresh random order every epoch.
     seed : int, SeedSequence or None, default None
+        Seed of the shuffling and of the validation split.
     backend : {"cython", "reference"}, default "cython"
+        Compiled kernels, or the plain-Python reference path (small data only).
     n_threads : int or None, default None
+        Threads of the full-data gradient (None: all cores).
     momentum : float, default 0.0
+        Momentum factor (PyTorch's convention).
     nesterov : bool, default False
+        Nesterov momentum.
     dampening : float, default 0.0
+        Momentum dampening, in [0, 1].
     weight_decay : float, default 0.0
+        L2 penalty ``weight_decay / 2 * |w|^2``.
     l1 : float, default 0.0
+        L1 penalty ``l1 * |w|_1``.
     decay_bias : bool, default False
+        Apply the penalties to the intercept too.
     schedule : str or gdcore.schedules.Schedule, default "constant"
+        Learning-rate schedule (:mod:`gdcore.schedules`).
     average : bool or int, default False
+        Averaged SGD: return the mean of the iterates (from that global step).
     tol : float or None, default None
+        Early stopping tolerance (default: off).
     stop_on : {"loss", "grad_norm", "validation"}, default "loss"
+        What early stopping watches.
     n_iter_no_change : int, default 5
+        Epochs without improvement before stopping.
     validation_fraction : float or None, default None
+        Hold out this fraction of the rows and record their loss.
     on_divergence : {"raise", "stop", "halve"}, default "raise"
+        What to do when the loss blows up.
     check_lr : bool, default False
+        Warn when lr is above the largest stable full-batch rate.
     verbose : int, default 0
+        Print a line per epoch.
     progress : bool, default False
+        Show a progress bar (needs tqdm).
     optimizer : str or gdcore.optimizers.Optimizer, default "sgd"
+        Update rule (:mod:`gdcore.optimizers`).
     l1_method : {"subgradient", "proximal", "cumulative"}, default "subgradient"
+        How ``l1`` is applied.
     standardize : bool, default False
+        Train on standardized features; off by default, as scikit-learn's
+        estimators leave scaling to a pipeline (with it, the coefficients
+        are in the units of ``X`` all the same).
     restore_best : bool, default False
-        Each as in :func:`gdcore.fit`. (``standardize`` stays off by default,
-        as scikit-learn's estimators leave scaling to a pipeline; with
-        ``standardize=True`` the coefficients are still in the units of
-        ``X``.)
+        Return the parameters of the best epoch. Each parameter is as in
+        :func:`gdcore.fit`.
     random_state : int, SeedSequence or None, default None
         ``seed`` under scikit-learn's name, so that its tooling
         (``check_estimator``, ``set_random_state``) can seed the model; set
@@ -93,14 +123,14 @@ class LinearRegressor(_Mixin, _Base):
         layout; ``result_.w`` holds the (n_features, n_outputs) matrix).
     intercept_ : float, or ndarray of shape (n_outputs,)
         Learned intercept (0.0 when ``fit_intercept=False``).
-    loss_curve_ : ndarray of shape (n_iter_,)
+    loss_curve_ : ndarray of shape (n_epochs,)
         Mean training loss of each epoch (see :class:`gdcore.FitResult`).
     n_iter_ : int
         Epochs run (over all :meth:`partial_fit` calls since the last
         :meth:`fit`).
     n_features_in_ : int
         Number of features seen by :meth:`fit`.
-    feature_names_in_ : ndarray of shape (n_features_in_,), dtype object
+    feature_names_in_ : ndarray of shape (n_features,), dtype object
         The column names of the DataFrame :meth:`fit` was given (only when it
         was given one whose column names are all strings).
     result_ : FitResult
@@ -140,11 +170,33 @@ class LinearRegressor(_Mixin, _Base):
         return [name for name in signature.parameters if name != "self"]
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """Constructor parameters as a dict (scikit-learn convention)."""
+        """Get the constructor parameters (scikit-learn convention).
+
+        Parameters
+        ----------
+        deep : bool, default True
+            Accepted for scikit-learn; there are no nested estimators.
+
+        Returns
+        -------
+        dict
+            Each constructor parameter's name and value.
+        """
         return {name: getattr(self, name) for name in self._param_names()}
 
     def set_params(self, **params: Any) -> LinearRegressor:
-        """Set constructor parameters; unknown names raise ``ValueError``."""
+        """Set constructor parameters; unknown names raise ``ValueError``.
+
+        Parameters
+        ----------
+        **params : dict
+            Parameter names and their new values.
+
+        Returns
+        -------
+        LinearRegressor
+            ``self``.
+        """
         valid = self._param_names()
         for name in params:
             if name not in valid:
@@ -223,6 +275,20 @@ class LinearRegressor(_Mixin, _Base):
 
         On error (bad input, or :class:`gdcore.DivergenceError`) the fitted
         attributes of an earlier fit are left as they were.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Targets.
+        sample_weight : array-like of shape (n_samples,) or None, default None
+            Sample weights, as in :func:`gdcore.fit`.
+
+        Returns
+        -------
+        LinearRegressor
+            ``self``, fitted.
         """
         X, names = self._check_X(X, fitting=True)
         result = _api.fit(X, y, sample_weight=sample_weight, **self._fit_options())
@@ -251,6 +317,20 @@ class LinearRegressor(_Mixin, _Base):
         of its samples as 1 in those units (a sample of average weight in the
         first weighted call). The scale is kept in
         ``result_.state.weight_scale`` and reset by :meth:`fit`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples (a chunk of the stream).
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Targets.
+        sample_weight : array-like of shape (n_samples,) or None, default None
+            Sample weights (see above).
+
+        Returns
+        -------
+        LinearRegressor
+            ``self``, trained one more epoch.
         """
         previous = getattr(self, "result_", None)
         X, names = self._check_X(X, fitting=previous is None)
@@ -284,13 +364,22 @@ class LinearRegressor(_Mixin, _Base):
         return X_checked
 
     def predict(self, X: Any) -> np.ndarray:
-        """Predictions ``X @ coef_ + intercept_``, shape (n_samples,) (or
-        (n_samples, n_outputs)).
+        """Predict ``X @ coef_.T + intercept_``.
 
         ``X`` must be 2-D with the features of :meth:`fit`; when the model was
         fitted on a DataFrame, a DataFrame with other columns, or the same in
         another order, is refused (``ValueError``) rather than silently
         predicted with the wrong weights.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            The predictions.
         """
         return _api.predict(self._checked_X(X), self.coef_.T, self.intercept_)
 
@@ -301,6 +390,20 @@ class LinearRegressor(_Mixin, _Base):
         sample weights ``s`` (all 1 by default); when ``y`` is constant, 1.0
         for a perfect prediction and 0.0 otherwise (as scikit-learn's
         ``r2_score``). With several outputs, the mean of the outputs' R^2.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples to predict.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Their true targets.
+        sample_weight : array-like of shape (n_samples,) or None, default None
+            Weights of the samples in the R^2 sums.
+
+        Returns
+        -------
+        float
+            R^2 (1.0 is a perfect prediction).
         """
         X, y = _validation.check_X_y(self._checked_X(X), y)
         if not np.isfinite(y).all():

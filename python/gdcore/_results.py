@@ -12,7 +12,7 @@ from ._state import TrainState
 
 
 @dataclass(frozen=True)
-class FitResult:
+class FitResult:  # numpydoc ignore=PR01
     """Parameters and record of a :func:`gdcore.fit` run.
 
     Attributes
@@ -106,7 +106,7 @@ class ConvergenceWarning(UserWarning):
     """
 
 
-class DivergenceError(FloatingPointError):
+class DivergenceError(FloatingPointError):  # numpydoc ignore=PR01
     """The loss or the parameters stopped being finite during training.
 
     Raised by :func:`gdcore.fit` (and ``LinearRegressor.fit``), typically when the

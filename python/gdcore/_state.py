@@ -96,7 +96,7 @@ class Data:
 
 
 @dataclass
-class TrainState:
+class TrainState:  # numpydoc ignore=PR01
     """Everything a run needs to continue exactly where it stopped.
 
     ``fit(..., warm_start=result)`` (or ``warm_start=result.state``) and
@@ -193,8 +193,23 @@ class TrainState:
     @classmethod
     def starting_at(cls, params: np.ndarray, n_features: int,
                     outputs: int | None) -> TrainState:
-        """A state before the first epoch: ``params``, zero buffers, the average at
-        ``params``."""
+        """Make the state before the first epoch.
+
+        Parameters
+        ----------
+        params : ndarray of shape (n_outputs * (n_features + 1),)
+            The starting parameters, flat and by output (weights, then
+            intercepts).
+        n_features : int
+            Number of features.
+        outputs : int or None
+            Number of outputs, None for a 1-D ``y``.
+
+        Returns
+        -------
+        TrainState
+            ``params`` with zero buffers and the average at ``params``.
+        """
         buffers = np.zeros((len(STATE_ROWS), params.shape[0]))
         buffers[PARAMS] = params
         buffers[AVERAGE] = params

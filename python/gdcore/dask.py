@@ -296,8 +296,11 @@ def value_and_grad(X: Any, y: Any, w: Any, b: float = 0.0, *, loss: str = "mse",
     Returns
     -------
     loss : float
+        The loss at ``w`` and ``b``.
     grad_w : ndarray of shape (n_features,)
+        Its gradient with respect to ``w``.
     grad_b : float
+        Its derivative with respect to ``b``.
 
     Raises
     ------
@@ -322,13 +325,16 @@ def value_and_grad(X: Any, y: Any, w: Any, b: float = 0.0, *, loss: str = "mse",
 
 
 def predict(X: Any, w: Any, b: float = 0.0) -> da.Array:
-    """Predictions ``X @ w + b`` as a lazy Dask array (one task per row chunk).
+    """Predict ``X @ w + b`` as a lazy Dask array (one task per row chunk).
 
     Parameters
     ----------
     X : dask.array.Array of shape (n_samples, n_features) or (n_samples,)
+        Samples, chunked along the rows; 1-D means one feature.
     w : array-like of shape (n_features,)
+        Weights.
     b : float, default 0.0
+        Intercept.
 
     Returns
     -------

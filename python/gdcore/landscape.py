@@ -154,6 +154,7 @@ def ewma(values: Any, smoothing: float = 0.9) -> np.ndarray:
     Returns
     -------
     ndarray of shape (n,)
+        The smoothed values.
 
     Raises
     ------
@@ -173,7 +174,7 @@ def ewma(values: Any, smoothing: float = 0.9) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class DescentPath:
+class DescentPath:  # numpydoc ignore=PR01
     """Every step of a gradient-descent run (see :func:`descent_path`).
 
     Attributes
@@ -223,9 +224,9 @@ def descent_path(X: Any, y: Any, **options: Any) -> DescentPath:
 
     Parameters
     ----------
-    X, y
+    X, y : array-like
         The data, as in :func:`gdcore.fit`.
-    **options
+    **options : dict
         Any keyword of :func:`gdcore.fit` except ``callback`` and
         ``callback_every``, which the recording uses. Same defaults.
 

@@ -42,6 +42,8 @@ from typing import Any, ClassVar
 
 from . import _validation
 
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "Adagrad", "RMSprop"]
+
 
 class Optimizer:
     """Base class of the optimizers (see the module's table)."""
@@ -60,7 +62,17 @@ class Optimizer:
 
 @dataclass(frozen=True)
 class SGD(Optimizer):
-    """Stochastic gradient descent with PyTorch-style momentum (the default)."""
+    """Stochastic gradient descent with PyTorch-style momentum (the default).
+
+    Parameters
+    ----------
+    momentum : float, default 0.0
+        Momentum factor, >= 0.
+    dampening : float, default 0.0
+        Momentum dampening, in [0, 1].
+    nesterov : bool, default False
+        Nesterov momentum (needs ``momentum > 0`` and ``dampening = 0``).
+    """
 
     kind: ClassVar[str] = "sgd"
     momentum: float = 0.0
@@ -75,7 +87,18 @@ class SGD(Optimizer):
 
 @dataclass(frozen=True)
 class Adam(Optimizer):
-    """Adam (Kingma and Ba), as ``torch.optim.Adam``."""
+    """Adam (Kingma and Ba), as ``torch.optim.Adam``.
+
+    Parameters
+    ----------
+    betas : (float, float), default (0.9, 0.999)
+        Decay rates of the gradient's and the squared gradient's running
+        averages, each in [0, 1).
+    eps : float, default 1e-8
+        Added to the denominator, >= 0.
+    amsgrad : bool, default False
+        Use the largest second-moment average so far (AMSGrad).
+    """
 
     kind: ClassVar[str] = "adam"
     #: whether the weight decay is decoupled from the gradient (AdamW)
@@ -96,17 +119,38 @@ class Adam(Optimizer):
 
 @dataclass(frozen=True)
 class AdamW(Adam):
-    """Adam with decoupled weight decay (Loshchilov and Hutter), as
-    ``torch.optim.AdamW``: ``fit``'s ``weight_decay`` (default 0, not
+    """Adam with decoupled weight decay (Loshchilov and Hutter).
+
+    As ``torch.optim.AdamW``: ``fit``'s ``weight_decay`` (default 0, not
     PyTorch's 0.01) shrinks the parameters by ``1 - lr * weight_decay``
-    before each step instead of entering the gradient."""
+    before each step instead of entering the gradient.
+
+    Parameters
+    ----------
+    betas : (float, float), default (0.9, 0.999)
+        As :class:`Adam`.
+    eps : float, default 1e-8
+        As :class:`Adam`.
+    amsgrad : bool, default False
+        As :class:`Adam`.
+    """
 
     decoupled: ClassVar[bool] = True
 
 
 @dataclass(frozen=True)
 class Adagrad(Optimizer):
-    """Adagrad (Duchi, Hazan and Singer), as ``torch.optim.Adagrad``."""
+    """Adagrad (Duchi, Hazan and Singer), as ``torch.optim.Adagrad``.
+
+    Parameters
+    ----------
+    eps : float, default 1e-10
+        Added to the denominator, >= 0.
+    initial_accumulator_value : float, default 0.0
+        Starting value of the sum of squared gradients, >= 0.
+    lr_decay : float, default 0.0
+        The rate of step ``t`` is ``lr / (1 + t * lr_decay)``, >= 0.
+    """
 
     kind: ClassVar[str] = "adagrad"
     eps: float = 1e-10
@@ -128,8 +172,20 @@ class Adagrad(Optimizer):
 
 @dataclass(frozen=True)
 class RMSprop(Optimizer):
-    """RMSprop (Hinton), as ``torch.optim.RMSprop``; ``fit``'s ``momentum``
-    is its momentum."""
+    """RMSprop (Hinton), as ``torch.optim.RMSprop``.
+
+    ``fit``'s ``momentum`` is its momentum.
+
+    Parameters
+    ----------
+    alpha : float, default 0.99
+        Decay rate of the squared gradient's running average, in [0, 1].
+    eps : float, default 1e-8
+        Added to the denominator, >= 0.
+    centered : bool, default False
+        Divide by the running variance of the gradient instead of its raw
+        second moment.
+    """
 
     kind: ClassVar[str] = "rmsprop"
     alpha: float = 0.99

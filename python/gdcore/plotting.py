@@ -108,6 +108,7 @@ def plot_loss_curve(history: Any, *, step_loss: Any = None, smoothing: float = 0
     log_scale : bool, default False
         Logarithmic loss axis.
     title : str or None
+        Title of the figure.
     ax : matplotlib Axes or None
         Draw into this Axes (of your figure) instead of a new figure.
     save : str, os.PathLike or None
@@ -229,7 +230,9 @@ def plot_landscape_1d(X: Any, y: Any, w_values: Any, *, b: float = 0.0,
     Parameters
     ----------
     X : array-like of shape (n_samples,) or (n_samples, 1)
+        The samples of a one-feature problem.
     y : array-like of shape (n_samples,)
+        Their targets.
     w_values : array-like of shape (n_w,)
         Where to evaluate the loss (finite values; sorted for a clean curve).
     b : float, default 0.0
@@ -241,13 +244,17 @@ def plot_landscape_1d(X: Any, y: Any, w_values: Any, *, b: float = 0.0,
     loss : {"mse", "half_mse"} or None
         None: the paths' loss (``"mse"`` without paths).
     log_scale : bool, default False
+        Logarithmic loss axis.
     title : str or None
+        Title of the figure.
     ax : matplotlib Axes or None
+        Draw into this Axes (of your figure) instead of a new figure.
     save : str, os.PathLike or None
         Write the figure to this .png, .svg or .pdf file (checked before
         drawing; the file is replaced only by a complete picture).
     dpi : int, default 120
-    backend, n_threads
+        Resolution of a saved PNG.
+    backend, n_threads : str, int or None
         As in :func:`gdcore.loss_grid`, which computes the curve and the points.
 
     Returns
@@ -315,12 +322,16 @@ def plot_landscape_2d(X: Any, y: Any, w_values: Any, b_values: Any, *,
     Parameters
     ----------
     X : array-like of shape (n_samples,) or (n_samples, 1)
+        The samples of a one-feature problem.
     y : array-like of shape (n_samples,)
+        Their targets.
     w_values : array-like of shape (n_w,)
         Grid of weights (increasing).
     b_values : array-like of shape (n_b,)
         Grid of intercepts (increasing).
     paths : DescentPath, mapping of label to DescentPath, or None
+        Paths from :func:`gdcore.descent_path` on the same data, drawn over
+        the contours.
     loss : {"mse", "half_mse"} or None
         None: the paths' loss (``"mse"`` without paths).
     levels : int, default 15
@@ -333,7 +344,8 @@ def plot_landscape_2d(X: Any, y: Any, w_values: Any, b_values: Any, *,
         Write the figure to this .png, .svg or .pdf file (checked before
         drawing; the file is replaced only by a complete picture).
     dpi : int, default 120
-    backend, n_threads
+        Resolution of a saved PNG.
+    backend, n_threads : str, int or None
         As in :func:`gdcore.loss_grid`.
 
     Returns

@@ -31,11 +31,25 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+__all__ = ["dot", "sign", "sums", "loss_and_gradient", "split", "batch_loss_and_gradient",
+           "predict", "apply_update", "train_epoch", "loss_values", "standardized"]
+
 Vector = list  # a list of floats
 
 
 def dot(x: Sequence[float], w: Sequence[float]) -> float:
-    """Sum of ``x[j] * w[j]``, added up from left to right."""
+    """Add up ``x[j] * w[j]`` from left to right.
+
+    Parameters
+    ----------
+    x, w : sequence of float
+        Two vectors of the same length.
+
+    Returns
+    -------
+    float
+        The dot product.
+    """
     total = 0.0
     for xj, wj in zip(x, w, strict=True):
         total += xj * wj
@@ -43,7 +57,18 @@ def dot(x: Sequence[float], w: Sequence[float]) -> float:
 
 
 def sign(v: float) -> float:
-    """-1, 0 or 1: the sign of ``v`` (0 for 0)."""
+    """Return the sign of ``v``: -1, 0 or 1 (0 for 0).
+
+    Parameters
+    ----------
+    v : float
+        A number.
+
+    Returns
+    -------
+    float
+        -1, 0 or 1.
+    """
     return (v > 0) - (v < 0)
 
 
@@ -68,11 +93,11 @@ def sums(rows: Sequence[Sequence[float]], targets: Sequence[Sequence[float]] | N
     Returns
     -------
     sum_of_squares : float
-        ``sum_i sum_c s_i * r[i][c]**2``
+        ``sum_i sum_c s_i * r[i][c]**2``.
     sum_r_x : list of k lists of d floats
-        ``sum_i s_i * r[i][c] * x_i`` for each output c
+        ``sum_i s_i * r[i][c] * x_i`` for each output c.
     sum_r : list of k floats
-        ``sum_i s_i * r[i][c]``
+        ``sum_i s_i * r[i][c]``.
     """
     m, k, d = len(rows), len(b), len(W[0])
     if weights is None:
@@ -96,11 +121,25 @@ def sums(rows: Sequence[Sequence[float]], targets: Sequence[Sequence[float]] | N
 def loss_and_gradient(rows: Sequence[Sequence[float]], targets: Sequence[Sequence[float]],
                       W: Sequence[Sequence[float]], b: Sequence[float], loss_factor: float,
                       weights: Sequence[float] | None = None) -> tuple[float, list, Vector]:
-    """Loss of a batch and its gradient with respect to ``W`` and ``b``.
+    """Compute the loss of a batch and its gradient with respect to ``W`` and ``b``.
 
-    The arguments are those of :func:`sums`; ``loss_factor`` is ``a`` in
-    ``L = a * mean(r**2)`` (1.0 for mse, 0.5 for half_mse). Returns
-    ``(loss, grad_W, grad_b)``: a float, k lists of d floats, k floats.
+    Parameters
+    ----------
+    rows, targets, W, b : sequences of floats
+        As in :func:`sums` (``targets`` not None).
+    loss_factor : float
+        ``a`` in ``L = a * mean(r**2)`` (1.0 for mse, 0.5 for half_mse).
+    weights : sequence of m floats, optional
+        Sample weights ``s`` (1 without).
+
+    Returns
+    -------
+    loss : float
+        The batch's loss ``L``.
+    grad_W : list of k lists of d floats
+        ``dL/dW[c]`` for each output.
+    grad_b : list of k floats
+        ``dL/db[c]`` for each output.
     """
     m = len(rows)
     sum_of_squares, sum_r_x, sum_r = sums(rows, targets, W, b, weights)
@@ -111,7 +150,22 @@ def loss_and_gradient(rows: Sequence[Sequence[float]], targets: Sequence[Sequenc
 
 
 def split(params: Sequence[float], k: int) -> tuple[list, list]:
-    """``(W, b)`` out of flat by-output parameters: k lists of d, k floats."""
+    """Split flat by-output parameters into ``W`` and ``b``.
+
+    Parameters
+    ----------
+    params : sequence of k * (d + 1) floats
+        ``W[0]``, ..., ``W[k-1]``, then ``b[0..k-1]``.
+    k : int
+        The number of outputs.
+
+    Returns
+    -------
+    W : list of k lists of d floats
+        Each output's weights.
+    b : list of k floats
+        Each output's intercept.
+    """
     d = len(params) // k - 1
     return [list(params[c * d:(c + 1) * d]) for c in range(k)], list(params[k * d:])
 
@@ -120,8 +174,26 @@ def batch_loss_and_gradient(rows: Sequence[Sequence[float]],
                             targets: Sequence[Sequence[float]], params: Sequence[float],
                             loss_factor: float,
                             weights: Sequence[float] | None = None) -> tuple[float, Vector]:
-    """:func:`loss_and_gradient` at the flat parameters ``params`` (by output);
-    the gradient comes back in the same layout."""
+    """Compute :func:`loss_and_gradient` at the flat parameters ``params``.
+
+    Parameters
+    ----------
+    rows, targets : sequences of sequences of floats
+        As in :func:`sums` (``targets`` not None).
+    params : sequence of k * (d + 1) floats
+        The parameters by output (see :func:`split`).
+    loss_factor : float
+        ``a`` in ``L = a * mean(r**2)``.
+    weights : sequence of m floats, optional
+        Sample weights ``s`` (1 without).
+
+    Returns
+    -------
+    loss : float
+        The batch's loss.
+    gradient : list of k * (d + 1) floats
+        Its gradient, in the layout of ``params``.
+    """
     W, b = split(params, len(targets[0]))
     loss, grad_W, grad_b = loss_and_gradient(rows, targets, W, b, loss_factor, weights)
     return loss, [value for row in grad_W for value in row] + grad_b
@@ -129,13 +201,28 @@ def batch_loss_and_gradient(rows: Sequence[Sequence[float]],
 
 def predict(rows: Sequence[Sequence[float]], W: Sequence[Sequence[float]],
             b: Sequence[float]) -> list:
-    """``W[c] . x + b[c]`` for every row and output: m lists of k floats."""
+    """Predict ``W[c] . x + b[c]`` for every row and output.
+
+    Parameters
+    ----------
+    rows : sequence of m sequences of d floats
+        The samples.
+    W : sequence of k sequences of d floats
+        Each output's weights.
+    b : sequence of k floats
+        Each output's intercept.
+
+    Returns
+    -------
+    list of m lists of k floats
+        The predictions.
+    """
     return [[dot(x, W[c]) + b[c] for c in range(len(b))] for x in rows]
 
 
 def apply_update(state: list, totals: list, grad: Vector, rule: Any, t: int, lr: float,
                  n_outputs: int) -> None:
-    """One step of the update rule on the flat parameters, in place.
+    """Take one step of the update rule on the flat parameters, in place.
 
     ``state`` is the lists ``[params, grad_sum, velocity, square_avg, aux,
     l1_applied, average]`` and ``totals`` the list ``[l1_total]``; ``rule``
@@ -172,6 +259,24 @@ def apply_update(state: list, totals: list, grad: Vector, rule: Any, t: int, lr:
        the penalty ``q`` already applied to it, ``q`` recording what it did;
     5. averaging: from step ``average_from`` on, ``average`` is the running
        mean of the parameters after each step.
+
+    Parameters
+    ----------
+    state : list of lists of floats
+        The parameters and the update rule's buffers (above), updated in place.
+    totals : list of float
+        ``[l1_total]``, updated in place.
+    grad : list of floats
+        The loss gradient at the parameters, in their layout.
+    rule : gdcore._options.Config
+        The run's options.
+    t : int
+        The global 0-based step.
+    lr : float
+        The step's learning rate.
+    n_outputs : int
+        The number of outputs (the last ``n_outputs`` parameters are the
+        intercepts).
     """
     params, grad_sum, velocity, square_avg, aux, l1_applied, average = state
     numbers = rule.optimizer.rule_numbers()
@@ -253,20 +358,51 @@ def train_epoch(rows: Sequence[Sequence[float]], targets: Sequence[Sequence[floa
                 totals: list, rule: Any, batch_size: int, lr: float, global_step: int,
                 first_step: int, stop_step: int,
                 loss_sum: float = 0.0) -> tuple[int, float, float, bool]:
-    """Steps ``first_step .. stop_step - 1`` of one epoch of (mini-)batch descent.
+    """Take steps ``first_step .. stop_step - 1`` of one epoch of (mini-)batch descent.
 
     The samples are taken in ``order`` and cut into consecutive batches of
     ``batch_size`` (the last one may be smaller). For each batch, in turn: the
     loss and gradient at the current parameters, then one step of
     :func:`apply_update` with rate ``lr / (t + 1) ** power`` (``t`` the
     global step). ``batch_size = 1`` is per-sample SGD; ``batch_size >=
-    len(order)`` is full-batch gradient descent. ``state`` (the lists of
-    :func:`apply_update`) and ``totals`` are updated in place.
+    len(order)`` is full-batch gradient descent.
 
-    Returns ``(steps, loss_sum, part, nonfinite)``: the number of steps taken;
-    ``loss_sum`` (the epoch's sum of batch losses so far) with theirs added;
-    the sum of their batch losses alone; and whether the epoch stopped early
-    at a batch whose loss was not finite (its step not taken).
+    Parameters
+    ----------
+    rows : sequence of n sequences of d floats
+        The samples.
+    targets : sequence of n sequences of k floats
+        Their targets.
+    order : sequence of int
+        The order in which the samples are visited this epoch.
+    weights : sequence of n floats or None
+        Sample weights (None: all 1).
+    state, totals : list
+        As in :func:`apply_update`; updated in place.
+    rule : gdcore._options.Config
+        The run's options.
+    batch_size : int
+        Samples per batch.
+    lr : float
+        The epoch's learning rate (before the per-step decay).
+    global_step : int
+        The global 0-based step of step ``first_step``.
+    first_step, stop_step : int
+        The steps of the epoch to take (0-based, ``stop_step`` excluded).
+    loss_sum : float, default 0.0
+        The sum of the epoch's batch losses before ``first_step``.
+
+    Returns
+    -------
+    steps : int
+        The number of steps taken.
+    loss_sum : float
+        ``loss_sum`` with their batch losses added.
+    part : float
+        The sum of their batch losses alone.
+    nonfinite : bool
+        Whether the epoch stopped early at a batch whose loss was not finite
+        (its step not taken).
     """
     params = state[0]
     n_outputs = len(targets[0])
@@ -292,11 +428,24 @@ def train_epoch(rows: Sequence[Sequence[float]], targets: Sequence[Sequence[floa
 
 def standardized(rows: Sequence[Sequence[float]],
                  standardize: Sequence[Sequence[float]]) -> list[list[float]]:
-    """The rows as ``standardize=True`` trains on them: ``z[j] = (x[j] -
-    centre[j]) * inv_scale[j]``, with ``standardize = [centres, inv_scales]``
-    (``inv_scale`` is ``1 / scale``, 0 for a constant feature). The model
-    ``z @ v + c`` is ``x @ w + b`` with ``w = v * inv_scale`` and ``b = c -
-    centre @ w``."""
+    """Standardize rows as ``standardize=True`` trains on them.
+
+    ``z[j] = (x[j] - centre[j]) * inv_scale[j]``. The model ``z @ v + c`` is
+    ``x @ w + b`` with ``w = v * inv_scale`` and ``b = c - centre @ w``.
+
+    Parameters
+    ----------
+    rows : sequence of m sequences of d floats
+        The samples.
+    standardize : sequence of two sequences of d floats
+        The centres, then ``inv_scale``, ``1 / scale`` (0 for a constant
+        feature).
+
+    Returns
+    -------
+    list of m lists of d floats
+        The standardized rows.
+    """
     centres, inv_scales = standardize
     return [[(x - m) * a for x, m, a in zip(row, centres, inv_scales, strict=True)]
             for row in rows]
@@ -305,11 +454,30 @@ def standardized(rows: Sequence[Sequence[float]],
 def loss_values(rows: Sequence[Sequence[float]], targets: Sequence[float],
                 candidates: Sequence[Sequence[float]], intercepts: Sequence[float],
                 loss_factor: float) -> list[float]:
-    """Loss of a one-output model at each candidate ``(candidates[k], intercepts[k])``.
+    """Compute the loss of a one-output model at each candidate.
 
-    For each candidate in turn: ``r = w . x + b - y`` for every sample, the
-    squares added up in sample order, ``a * sum / n``. The compiled
-    ``gdcore.loss_grid`` does the same arithmetic in the same order.
+    For each candidate ``(candidates[k], intercepts[k])`` in turn: ``r = w . x
+    + b - y`` for every sample, the squares added up in sample order, ``a *
+    sum / n``. The compiled ``gdcore.loss_grid`` does the same arithmetic in
+    the same order.
+
+    Parameters
+    ----------
+    rows : sequence of n sequences of d floats
+        The samples.
+    targets : sequence of n floats
+        Their targets.
+    candidates : sequence of sequences of d floats
+        The weights of each candidate.
+    intercepts : sequence of floats
+        The intercept of each candidate.
+    loss_factor : float
+        ``a`` in ``L = a * mean(r**2)``.
+
+    Returns
+    -------
+    list of float
+        The loss at each candidate.
     """
     n = len(rows)
     losses = []

@@ -32,26 +32,67 @@ from typing import Any
 
 from . import _validation
 
+__all__ = ["Schedule", "Constant", "InverseScaling", "Exponential", "StepDecay", "Plateau"]
+
 #: "as many epochs as there are" (Schedule.steady_epochs)
 MANY_EPOCHS = 2 ** 62
 
 
 class Schedule:
-    """Base class: a constant rate. Subclasses override what changes."""
+    """Base class: a constant rate. Subclasses override what changes.
+
+    A subclass may override :meth:`epoch_lr` (and keep what it needs in the
+    state that :meth:`initial_state` makes and :meth:`end_epoch` updates), or
+    set ``power`` for a per-step decay ``1 / (t + 1) ** power``.
+    """
 
     #: exponent of the per-step decay ``1 / (t + 1) ** power`` (0: none)
     power: float = 0.0
 
     def initial_state(self, lr: float) -> dict:
-        """Mutable state of the schedule when training starts."""
+        """Make the mutable state of the schedule when training starts.
+
+        Parameters
+        ----------
+        lr : float
+            The base learning rate.
+
+        Returns
+        -------
+        dict
+            The state (empty here), kept in the training state.
+        """
         return {}
 
     def epoch_lr(self, lr: float, epoch: int, state: dict) -> float:
-        """Rate of epoch ``epoch`` (before any per-step decay)."""
+        """Return the rate of epoch ``epoch`` (before any per-step decay).
+
+        Parameters
+        ----------
+        lr : float
+            The base learning rate.
+        epoch : int
+            The global 0-based epoch.
+        state : dict
+            The schedule's state.
+
+        Returns
+        -------
+        float
+            The epoch's rate.
+        """
         return lr
 
     def end_epoch(self, loss: float, state: dict) -> None:
-        """Update ``state`` with the loss of the epoch that just ended."""
+        """Update ``state`` with the loss of the epoch that just ended.
+
+        Parameters
+        ----------
+        loss : float
+            The epoch's mean training loss.
+        state : dict
+            The schedule's state, updated in place.
+        """
 
     def steady_epochs(self, epoch: int) -> int:
         """How many epochs from ``epoch`` on share its rate and leave the
@@ -62,13 +103,21 @@ class Schedule:
 
 @dataclass(frozen=True)
 class Constant(Schedule):
-    """``lr`` at every step."""
+    """Keep the rate at ``lr`` at every step."""
 
 
 @dataclass(frozen=True)
 class InverseScaling(Schedule):
-    """``lr / (t + 1) ** power``, ``t`` the global 0-based step (as
-    scikit-learn's ``invscaling``, which counts from 1)."""
+    """Decay the rate per step: ``lr / (t + 1) ** power``.
+
+    ``t`` is the global 0-based step (as scikit-learn's ``invscaling``, which
+    counts from 1).
+
+    Parameters
+    ----------
+    power : float, default 0.5
+        The exponent, > 0.
+    """
 
     power: float = 0.5
 
@@ -78,7 +127,13 @@ class InverseScaling(Schedule):
 
 @dataclass(frozen=True)
 class Exponential(Schedule):
-    """``lr * gamma ** epoch``."""
+    """Decay the rate per epoch: ``lr * gamma ** epoch``.
+
+    Parameters
+    ----------
+    gamma : float, default 0.95
+        The factor per epoch, in (0, 1].
+    """
 
     gamma: float = 0.95
 
@@ -94,8 +149,17 @@ class Exponential(Schedule):
 
 @dataclass(frozen=True)
 class StepDecay(Schedule):
-    """``lr * gamma ** (epoch // step_size)``: multiply by ``gamma`` every
-    ``step_size`` epochs."""
+    """Multiply the rate by ``gamma`` every ``step_size`` epochs.
+
+    The rate of epoch ``e`` is ``lr * gamma ** (e // step_size)``.
+
+    Parameters
+    ----------
+    step_size : int, default 10
+        Epochs between two decays, >= 1.
+    gamma : float, default 0.5
+        The factor, in (0, 1].
+    """
 
     step_size: int = 10
     gamma: float = 0.5
@@ -119,6 +183,17 @@ class Plateau(Schedule):
     (``best = loss``); otherwise one more bad epoch is counted, and after
     ``patience`` bad epochs in a row the rate becomes
     ``max(rate / factor, min_lr)`` and the count restarts.
+
+    Parameters
+    ----------
+    factor : float, default 2.0
+        The rate is divided by it, > 1.
+    patience : int, default 3
+        Epochs without improvement before the rate drops, >= 1.
+    threshold : float, default 1e-4
+        The least decrease of the loss that counts as an improvement.
+    min_lr : float, default 0.0
+        The rate never drops below it.
     """
 
     factor: float = 2.0
