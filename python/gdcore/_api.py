@@ -9,7 +9,7 @@ import mmap
 import os
 import warnings
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -379,7 +379,7 @@ def fit_with(arguments: Mapping[str, Any]) -> FitResult:
         saved = checkpoint.load()
         if saved is not None:
             state = saved.state
-    train_rows, val_rows = _held_out(config, state, n_samples)
+    train_rows, val_rows = held_out(config, state, n_samples)
     # the weights' scale is fixed by a run's first call with weights and kept
     # in its state (partial_fit chunks keep their relative weights)
     weights, state.weight_scale = _validation.check_sample_weight(
@@ -394,16 +394,22 @@ def fit_with(arguments: Mapping[str, Any]) -> FitResult:
         batch_size={"batch": n_train, "sgd": 1}.get(config.method,
                                                     min(config.batch_size, n_train)))
     if config.check_lr:
-        limit = max_stable_lr(X, loss=config.loss, fit_intercept=config.fit_intercept,
-                              backend=config.backend, n_threads=config.n_threads)
-        if config.lr > limit:
-            warnings.warn(f"lr={config.lr:g} is above the largest stable full-batch rate "
-                          f"{limit:.4g} for this X (gdcore.max_stable_lr); training is "
-                          f"likely to diverge: try lr <= {0.5 * limit:.3g}",
-                          RuntimeWarning, stacklevel=3)
+        warn_if_above(config.lr, max_stable_lr(
+            X, loss=config.loss, fit_intercept=config.fit_intercept, backend=config.backend,
+            n_threads=config.n_threads), stacklevel=4)
     data = Data(X=X, y=y, weights=weights, train_rows=train_rows, val_rows=val_rows)
     return train(engine, data, config, state, copied=copied, checkpoint=checkpoint,
                  saved=saved)
+
+
+def warn_if_above(lr: float, limit: float, stacklevel: int = 3) -> None:
+    """``check_lr``: a ``RuntimeWarning`` when ``lr`` is above ``limit``, the
+    largest stable full-batch rate (``stacklevel``: the user's line)."""
+    if lr > limit:
+        warnings.warn(f"lr={lr:g} is above the largest stable full-batch rate "
+                      f"{limit:.4g} for this X (gdcore.max_stable_lr); training is "
+                      f"likely to diverge: try lr <= {0.5 * limit:.3g}",
+                      RuntimeWarning, stacklevel=stacklevel)
 
 
 def start_state(config: _options.Config, arguments: Mapping[str, Any], n_features: int,
@@ -439,7 +445,7 @@ def start_state(config: _options.Config, arguments: Mapping[str, Any], n_feature
     return state
 
 
-def _held_out(config: _options.Config, state: TrainState,
+def held_out(config: _options.Config, state: TrainState,
               n_samples: int) -> tuple[np.ndarray | None, np.ndarray | None]:
     """The training and held-out rows of a run (None, None: no split).
 
@@ -505,7 +511,21 @@ def max_stable_lr(X: Any, *, loss: str = "mse", fit_intercept: bool = True,
     iterations = _validation.check_int(iterations, "iterations", minimum=1)
     engine = backend_named(backend)
     threads = _threads(_validation.check_n_threads(n_threads))
-    n, d = X.shape
+
+    def overflow() -> NoReturn:
+        _validation.raise_if_nonfinite_input(X)
+        raise ValueError("X is too large for the estimate: X.T @ X overflows float64 "
+                         f"(max |X| = {float(np.abs(X).max()):.3g}); scale X down")
+
+    return power_iteration(lambda v: engine.sums(X, None, v, threads), X.shape[0],
+                           X.shape[1], loss_factor, fit_intercept, iterations, overflow)
+
+
+def power_iteration(sums: Callable[[np.ndarray], np.ndarray], n: int, d: int,
+                    loss_factor: float, fit_intercept: bool, iterations: int,
+                    overflow: Callable[[], NoReturn]) -> float:
+    """:func:`max_stable_lr` given ``sums(v)``, the raw sums of a pass over
+    ``X`` with targets 0 at ``v`` (``overflow()`` raises when they overflow)."""
     # A seeded random start: a fixed one (all ones, say) can be orthogonal to
     # the top eigenvector and never find it.
     v = np.random.default_rng(0).standard_normal(d + 1)
@@ -514,14 +534,12 @@ def max_stable_lr(X: Any, *, loss: str = "mse", fit_intercept: bool = True,
     v /= np.linalg.norm(v)
     eigenvalue = 0.0
     for _ in range(iterations):
-        out = engine.sums(X, None, v, threads)
+        out = sums(v)
         product = np.append(out[2:], out[1] if fit_intercept else 0.0) / n
         with np.errstate(over="ignore"):
             eigenvalue = float(np.linalg.norm(product))
         if not math.isfinite(eigenvalue):
-            _validation.raise_if_nonfinite_input(X)
-            raise ValueError("X is too large for the estimate: X.T @ X overflows float64 "
-                             f"(max |X| = {float(np.abs(X).max()):.3g}); scale X down")
+            overflow()
         if eigenvalue == 0.0:
             return math.inf      # X is all zeros (no intercept): any rate is stable
         v = product / eigenvalue

@@ -1,0 +1,194 @@
+"""The trainers of :mod:`gdcore.dask`: an epoch over the chunks of Dask arrays.
+
+Two ways of running the steps of an epoch under the shared training loop
+(:mod:`gdcore._training`, through the :class:`~gdcore._engines.Trainer` seam):
+
+:class:`BatchTrainer` (``method="batch"``)
+    One step per epoch: every chunk's raw sums in parallel, reduced on the
+    workers in a fixed tree, one compiled update on the client.
+:class:`SequentialTrainer` (sgd and minibatch)
+    The chunks streamed one after the other through the compiled epoch
+    kernel, each on its worker; only the state travels.
+
+Imported by :mod:`gdcore.dask` only (it needs Dask).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import dask
+import numpy as np
+
+from . import _dispatch
+from ._dask_chunks import Chunks, run_chunk
+from ._options import Config
+from ._state import Data, TrainState
+
+
+class DataLostError(RuntimeError):
+    """Chunks of the data were lost with a worker and cannot be recomputed.
+
+    Raised by :func:`gdcore.dask.fit` when a worker dies holding data that
+    exist nowhere else (arrays scattered into its memory rather than built by
+    a graph from a source). Nothing of the run is lost: the error carries
+    the parameters and the training state as of the last completed step
+    (and a ``checkpoint`` file keeps its last save).
+
+    Attributes
+    ----------
+    w : ndarray
+        The last parameters (finite).
+    b : float or ndarray
+    epoch : int
+        Epochs completed.
+    state : TrainState
+        The training state to continue from (``warm_start=error.state``),
+        once the data are available again.
+    """
+
+    def __init__(self, message: str, *, w: Any, b: Any, epoch: int,
+                 state: TrainState | None) -> None:
+        super().__init__(message)
+        self.w, self.b, self.epoch, self.state = w, b, epoch, state
+
+    def __reduce__(self):
+        return (_rebuild_data_lost, (type(self), self.args[0], self.w, self.b, self.epoch,
+                                     self.state), self.__dict__)
+
+
+def _rebuild_data_lost(kind, message, w, b, epoch, state):
+    return kind(message, w=w, b=b, epoch=epoch, state=state)
+
+
+def _lost_data_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions by which ``distributed`` reports data lost with a worker."""
+    import concurrent.futures
+    kinds: list[type[BaseException]] = [concurrent.futures.CancelledError]
+    try:
+        from distributed import KilledWorker
+        from distributed.client import FutureCancelledError
+    except ImportError:     # pragma: no cover - distributed is optional
+        return tuple(kinds)
+    return (*kinds, KilledWorker, FutureCancelledError)
+
+
+class _Trainer:
+    """What the three trainers share: the chunks, the order, the checks."""
+
+    def __init__(self, data: Data, config: Config, weights: Any) -> None:
+        self.chunks = Chunks(data.X, data.y, weights, data.val_rows)
+        self.data = data
+        self.config = dataclasses.replace(config, callback=None)   # what workers need
+        self.kernels = _dispatch.require()
+        self.threads = int(config.n_threads or 1)
+        self.shuffle = config.shuffle and config.batch_size < self.chunks.n_train
+        self.steps_per_epoch = 1
+
+    def epoch_order(self, state: TrainState) -> np.ndarray | None:
+        """One seed per chunk for its row permutation (None: rows in order)."""
+        if not self.shuffle:
+            return None
+        assert state.rng is not None
+        return np.array([state.rng.integers(2 ** 63) for _ in self.chunks.parts],
+                        dtype=np.int64)
+
+    def raise_if_bad_input(self) -> None:
+        self.chunks.raise_if_nonfinite()
+
+    def loss_total(self, running: float) -> float:
+        return self.config.loss_factor * running   # the kernel sums losses over the factor
+
+    def subset_loss(self, rows: np.ndarray, params: np.ndarray) -> float:
+        return self.chunks.held_out_loss(params, self.config.loss_factor)
+
+    def run(self, state: TrainState, order: np.ndarray | None, lr: float, first_step: int,
+            stop_step: int, running: float) -> tuple[int, float, float, bool]:
+        try:
+            return self._run(state, order, lr, first_step, stop_step, running)
+        except _lost_data_errors() as exc:
+            raise DataLostError(
+                f"chunks of X or y were lost with a worker and cannot be recomputed "
+                f"({type(exc).__name__}: {exc}); they existed only in that worker's "
+                f"memory (scattered, not built from a source). Make them recoverable: "
+                f"build the arrays from files or a graph (da.from_zarr, da.from_array, "
+                f"...) and persist them, or pass checkpoint= to keep the run; the "
+                f"error's w, b and state hold the run as of its last completed step",
+                **self.data.split(state.params), epoch=state.epoch,
+                state=dataclasses.replace(state, buffers=state.buffers.copy())) from exc
+
+    def _run(self, state: TrainState, order: np.ndarray | None, lr: float, first_step: int,
+             stop_step: int, running: float) -> tuple[int, float, float, bool]:
+        raise NotImplementedError
+
+
+class BatchTrainer(_Trainer):
+    """Full-batch descent: the chunks' sums in parallel, one update per epoch."""
+
+    def _run(self, state: TrainState, order: np.ndarray | None, lr: float, first_step: int,
+             stop_step: int, running: float) -> tuple[int, float, float, bool]:
+        if first_step > 0 or stop_step < 1:
+            return 0, running, 0.0, False
+        sums = self.chunks.sums(state.params, self.threads)
+        k = 1 if self.data.outputs is None else self.data.outputs
+        rule = self.kernels.Rule(self.config, self.config.batch_size, self.threads)
+        steps, running, part, nonfinite, state.l1_total = self.kernels.sums_step(
+            state.buffers, rule, sums, self.chunks.n_train, k, lr, state.global_step,
+            running, state.l1_total)
+        return steps, running, part, nonfinite
+
+
+class _PerChunk(_Trainer):
+    """sgd and minibatch: each chunk's rows in batches that restart at its start."""
+
+    def __init__(self, data: Data, config: Config, weights: Any) -> None:
+        super().__init__(data, config, weights)
+        size = config.batch_size
+        self.chunk_steps = [-(-part.n_train // size) for part in self.chunks.parts]
+
+    def _seed(self, order: np.ndarray | None, c: int) -> int | None:
+        return None if order is None else int(order[c])
+
+
+class SequentialTrainer(_PerChunk):
+    """The chunks streamed in order: exactly one sequential epoch."""
+
+    def __init__(self, data: Data, config: Config, weights: Any) -> None:
+        super().__init__(data, config, weights)
+        self.first_steps = np.concatenate([[0], np.cumsum(self.chunk_steps)]).astype(int)
+        self.steps_per_epoch = int(self.first_steps[-1])
+
+    def _run(self, state: TrainState, order: np.ndarray | None, lr: float, first_step: int,
+             stop_step: int, running: float) -> tuple[int, float, float, bool]:
+        carried: Any = (state.buffers, state.global_step, 0, running, 0.0, False,
+                        state.l1_total)
+        for c, part in enumerate(self.chunks.parts):
+            start = int(self.first_steps[c])
+            first = max(first_step - start, 0)
+            stop = min(stop_step, int(self.first_steps[c + 1])) - start
+            if first >= stop:
+                continue
+            carried = dask.delayed(_stream_chunk, pure=False)(
+                part.X, part.y, part.weights, part.train, self.config, self._seed(order, c),
+                carried, lr, first, stop)
+        buffers, _, steps, running, part_sum, nonfinite, l1_total = dask.compute(carried)[0]
+        state.buffers[...] = buffers
+        state.l1_total = l1_total
+        return steps, running, part_sum, nonfinite
+
+
+def _stream_chunk(X: Any, y: Any, weights: Any, train: np.ndarray | None, config: Config,
+                  seed: int | None, carried: tuple, lr: float, first: int,
+                  stop: int) -> tuple:
+    """Steps ``first .. stop - 1`` of one chunk's part of an epoch, continuing
+    from ``carried = (buffers, global_step, steps, running, part, nonfinite,
+    l1_total)``. Once a chunk stops at a non-finite loss, later chunks pass
+    ``carried`` on untouched."""
+    buffers, step, steps_before, running, part_before, nonfinite, l1_total = carried
+    if nonfinite:
+        return carried
+    buffers, steps, running, part, nonfinite, l1_total = run_chunk(
+        X, y, weights, train, config, seed, buffers, l1_total, lr, step, first, stop, running)
+    return (buffers, step + steps, steps_before + steps, running, part_before + part,
+            nonfinite, l1_total)
