@@ -208,6 +208,19 @@ def test_dataframes_and_unknown_chunk_sizes(data, assert_agree):
                      atol=0)
 
 
+def test_strategy_and_sync_every_are_checked(data):
+    X, y = data
+    Xd = da.from_array(X, chunks=(ROWS, 6))
+    with pytest.raises(ValueError, match=r"\bstrategy\b"):
+        gdask.fit(Xd, y, strategy="async")
+    with pytest.raises(ValueError, match=r"strategy='local' applies to method='sgd'"):
+        gdask.fit(Xd, y, method="batch", strategy="local")
+    with pytest.raises(ValueError, match=r"\bsync_every\b"):
+        gdask.fit(Xd, y, strategy="local", sync_every=0)
+    with pytest.raises(TypeError, match=r"\bsync_every\b"):
+        gdask.fit(Xd, y, strategy="local", sync_every=1.5)
+
+
 def test_max_stable_lr_as_in_memory(data):
     X, _ = data
     for fit_intercept in (True, False):

@@ -1,14 +1,20 @@
 """The trainers of :mod:`gdcore.dask`: an epoch over the chunks of Dask arrays.
 
-Two ways of running the steps of an epoch under the shared training loop
+Three ways of running the steps of an epoch under the shared training loop
 (:mod:`gdcore._training`, through the :class:`~gdcore._engines.Trainer` seam):
 
 :class:`BatchTrainer` (``method="batch"``)
     One step per epoch: every chunk's raw sums in parallel, reduced on the
     workers in a fixed tree, one compiled update on the client.
-:class:`SequentialTrainer` (sgd and minibatch)
+:class:`SequentialTrainer` (``strategy="sequential"``, sgd and minibatch)
     The chunks streamed one after the other through the compiled epoch
     kernel, each on its worker; only the state travels.
+:class:`LocalTrainer` (``strategy="local"``, sgd and minibatch)
+    Local SGD: every chunk is a replica that runs the compiled epoch kernel
+    over its own rows, all in parallel from the same state; every
+    ``sync_every`` rows (or once per epoch) the parameters and the
+    optimizer's buffers are averaged, weighted by the rows each replica
+    visited, in chunk order.
 
 Imported by :mod:`gdcore.dask` only (it needs Dask).
 """
@@ -24,7 +30,9 @@ import numpy as np
 from . import _dispatch
 from ._dask_chunks import Chunks, run_chunk
 from ._options import Config
-from ._state import Data, TrainState
+from ._state import GRAD_SUM, Data, TrainState
+
+STRATEGIES = ("sequential", "local")
 
 
 class DataLostError(RuntimeError):
@@ -192,3 +200,77 @@ def _stream_chunk(X: Any, y: Any, weights: Any, train: np.ndarray | None, config
         X, y, weights, train, config, seed, buffers, l1_total, lr, step, first, stop, running)
     return (buffers, step + steps, steps_before + steps, running, part_before + part,
             nonfinite, l1_total)
+
+
+class LocalTrainer(_PerChunk):
+    """Local SGD: the chunks are replicas, averaged every ``sync_every`` rows.
+
+    A step of the training loop is one step of every replica at once (the
+    replicas' steps in parallel): an epoch has as many steps as the largest
+    chunk has batches, and ``global_step`` (schedules, averaging) counts
+    those. The epoch's loss is the mean of all replicas' batch losses and its
+    gradient norm that of the mean of all their step gradients.
+    """
+
+    def __init__(self, data: Data, config: Config, weights: Any,
+                 sync_every: int | None) -> None:
+        super().__init__(data, config, weights)
+        self.steps_per_epoch = max(self.chunk_steps)
+        self.batch_size = config.batch_size
+        #: parallel steps between averages
+        self.round_steps = (self.steps_per_epoch if sync_every is None
+                            else -(-sync_every // config.batch_size))
+        #: all replicas' batches per epoch over its parallel steps: losses and
+        #: gradients summed over all replicas are scaled by it (means per batch)
+        self.ratio = self.steps_per_epoch / sum(self.chunk_steps)
+
+    def _rows(self, c: int, first: int, stop: int) -> int:
+        n = self.chunks.parts[c].n_train
+        return min(stop * self.batch_size, n) - first * self.batch_size
+
+    def _run(self, state: TrainState, order: np.ndarray | None, lr: float, first_step: int,
+             stop_step: int, running: float) -> tuple[int, float, float, bool]:
+        at, part_sum = first_step, 0.0
+        while at < stop_step:
+            end = min(stop_step, (at // self.round_steps + 1) * self.round_steps)
+            global_step = state.global_step + (at - first_step)
+            tasks, rows = [], []
+            for c, part in enumerate(self.chunks.parts):
+                first, stop = min(at, self.chunk_steps[c]), min(end, self.chunk_steps[c])
+                if first >= stop:
+                    continue
+                tasks.append(dask.delayed(run_chunk, pure=True)(
+                    part.X, part.y, part.weights, part.train, self.config,
+                    self._seed(order, c), state.buffers, state.l1_total, lr, global_step,
+                    first, stop, 0.0))
+                rows.append(self._rows(c, first, stop))
+            outcomes = dask.compute(*tasks)
+            if any(outcome[4] for outcome in outcomes):    # a replica met a non-finite loss
+                return at - first_step, running, part_sum, True
+            merged, state.l1_total, run_sum, round_part = average(
+                state.buffers, outcomes, rows, self.ratio)
+            state.buffers[...] = merged
+            running += self.ratio * run_sum
+            part_sum += self.ratio * round_part
+            at = end
+        return stop_step - first_step, running, part_sum, False
+
+
+def average(start: np.ndarray, outcomes: Any, rows: list[int], ratio: float
+            ) -> tuple[np.ndarray, float, float, float]:
+    """The replicas' buffers averaged, weighted by the rows each visited, in
+    order; the gradient sums added up instead (each replica's own gradients
+    since ``start``, times ``ratio``). Returns ``(buffers, l1_total, running,
+    part)``, the last two summed over the replicas."""
+    total = float(sum(rows))
+    merged = np.zeros_like(start)
+    grads = np.zeros_like(start[GRAD_SUM])
+    l1_total = running = part = 0.0
+    for (buffers, _, run, batch_losses, _, l1), n in zip(outcomes, rows, strict=True):
+        merged += (n / total) * buffers
+        grads += buffers[GRAD_SUM] - start[GRAD_SUM]
+        l1_total += (n / total) * l1
+        running += run
+        part += batch_losses
+    merged[GRAD_SUM] = start[GRAD_SUM] + ratio * grads
+    return merged, l1_total, running, part

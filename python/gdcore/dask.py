@@ -30,7 +30,7 @@ How an epoch is distributed:
     the tests hold it to 1e-12), and is the same bits on every run, cluster
     size and chunk placement for the same chunking.
 
-``method="sgd"`` and ``"minibatch"`` (sequential)
+``method="sgd"`` and ``"minibatch"``, ``strategy="sequential"`` (the default)
     The chunks are streamed **one after the other, in order** through the
     compiled epoch kernel, each on the worker that holds it; only the
     training state travels from chunk to chunk. Exact, and inherently
@@ -44,6 +44,26 @@ How an epoch is distributed:
     fresh random order every epoch: ``rng.permutation(rows)`` of
     ``default_rng(s)``, one ``s = rng.integers(2**63)`` drawn per chunk from
     the run's generator.
+
+``method="sgd"`` and ``"minibatch"``, ``strategy="local"`` (parallel)
+    Local SGD (parameter averaging): every chunk is a replica that runs the
+    compiled epoch kernel over its own rows (batches and shuffling as in the
+    sequential strategy), all chunks in parallel from the same state; every
+    ``sync_every`` rows of each replica (default: once per epoch) the
+    parameters and the optimizer's buffers (momentum, Adam's moments, the
+    running average of averaged SGD, the cumulative L1 penalty) are
+    replaced by their average over the replicas, weighted by the rows each
+    visited since the last average, added in chunk order on the client.
+    The chunks are the replicas: the number of chunks (not of workers) sets
+    how many models are averaged, so the same chunking gives the same bits
+    on any cluster. One step of the training loop is one step of every
+    replica: an epoch has as many steps as the largest chunk has batches
+    (``global_step``, schedules and ``average`` count those); the epoch's
+    loss is the mean of all replicas' batch losses, and its gradient norm
+    that of the mean of their step gradients. A ``callback_every`` or a
+    ``checkpoint`` also averages at its slice boundaries (a callback sees one
+    set of parameters). Averaging is not the same as one sequential pass:
+    see ``docs/scale.md`` for its measured statistical efficiency.
 
 Not available on Dask (refused unless at their default, with an error naming
 the option): ``backend="reference"`` (the chunks run in the compiled
@@ -81,7 +101,13 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess by th
 from . import _api, _dispatch, _options, _validation
 from ._checkpoint import Checkpoint, fingerprint
 from ._dask_chunks import Chunks, predict_chunk, tree_sum
-from ._dask_trainers import BatchTrainer, DataLostError, SequentialTrainer
+from ._dask_trainers import (
+    STRATEGIES,
+    BatchTrainer,
+    DataLostError,
+    LocalTrainer,
+    SequentialTrainer,
+)
 from ._options import Config
 from ._results import FitResult
 from ._state import Data, to_params
@@ -103,12 +129,15 @@ class DaskBackend:
 
     name = "dask"
 
-    def __init__(self, weights: Any = None) -> None:
-        self.weights = weights
+    def __init__(self, weights: Any = None, strategy: str = "sequential",
+                 sync_every: int | None = None) -> None:
+        self.weights, self.strategy, self.sync_every = weights, strategy, sync_every
 
     def trainer(self, data: Data, config: Config) -> Any:
         if config.batch_size >= data.n_train:
             return BatchTrainer(data, config, self.weights)
+        if self.strategy == "local":
+            return LocalTrainer(data, config, self.weights, self.sync_every)
         return SequentialTrainer(data, config, self.weights)
 
 
@@ -346,7 +375,8 @@ def _stable_lr(chunks: Chunks, loss_factor: float, fit_intercept: bool, iteratio
                                 fit_intercept, iterations, overflow)
 
 
-def fit(X: Any, y: Any, **options: Any) -> FitResult:
+def fit(X: Any, y: Any, *, strategy: str = "sequential", sync_every: int | None = None,
+        **options: Any) -> FitResult:
     """Train ``y ~ X @ w + b`` by gradient descent on Dask arrays.
 
     :func:`gdcore.fit` on data spread over a cluster: the same keywords, with
@@ -361,6 +391,14 @@ def fit(X: Any, y: Any, **options: Any) -> FitResult:
         sizes are measured first (one pass). Never modified.
     y : dask.array.Array, Series or array-like of shape (n_samples,) or (n_samples, k)
         Targets; rechunked (or chunked) like ``X``'s rows. Never modified.
+    strategy : {"sequential", "local"}, default "sequential"
+        How ``method="sgd"`` and ``"minibatch"`` use the cluster: the chunks
+        one after the other (exact: the in-memory bits), or local SGD, every
+        chunk a replica in parallel, averaged every ``sync_every`` rows. Not
+        for ``method="batch"``, which is always parallel.
+    sync_every : int or None, default None
+        ``strategy="local"``: average the replicas after every this many rows
+        of each replica (rounded up to whole batches); None: once per epoch.
     **options
         The keywords of :func:`gdcore.fit`, except those in ``NOT_ON_DASK``
         (refused unless at their default). ``n_threads`` is the threads of
@@ -395,6 +433,13 @@ def fit(X: Any, y: Any, **options: Any) -> FitResult:
                              f"({NOT_ON_DASK[name]}); got {name}={value!r}")
     arguments.update(options)
     config = _options.from_arguments(arguments)
+    strategy = _validation.check_choice(strategy, "strategy", STRATEGIES)
+    if sync_every is not None:
+        sync_every = _validation.check_int(sync_every, "sync_every", minimum=1)
+    if strategy == "local" and config.method == "batch":
+        raise ValueError("strategy='local' applies to method='sgd' and 'minibatch' "
+                         "(method='batch' is always parallel); got strategy='local' with "
+                         "method='batch'")
     X, y = _check_X_y(X, y)
     n_samples, n_features = (int(size) for size in X.shape)
     outputs = None if y.ndim == 1 else int(y.shape[1])
@@ -403,7 +448,8 @@ def fit(X: Any, y: Any, **options: Any) -> FitResult:
     checkpoint, saved = None, None
     if config.checkpoint is not None:
         checkpoint = Checkpoint(config.checkpoint, config.checkpoint_seconds, fingerprint(
-            config, X, y, arguments["sample_weight"], state))
+            config, X, y, arguments["sample_weight"], state)
+            + f" dask strategy={strategy} sync_every={sync_every}")
         saved = checkpoint.load()
         if saved is not None:
             state = saved.state
@@ -420,7 +466,7 @@ def fit(X: Any, y: Any, **options: Any) -> FitResult:
                            config.n_threads or 1)
         _api.warn_if_above(config.lr, limit)  # stacklevel 3: the caller of fit
     data = Data(X=X, y=y, train_rows=train_rows, val_rows=val_rows)
-    return train(DaskBackend(weights), data, config, state,
+    return train(DaskBackend(weights, strategy, sync_every), data, config, state,
                  checkpoint=checkpoint, saved=saved)
 
 
