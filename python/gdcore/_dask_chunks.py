@@ -81,24 +81,23 @@ class Chunks:
         """``[S, R(k), G(k*d)]`` over the training rows (weighted), reduced on
         the workers in the fixed tree of :func:`tree_sum`. ``targets=False``:
         targets 0 and no weights (the power iteration of ``max_stable_lr``)."""
-        tasks = [dask.delayed(_chunk_sums, pure=True)(
-                     part.X, part.y if targets else None,
-                     part.weights if targets else None,
-                     part.train if targets else None, params, n_threads)
+        tasks = [dask.delayed(_chunk_sums, pure=False)(
+                     part.X, part.y if targets else None, part.weights if targets else None,
+                     Opaque(part.train if targets else None, params, n_threads))
                  for part in self.parts]
         return add_in_order(*dask.compute(*tree_levels(tasks)))
 
     def held_out_loss(self, params: np.ndarray, loss_factor: float) -> float:
         """The loss over the held-out rows of every chunk (their mean)."""
-        tasks = [dask.delayed(_chunk_loss_sum, pure=True)(part.X, part.y, part.val, params,
-                                                          loss_factor)
+        tasks = [dask.delayed(_chunk_loss_sum, pure=False)(
+                     part.X, part.y, Opaque(part.val, params, loss_factor))
                  for part in self.parts if part.val is not None]
         n_val = sum(int(part.val.shape[0]) for part in self.parts if part.val is not None)
         return float(dask.compute(tree_sum(tasks))[0]) / n_val
 
     def raise_if_nonfinite(self) -> None:
         """``ValueError`` naming the first non-finite value of ``X``, else of ``y``."""
-        tasks = [dask.delayed(_first_nonfinite, pure=True)(part.X, part.y)
+        tasks = [dask.delayed(_first_nonfinite, pure=False)(part.X, part.y)
                  for part in self.parts]
         found = dask.compute(*tasks)
         for name in ("X", "y"):
@@ -117,7 +116,7 @@ def tree_sum(tasks: list) -> Any:
     :data:`TREE_FANIN` consecutive items added in order, level by level, each
     addition a task of its own (on a cluster: on a worker)."""
     level = tree_levels(tasks)
-    return level[0] if len(level) == 1 else dask.delayed(add_in_order, pure=True)(*level)
+    return level[0] if len(level) == 1 else dask.delayed(add_in_order, pure=False)(*level)
 
 
 def tree_levels(tasks: list) -> list:
@@ -127,7 +126,7 @@ def tree_levels(tasks: list) -> list:
     through one more task)."""
     level = list(tasks)
     while len(level) > TREE_FANIN:
-        level = [dask.delayed(add_in_order, pure=True)(*level[i:i + TREE_FANIN])
+        level = [dask.delayed(add_in_order, pure=False)(*level[i:i + TREE_FANIN])
                  for i in range(0, len(level), TREE_FANIN)]
     return level
 
@@ -138,6 +137,22 @@ def add_in_order(*parts: Any) -> Any:
     for part in parts[1:]:
         total += part
     return total
+
+
+class Opaque:
+    """The plain arguments of a task in a box Dask does not look into.
+
+    Dask walks every argument of a delayed call for collections it must
+    compute (into tuples, dicts and dataclasses such as ``Config``) and, for
+    pure calls, hashes it: for a task per chunk per round that was most of
+    the client's time. Boxed, the arguments travel as they are (pickled with
+    the task); the tasks are made with ``pure=False``, so nothing is hashed.
+    """
+
+    __slots__ = ("values",)
+
+    def __init__(self, *values: Any) -> None:
+        self.values = values
 
 
 # ---------------------------------------------------------------------------
@@ -153,12 +168,13 @@ def as_arrays(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray | None]:
     return X, y.reshape(y.shape[0], -1)
 
 
-def _chunk_sums(X: Any, y: Any, weights: Any, train: np.ndarray | None,
-                params: np.ndarray, n_threads: int) -> np.ndarray:
-    """``[S, R(k), G(k*d)]`` of one chunk's training rows: the compiled
-    kernel's raw sums (``full_sums``), so chunks add up without any
-    rescaling (held-out rows enter with weight 0). A non-finite value in the
-    chunk makes them non-finite."""
+def _chunk_sums(X: Any, y: Any, weights: Any, box: Opaque) -> np.ndarray:
+    """``[S, R(k), G(k*d)]`` of one chunk's training rows (``box``: the rows
+    ``train``, ``params``, ``n_threads``): the compiled kernel's raw sums
+    (``full_sums``), so chunks add up without any rescaling (held-out rows
+    enter with weight 0). A non-finite value in the chunk makes them
+    non-finite."""
+    train, params, n_threads = box.values
     X, Y = as_arrays(X, y)
     k = 1 if Y is None else Y.shape[1]
     w = None if weights is None else np.asarray(weights, dtype=np.float64)
@@ -171,9 +187,10 @@ def _chunk_sums(X: Any, y: Any, weights: Any, train: np.ndarray | None,
     return out
 
 
-def _chunk_loss_sum(X: Any, y: Any, rows: np.ndarray, params: np.ndarray,
-                    loss_factor: float) -> float:
-    """The sum of the losses of the rows ``rows`` of one chunk."""
+def _chunk_loss_sum(X: Any, y: Any, box: Opaque) -> float:
+    """The sum of the losses of the rows ``rows`` of one chunk (``box``: ``rows``,
+    ``params``, ``loss_factor``)."""
+    rows, params, loss_factor = box.values
     X, Y = as_arrays(X, y)
     assert Y is not None
     return _dispatch.require().subset_loss(X, Y, rows, params, loss_factor) * rows.shape[0]
@@ -217,6 +234,11 @@ def run_chunk(X: Any, y: Any, weights: Any, train: np.ndarray | None, config: Co
     steps, running, part, nonfinite, l1_total = kernels.run_epoch(
         X, Y, order, w, buffers, rule, lr, global_step, first, stop, running, l1_total)
     return buffers, steps, running, part, nonfinite, l1_total
+
+
+def run_chunk_task(X: Any, y: Any, weights: Any, box: Opaque) -> tuple:
+    """:func:`run_chunk` as a task: its other arguments in ``box``."""
+    return run_chunk(X, y, weights, *box.values)
 
 
 def predict_chunk(X: Any, w: np.ndarray, b: Any) -> np.ndarray:

@@ -28,7 +28,7 @@ import dask
 import numpy as np
 
 from . import _dispatch
-from ._dask_chunks import Chunks, run_chunk
+from ._dask_chunks import Chunks, Opaque, run_chunk, run_chunk_task
 from ._options import Config
 from ._state import GRAD_SUM, Data, TrainState
 
@@ -178,21 +178,21 @@ class SequentialTrainer(_PerChunk):
             if first >= stop:
                 continue
             carried = dask.delayed(_stream_chunk, pure=False)(
-                part.X, part.y, part.weights, part.train, self.config, self._seed(order, c),
-                carried, lr, first, stop)
+                part.X, part.y, part.weights, carried,
+                Opaque(part.train, self.config, self._seed(order, c), lr, first, stop))
         buffers, _, steps, running, part_sum, nonfinite, l1_total = dask.compute(carried)[0]
         state.buffers[...] = buffers
         state.l1_total = l1_total
         return steps, running, part_sum, nonfinite
 
 
-def _stream_chunk(X: Any, y: Any, weights: Any, train: np.ndarray | None, config: Config,
-                  seed: int | None, carried: tuple, lr: float, first: int,
-                  stop: int) -> tuple:
-    """Steps ``first .. stop - 1`` of one chunk's part of an epoch, continuing
-    from ``carried = (buffers, global_step, steps, running, part, nonfinite,
-    l1_total)``. Once a chunk stops at a non-finite loss, later chunks pass
-    ``carried`` on untouched."""
+def _stream_chunk(X: Any, y: Any, weights: Any, carried: tuple, box: Opaque) -> tuple:
+    """Steps ``first .. stop - 1`` of one chunk's part of an epoch (``box``:
+    ``train, config, seed, lr, first, stop``), continuing from ``carried =
+    (buffers, global_step, steps, running, part, nonfinite, l1_total)``. Once
+    a chunk stops at a non-finite loss, later chunks pass ``carried`` on
+    untouched."""
+    train, config, seed, lr, first, stop = box.values
     buffers, step, steps_before, running, part_before, nonfinite, l1_total = carried
     if nonfinite:
         return carried
@@ -239,10 +239,10 @@ class LocalTrainer(_PerChunk):
                 first, stop = min(at, self.chunk_steps[c]), min(end, self.chunk_steps[c])
                 if first >= stop:
                     continue
-                tasks.append(dask.delayed(run_chunk, pure=True)(
-                    part.X, part.y, part.weights, part.train, self.config,
-                    self._seed(order, c), state.buffers, state.l1_total, lr, global_step,
-                    first, stop, 0.0))
+                tasks.append(dask.delayed(run_chunk_task, pure=False)(
+                    part.X, part.y, part.weights, Opaque(
+                        part.train, self.config, self._seed(order, c), state.buffers.copy(),
+                        state.l1_total, lr, global_step, first, stop, 0.0)))
                 rows.append(self._rows(c, first, stop))
             outcomes = dask.compute(*tasks)
             if any(outcome[4] for outcome in outcomes):    # a replica met a non-finite loss
