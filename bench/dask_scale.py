@@ -6,6 +6,7 @@ Three measurements (each prints a markdown table and the machine's load)::
     python bench/dask_scale.py costs                 # fixed cost per epoch and per chunk
     python bench/dask_scale.py efficiency            # local SGD vs sequential, loss by epoch
     python bench/dask_scale.py ceiling --n 2000000   # 1 vs 2 plain processes, no Dask
+    python bench/dask_scale.py model                 # the cost model on 1e9 x 100
 
 ``throughput`` times one epoch (the median of the epochs after the first,
 from a callback's timestamps) of every method and strategy in memory and on
@@ -46,10 +47,10 @@ def load() -> str:
     return f"load average {one:.2f}, {five:.2f}, {fifteen:.2f} on {os.cpu_count()} cores"
 
 
-def epoch_seconds(fit: Callable[..., Any], X: Any, y: Any, epochs: int,
-                  **options: Any) -> float:
-    """Median seconds of the epochs of ``fit(X, y, **options)`` after the
-    first (the first pays set-up), from a callback's timestamps."""
+def epoch_times(fit: Callable[..., Any], X: Any, y: Any, epochs: int,
+                **options: Any) -> list[float]:
+    """Seconds of each epoch of ``fit(X, y, **options)`` after the first (the
+    first pays set-up), from a callback's timestamps."""
     stamps: list[float] = []
 
     def tick(info: dict) -> None:
@@ -57,8 +58,14 @@ def epoch_seconds(fit: Callable[..., Any], X: Any, y: Any, epochs: int,
 
     start = time.perf_counter()
     fit(X, y, epochs=epochs, callback=tick, shuffle=False, **options)
-    times = np.diff([start, *stamps])
-    return float(statistics.median(times[1:] if len(times) > 1 else times))
+    times = list(np.diff([start, *stamps]))
+    return times[1:] if len(times) > 1 else times
+
+
+def epoch_seconds(fit: Callable[..., Any], X: Any, y: Any, epochs: int,
+                  **options: Any) -> float:
+    """The median of :func:`epoch_times`."""
+    return float(statistics.median(epoch_times(fit, X, y, epochs, **options)))
 
 
 #: (label, options, strategy) of the throughput table
@@ -79,34 +86,89 @@ def _cluster(workers: int, processes: bool = True) -> Any:
     return cluster, distributed.Client(cluster)
 
 
+def _per_pass(run: Callable[[int], Any], passes: int = 3) -> float:
+    """Seconds per pass of a peer: ``run(passes)`` / passes (its set-up included:
+    differences of two runs are lost in the noise of a shared machine)."""
+    start = time.perf_counter()
+    run(passes)
+    return (time.perf_counter() - start) / passes
+
+
+def peers(Xd: Any, yd: Any, n: int) -> list[dict]:
+    """dask-glm's and dask-ml's gradient descent, and dask-ml's Incremental
+    SGDRegressor, per pass on the same persisted chunks (when installed; 3
+    passes, set-up included)."""
+    rows: list[dict] = []
+    try:
+        import dask_glm.algorithms
+        import dask_glm.families
+        from dask_ml.linear_model import LinearRegression
+        from dask_ml.wrappers import Incremental
+        from sklearn.linear_model import SGDRegressor
+    except ImportError:
+        return rows
+    entries = {
+        "dask_glm gradient_descent (Normal), per iteration": lambda k: (
+            dask_glm.algorithms.gradient_descent(Xd, yd, max_iter=k, tol=0.0,
+                                                 family=dask_glm.families.Normal)),
+        "dask-ml LinearRegression(solver='gradient_descent'), per iteration": lambda k: (
+            LinearRegression(solver="gradient_descent", max_iter=k, tol=0.0).fit(Xd, yd)),
+        "dask-ml Incremental(SGDRegressor), per pass": lambda k: [
+            Incremental(SGDRegressor(learning_rate="constant", eta0=0.001)).fit(Xd, yd)
+            for _ in range(k)],
+    }
+    for label, run in entries.items():
+        seconds = _per_pass(run)
+        rows.append({"setup": "peer, same cluster", "method": label, "seconds": seconds,
+                     "rows/s": n / seconds})
+    return rows
+
+
 def throughput(n: int, d: int, chunk_rows: int, workers: list[int], epochs: int,
-               processes: bool = True) -> list[dict]:
+               processes: bool = True, with_peers: bool = False,
+               repeats: int = 3) -> list[dict]:
+    """Seconds per epoch, in memory and on a cluster per worker count: every
+    cluster is started first with its own persisted copy of the data, then
+    the measurements go round ``repeats`` times (a burst of load elsewhere
+    spoils one round, not one configuration); the median and the best epoch
+    over all rounds are reported."""
     import dask
     import dask.array as da
 
     import gdcore.dask as gdask
     X, y, _ = gdcore.make_regression(n, d, noise=0.1, seed=0)
-    rows: list[dict] = []
-    for label, options, _ in METHODS:
-        if "local" in label:
-            continue
-        seconds = epoch_seconds(gdcore.fit, X, y, epochs, **options)
-        rows.append({"setup": "in memory (2 threads)", "method": label.split(",")[0],
-                     "seconds": seconds, "rows/s": n / seconds})
-    for count in workers:
-        cluster, client = _cluster(count, processes)
-        try:
-            Xd, yd = dask.persist(da.from_array(X, chunks=(chunk_rows, d)),
-                                  da.from_array(y, chunks=chunk_rows))
-            dask.compute(Xd.sum(), yd.sum())
-            for label, options, strategy in METHODS:
-                extra = {} if strategy is None else {"strategy": strategy}
-                seconds = epoch_seconds(gdask.fit, Xd, yd, epochs, **options, **extra)
-                rows.append({"setup": f"gdcore.dask, {count} worker"
-                             f"{'s' if count > 1 else ''}", "method": label,
-                             "seconds": seconds, "rows/s": n / seconds})
-            del Xd, yd
-        finally:
+    clusters = {}
+    try:
+        for count in workers:
+            cluster, client = _cluster(count, processes)
+            with client.as_current():
+                Xd, yd = dask.persist(da.from_array(X, chunks=(chunk_rows, d)),
+                                      da.from_array(y, chunks=chunk_rows))
+                dask.compute(Xd.sum(), yd.sum())
+            clusters[count] = (cluster, client, Xd, yd)
+        times: dict[tuple[str, str], list[float]] = {}
+        for _ in range(repeats):
+            for label, options, _strategy in METHODS:
+                if "local" not in label:
+                    key = ("in memory (2 threads)", label.split(",")[0])
+                    times.setdefault(key, []).extend(
+                        epoch_times(gdcore.fit, X, y, epochs, **options))
+            for count, (_, client, Xd, yd) in clusters.items():
+                with client.as_current():
+                    for label, options, strategy in METHODS:
+                        extra = {} if strategy is None else {"strategy": strategy}
+                        key = (f"gdcore.dask, {count} worker{'s' if count > 1 else ''}", label)
+                        times.setdefault(key, []).extend(
+                            epoch_times(gdask.fit, Xd, yd, epochs, **options, **extra))
+        rows = [{"setup": setup, "method": label, "seconds": statistics.median(seconds),
+                 "best": min(seconds), "rows/s": n / statistics.median(seconds)}
+                for (setup, label), seconds in times.items()]
+        if with_peers:
+            _, client, Xd, yd = clusters[max(workers)]
+            with client.as_current():
+                rows += peers(Xd, yd, n)
+    finally:
+        for cluster, client, *_ in clusters.values():
             client.close()
             cluster.close()
     return rows
@@ -144,22 +206,23 @@ def costs(chunk_counts: list[int], d: int = 10, rows_per_chunk: int = 100,
 
 
 def _excess_by_epoch(fit: Callable[..., Any], X: Any, y: Any, X_memory: np.ndarray,
-                     optimum: float, **options: Any) -> list[float]:
-    """``(L - L*) / L*`` over all rows at the end of every epoch of a fit."""
+                     optimum: float, epochs: int, **options: Any) -> list[float]:
+    """``(L - L*) / L*`` over all rows of the result after each epoch (one
+    epoch at a time through ``warm_start``: the bits of one run, and the
+    returned parameters, averaged ones included)."""
     losses: list[float] = []
-
-    def record(info: dict) -> None:
-        if info["step"] is None:
-            loss = gdcore.value_and_grad(X_memory, y, info["w"], info["b"])[0]
-            losses.append((loss - optimum) / optimum)
-
-    fit(X, y, callback=record, **options)
+    result = None
+    for _ in range(epochs):
+        result = fit(X, y, epochs=1, warm_start=result, **options)
+        loss = gdcore.value_and_grad(X_memory, y, result.w, result.b)[0]
+        losses.append((loss - optimum) / optimum)
     return losses
 
 
-def efficiency(n: int = 100_000, d: int = 20, epochs: int = 5) -> list[dict]:
-    """Excess loss at the end of each epoch: local SGD vs the sequential
-    strategy (and averaged SGD), on a well- and an ill-conditioned problem."""
+def efficiency(n: int = 100_000, d: int = 20, epochs: int = 5,
+               rates: tuple[float, ...] = (0.005, 0.0005)) -> list[dict]:
+    """Excess loss after each epoch: local SGD vs the sequential strategy
+    (and averaged SGD), on a well- and an ill-conditioned problem."""
     import dask
     import dask.array as da
 
@@ -167,28 +230,32 @@ def efficiency(n: int = 100_000, d: int = 20, epochs: int = 5) -> list[dict]:
     rows: list[dict] = []
     problems = {"well-conditioned": np.ones(d),
                 "ill-conditioned (column scales 0.1..3)": np.geomspace(0.1, 3.0, d)}
-    for name, scales in problems.items():
+    for (name, scales), lr in ((p, lr) for p in problems.items() for lr in rates):
         X, y, _ = gdcore.make_regression(n, d, noise=0.5, seed=2)
         X = np.ascontiguousarray(X * scales)
         A = np.column_stack([X, np.ones(n)])
         optimum = float(np.mean((A @ np.linalg.lstsq(A, y, rcond=None)[0] - y) ** 2))
-        base = dict(method="sgd", lr=0.005, seed=0, epochs=epochs)
+        base = dict(method="sgd", lr=lr, seed=0)
         runs = {
             "sequential (the in-memory bits)": _excess_by_epoch(
-                gdcore.fit, X, y, X, optimum, **base),
+                gdcore.fit, X, y, X, optimum, epochs, **base),
             "sequential, averaged SGD (average=True)": _excess_by_epoch(
-                gdcore.fit, X, y, X, optimum, average=True, **base),
+                gdcore.fit, X, y, X, optimum, epochs, average=True, **base),
         }
         with dask.config.set(scheduler="sync"):
             for replicas in (2, 8, 32):
                 Xd = da.from_array(X, chunks=(-(-n // replicas), d))
-                for sync in (None, 1000):
+                for sync in (None, 100):
                     label = (f"local, {replicas} replicas, sync "
                              f"{'per epoch' if sync is None else f'every {sync} rows'}")
-                    runs[label] = _excess_by_epoch(gdask.fit, Xd, y, X, optimum,
+                    runs[label] = _excess_by_epoch(gdask.fit, Xd, y, X, optimum, epochs,
                                                    strategy="local", sync_every=sync, **base)
+                if lr * replicas <= max(rates):      # a rate known to be stable here
+                    runs[f"local, {replicas} replicas, sync per epoch, lr x {replicas}"] = \
+                        _excess_by_epoch(gdask.fit, Xd, y, X, optimum, epochs,
+                                         strategy="local", **dict(base, lr=lr * replicas))
         for label, losses in runs.items():
-            rows.append({"problem": name, "run": label,
+            rows.append({"problem": name, "lr": lr, "run": label,
                          **{f"epoch {k + 1}": loss for k, loss in enumerate(losses)}})
     return rows
 
@@ -215,6 +282,61 @@ def ceiling(n: int, d: int, epochs: int, processes: int = 2) -> list[dict]:
     return rows
 
 
+#: Constants of the cost model measured on the development machine (see
+#: docs/scale.md): seconds per round trip ``a`` and per chunk task ``b`` of
+#: each way of running an epoch (``costs``), bytes per second one worker
+#: thread scans in the batch kernel and rows per second of its SGD kernel
+#: (one worker of ``throughput``, less the fixed costs).
+MEASURED = {"batch": (0.020, 0.00076), "local": (0.0, 0.00143),
+            "sequential": (0.0, 0.0060), "beta": 2.8e10, "r": 1.9e7}
+
+
+def epoch_model(method: str, n: float, d: int, workers: int, chunks: int, cores: float,
+                constants: dict = MEASURED, rounds: int = 1) -> float:
+    """Predicted seconds per epoch (the cost model of ``docs/scale.md``).
+
+    ``method`` is "batch", "local" or "sequential"; ``cores`` how many
+    workers really run at once (the contention term ``min(workers, cores)``);
+    ``rounds`` the averages per epoch of local SGD. The sums' tree adds one
+    task (``b``) per level on the workers.
+    """
+    a, b = constants[method]
+    busy = min(workers, cores)
+    if method == "batch":
+        levels = max(0, int(np.ceil(np.log(max(chunks, 1)) / np.log(8))) - 1)
+        return a + b * (chunks + levels) + n * d * 8 / (busy * constants["beta"])
+    if method == "local":
+        return rounds * (a + b * chunks) + n / (busy * constants["r"])
+    return a + b * chunks + n / constants["r"]
+
+
+def model(n: float = 1e9, d: int = 100, check: list[dict] | None = None) -> list[dict]:
+    """The model's epochs for 10, 100 and 1000 workers on n x d (float64),
+    chunks of at most 2 GB and at least one per worker; with ``check`` (rows
+    of ``throughput`` on 2,000,000 x 100 in 8 chunks), the model against them."""
+    rows: list[dict] = []
+    if check:
+        for row in check:
+            if not row["setup"].startswith("gdcore.dask") or "minibatch" in row["method"]:
+                continue
+            workers = int(row["setup"].split(", ")[1].split()[0])
+            method = ("batch" if row["method"] == "batch" else row["method"].split(", ")[1])
+            predicted = epoch_model(method, 2e6, 100, workers, 8, cores=2)
+            rows.append({"workers": workers, "method": method, "measured s": row["seconds"],
+                         "model s (2 cores)": predicted,
+                         "model / measured": predicted / row["seconds"]})
+        return rows
+    for workers in (10, 100, 1000):
+        chunks = int(max(workers, np.ceil(n * d * 8 / 2e9)))
+        row: dict = {"workers": workers, "chunks": chunks,
+                     "GB per worker": n * d * 8 / workers / 1e9}
+        for method in ("batch", "local", "sequential"):
+            row[f"{method} s/epoch"] = epoch_model(method, n, d, workers, chunks,
+                                                   cores=workers)
+        rows.append(row)
+    return rows
+
+
 def table(rows: list[dict]) -> str:
     if not rows:
         return ""
@@ -231,12 +353,15 @@ def table(rows: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("what", choices=["throughput", "costs", "efficiency", "ceiling"])
+    parser.add_argument("what", choices=["throughput", "costs", "efficiency", "ceiling",
+                                         "model"])
     parser.add_argument("--n", type=int, default=2_000_000)
     parser.add_argument("--d", type=int, default=100)
     parser.add_argument("--chunk-rows", type=int, default=250_000)
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--peers", action="store_true",
+                        help="throughput: also dask-glm and dask-ml on the largest cluster")
     parser.add_argument("--threads", action="store_true",
                         help="workers as threads of one process (default: processes)")
     args = parser.parse_args(argv)
@@ -246,7 +371,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.what == "throughput":
         rows = throughput(args.n, args.d, args.chunk_rows,
                           [int(w) for w in args.workers.split(",")], args.epochs,
-                          processes=not args.threads)
+                          processes=not args.threads, with_peers=args.peers)
+    elif args.what == "model":
+        rows = model()
     elif args.what == "ceiling":
         rows = ceiling(args.n, args.d, args.epochs)
     elif args.what == "costs":
