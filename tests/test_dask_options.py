@@ -99,10 +99,18 @@ def _resolve(options, data, tmp_path, where):
     return options
 
 
+@pytest.mark.parametrize("method", ["sgd", "batch"])
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_option_on_dask_as_in_memory(name, data, tmp_path, assert_agree, recwarn):
+def test_option_on_dask_as_in_memory(name, method, data, tmp_path, assert_agree, recwarn):
+    """Each option with per-sample SGD (the sequential strategy: the same
+    bits) and with batch descent (CHUNKS_RTOL); a case that sets its own
+    method runs once."""
     X, y = data
     case, closeness = CASES[name]
+    if method == "batch":
+        if "method" in case:
+            pytest.skip("the case sets its own method")
+        case, closeness = {"method": "batch", "lr": 0.05, **case}, "rtol"
     options = {**BASE, **case}
     if closeness == "within chunks":
         # each chunk's rows in a random order of its own: tests/test_dask.py
