@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import signal
 
 import numpy as np
@@ -95,6 +96,10 @@ def test_lost_scattered_data_is_one_clear_error_keeping_the_run(client, data, tm
     np.testing.assert_array_equal(lost.value.w, seen[-1][0])
     assert lost.value.b == seen[-1][1] and lost.value.epoch == 2
     assert lost.value.state.epoch == 2 and path.exists()
+    again = pickle.loads(pickle.dumps(lost.value))          # every gdcore error pickles
+    assert type(again) is gdask.DataLostError and str(again) == message
+    np.testing.assert_array_equal(again.w, lost.value.w)
+    assert again.epoch == 2 and again.state.epoch == 2
     # the run continues in memory from the error's state, as one run would
     rest = gdcore.fit(X, y, method="sgd", lr=0.003, epochs=3, seed=1,
                       warm_start=lost.value.state)
