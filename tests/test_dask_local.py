@@ -23,6 +23,7 @@ dask = pytest.importorskip("dask")
 da = pytest.importorskip("dask.array")
 
 import gdcore.dask as gdask  # noqa: E402
+from gdcore._dask_chunks import Chunks  # noqa: E402
 
 #: the compiled kernels and the reference path agree to this
 BACKENDS_RTOL = 1e-9
@@ -124,7 +125,8 @@ def test_one_chunk_is_the_sequential_run(data):
 
 def test_same_bits_on_any_scheduler_and_cluster(data):
     """Replicas are chunks, averaged in chunk order on the client: where a
-    replica runs and when it ends changes nothing."""
+    replica runs, when it ends, and whether a task runs one chunk or all the
+    chunks a worker holds (persisted data) changes nothing."""
     distributed = pytest.importorskip("distributed")
     X, y = data
     Xd, yd = da.from_array(X, chunks=(500, 5)), da.from_array(y, chunks=500)
@@ -141,6 +143,9 @@ def test_same_bits_on_any_scheduler_and_cluster(data):
                                       silence_logs=logging.ERROR) as cluster, \
                 distributed.Client(cluster):
             results.append(gdask.fit(Xd, yd, **options))
+            persisted = dask.persist(Xd, yd)       # one task per worker thread's chunks
+            assert Chunks(*persisted).groups is not None
+            results.append(gdask.fit(*persisted, **options))
     for result in results:
         np.testing.assert_array_equal(result.w, expected.w)
         assert result.b == expected.b

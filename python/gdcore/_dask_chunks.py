@@ -76,11 +76,21 @@ class Chunks:
         self.n_samples = int(X.shape[0])
         self.n_features = int(X.shape[1])
         self.n_train = sum(part.n_train for part in self.parts)
+        self.groups = _groups(X, self.parts)
 
     def sums(self, params: np.ndarray, n_threads: int, targets: bool = True) -> np.ndarray:
         """``[S, R(k), G(k*d)]`` over the training rows (weighted), reduced on
         the workers in the fixed tree of :func:`tree_sum`. ``targets=False``:
         targets 0 and no weights (the power iteration of ``max_stable_lr``)."""
+        if self.groups is not None:
+            tasks = [dask.delayed(_group_sums, pure=False)(
+                         [self.parts[c].X for c in group],
+                         [self.parts[c].y if targets else None for c in group],
+                         [self.parts[c].weights if targets else None for c in group],
+                         Opaque([self.parts[c].train if targets else None for c in group],
+                                params, n_threads))
+                     for group in self.groups]
+            return add_as_tree(in_chunk_order(self.groups, dask.compute(*tasks)))
         tasks = [dask.delayed(_chunk_sums, pure=False)(
                      part.X, part.y if targets else None, part.weights if targets else None,
                      Opaque(part.train if targets else None, params, n_threads))
@@ -109,6 +119,54 @@ class Chunks:
                              else (row, *position[1:]))
                     raise ValueError(f"{name} must contain only finite values; got "
                                      f"{value} at index {where}")
+
+
+def _groups(X: Any, parts: list[Part]) -> list[list[int]] | None:
+    """The chunks (indices into ``parts``) each worker thread holds, in chunk
+    order, when ``X`` is persisted on a ``distributed`` cluster (one task per
+    group then does the work of many); None otherwise (a task per chunk)."""
+    try:
+        from distributed import default_client, futures_of, wait
+        client = default_client()
+    except (ImportError, ValueError):
+        return None
+    futures = futures_of(X)
+    if not futures or dask.config.get("scheduler", None) not in (None, "dask.distributed",
+                                                                 "distributed"):
+        return None
+    wait(futures)
+    where = client.who_has(futures)
+    holders = [where.get(part.X.key) for part in parts]
+    if not all(holders):
+        return None
+    threads = client.nthreads()
+    slots: dict[tuple[str, int], list[int]] = {}
+    seen: dict[str, int] = {}
+    for c, holder in enumerate(holders):
+        address = sorted(holder)[0]
+        k = seen.get(address, 0)
+        seen[address] = k + 1
+        slots.setdefault((address, k % max(1, threads.get(address, 1))), []).append(c)
+    return [slots[key] for key in sorted(slots)]
+
+
+def in_chunk_order(groups: list[list[int]], results: Any) -> list:
+    """The per-chunk results of group tasks, back in chunk order."""
+    ordered: list = [None] * sum(len(group) for group in groups)
+    for group, values in zip(groups, results, strict=True):
+        for c, value in zip(group, values, strict=True):
+            ordered[c] = value
+    return ordered
+
+
+def add_as_tree(items: list) -> Any:
+    """The sum :func:`tree_sum` computes (the same additions in the same
+    order, so the same bits), done here."""
+    level = list(items)
+    while len(level) > TREE_FANIN:
+        level = [add_in_order(*level[i:i + TREE_FANIN])
+                 for i in range(0, len(level), TREE_FANIN)]
+    return add_in_order(*level)
 
 
 def tree_sum(tasks: list) -> Any:
@@ -187,6 +245,13 @@ def _chunk_sums(X: Any, y: Any, weights: Any, box: Opaque) -> np.ndarray:
     return out
 
 
+def _group_sums(xs: list, ys: list, ws: list, box: Opaque) -> list[np.ndarray]:
+    """:func:`_chunk_sums` of several chunks, one after the other."""
+    trains, params, n_threads = box.values
+    return [_chunk_sums(X, y, w, Opaque(train, params, n_threads))
+            for X, y, w, train in zip(xs, ys, ws, trains, strict=True)]
+
+
 def _chunk_loss_sum(X: Any, y: Any, box: Opaque) -> float:
     """The sum of the losses of the rows ``rows`` of one chunk (``box``: ``rows``,
     ``params``, ``loss_factor``)."""
@@ -239,6 +304,12 @@ def run_chunk(X: Any, y: Any, weights: Any, train: np.ndarray | None, config: Co
 def run_chunk_task(X: Any, y: Any, weights: Any, box: Opaque) -> tuple:
     """:func:`run_chunk` as a task: its other arguments in ``box``."""
     return run_chunk(X, y, weights, *box.values)
+
+
+def run_group_task(xs: list, ys: list, ws: list, boxes: Opaque) -> list[tuple]:
+    """:func:`run_chunk_task` of several chunks, one after the other."""
+    return [run_chunk(X, y, w, *box) for X, y, w, box in
+            zip(xs, ys, ws, boxes.values, strict=True)]
 
 
 def predict_chunk(X: Any, w: np.ndarray, b: Any) -> np.ndarray:

@@ -28,7 +28,13 @@ import dask
 import numpy as np
 
 from . import _dispatch
-from ._dask_chunks import Chunks, Opaque, run_chunk, run_chunk_task
+from ._dask_chunks import (
+    Chunks,
+    Opaque,
+    run_chunk,
+    run_chunk_task,
+    run_group_task,
+)
 from ._options import Config
 from ._state import GRAD_SUM, Data, TrainState
 
@@ -234,17 +240,14 @@ class LocalTrainer(_PerChunk):
         while at < stop_step:
             end = min(stop_step, (at // self.round_steps + 1) * self.round_steps)
             global_step = state.global_step + (at - first_step)
-            tasks, rows = [], []
+            jobs: dict[int, tuple] = {}
             for c, part in enumerate(self.chunks.parts):
                 first, stop = min(at, self.chunk_steps[c]), min(end, self.chunk_steps[c])
-                if first >= stop:
-                    continue
-                tasks.append(dask.delayed(run_chunk_task, pure=False)(
-                    part.X, part.y, part.weights, Opaque(
-                        part.train, self.config, self._seed(order, c), state.buffers.copy(),
-                        state.l1_total, lr, global_step, first, stop, 0.0)))
-                rows.append(self._rows(c, first, stop))
-            outcomes = dask.compute(*tasks)
+                if first < stop:
+                    jobs[c] = (part.train, self.config, self._seed(order, c), state.buffers,
+                               state.l1_total, lr, global_step, first, stop, 0.0)
+            outcomes = self._round(jobs)
+            rows = [self._rows(c, job[7], job[8]) for c, job in jobs.items()]
             if any(outcome[4] for outcome in outcomes):    # a replica met a non-finite loss
                 return at - first_step, running, part_sum, True
             merged, state.l1_total, run_sum, round_part = average(
@@ -254,6 +257,27 @@ class LocalTrainer(_PerChunk):
             part_sum += self.ratio * round_part
             at = end
         return stop_step - first_step, running, part_sum, False
+
+
+    def _round(self, jobs: dict[int, tuple]) -> list[tuple]:
+        """Run each chunk's job (the arguments of ``run_chunk`` after the
+        arrays); the outcomes in chunk order. One task per chunk, or per
+        group of chunks a worker thread holds (the same outcomes)."""
+        parts = self.chunks.parts
+        if self.chunks.groups is None:
+            tasks = [dask.delayed(run_chunk_task, pure=False)(
+                         parts[c].X, parts[c].y, parts[c].weights, Opaque(*job))
+                     for c, job in jobs.items()]
+            return list(dask.compute(*tasks))
+        groups = [[c for c in group if c in jobs] for group in self.chunks.groups]
+        groups = [group for group in groups if group]
+        tasks = [dask.delayed(run_group_task, pure=False)(
+                     [parts[c].X for c in group], [parts[c].y for c in group],
+                     [parts[c].weights for c in group], Opaque(*[jobs[c] for c in group]))
+                 for group in groups]
+        done = dict(zip([c for group in groups for c in group],
+                        [o for outcome in dask.compute(*tasks) for o in outcome], strict=True))
+        return [done[c] for c in jobs]
 
 
 def average(start: np.ndarray, outcomes: Any, rows: list[int], ratio: float
