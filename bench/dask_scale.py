@@ -176,7 +176,9 @@ def throughput(n: int, d: int, chunk_rows: int, workers: list[int], epochs: int,
 
 def costs(chunk_counts: list[int], d: int = 10, rows_per_chunk: int = 100,
           workers: int = 2, epochs: int = 6) -> list[dict]:
-    """Seconds per epoch on tiny chunks: the fixed costs of the Dask path."""
+    """Seconds per epoch on tiny chunks: the fixed costs of the Dask path,
+    with the chunks persisted (one task per worker thread over its chunks)
+    and not (a task per chunk, the data rebuilt from the graph)."""
     import dask
     import dask.array as da
 
@@ -187,21 +189,25 @@ def costs(chunk_counts: list[int], d: int = 10, rows_per_chunk: int = 100,
         for chunks in chunk_counts:
             n = chunks * rows_per_chunk
             X, y, _ = gdcore.make_regression(n, d, seed=1)
-            Xd, yd = dask.persist(da.from_array(X, chunks=(rows_per_chunk, d)),
-                                  da.from_array(y, chunks=rows_per_chunk))
-            for label, options, strategy in (METHODS[0], METHODS[1], METHODS[2]):
-                extra = {} if strategy is None else {"strategy": strategy}
-                seconds = epoch_seconds(gdask.fit, Xd, yd, epochs, **options, **extra)
-                rows.append({"chunks": chunks, "method": label, "seconds": seconds})
+            Xd, yd = da.from_array(X, chunks=(rows_per_chunk, d)), da.from_array(
+                y, chunks=rows_per_chunk)
+            for kind, (Xk, yk) in (("persisted", dask.persist(Xd, yd)),
+                                   ("a task per chunk", (Xd, yd))):
+                for label, options, strategy in (METHODS[0], METHODS[1], METHODS[2]):
+                    extra = {} if strategy is None else {"strategy": strategy}
+                    seconds = epoch_seconds(gdask.fit, Xk, yk, epochs, **options, **extra)
+                    rows.append({"chunks": chunks, "data": kind, "method": label,
+                                 "seconds": seconds})
     finally:
         client.close()
         cluster.close()
-    for label, _, _ in METHODS[:3]:
-        mine = [row for row in rows if row["method"] == label]
-        slope, intercept = np.polyfit([r["chunks"] for r in mine],
-                                      [r["seconds"] for r in mine], 1)
-        rows.append({"chunks": "fit", "method": label,
-                     "seconds": f"{1e3 * intercept:.2f} ms + {1e3 * slope:.3f} ms x chunks"})
+    for kind in ("persisted", "a task per chunk"):
+        for label, _, _ in METHODS[:3]:
+            mine = [row for row in rows if row["method"] == label and row["data"] == kind]
+            slope, intercept = np.polyfit([r["chunks"] for r in mine],
+                                          [r["seconds"] for r in mine], 1)
+            rows.append({"chunks": "fit", "data": kind, "method": label,
+                         "seconds": f"{1e3 * intercept:.2f} ms + {1e3 * slope:.3f} ms x chunks"})
     return rows
 
 
@@ -283,30 +289,31 @@ def ceiling(n: int, d: int, epochs: int, processes: int = 2) -> list[dict]:
 
 
 #: Constants of the cost model measured on the development machine (see
-#: docs/scale.md): seconds per round trip ``a`` and per chunk task ``b`` of
-#: each way of running an epoch (``costs``), bytes per second one worker
-#: thread scans in the batch kernel and rows per second of its SGD kernel
-#: (one worker of ``throughput``, less the fixed costs).
-MEASURED = {"batch": (0.020, 0.00076), "local": (0.0, 0.00143),
-            "sequential": (0.0, 0.0060), "beta": 2.8e10, "r": 1.9e7}
+#: docs/scale.md): seconds per round trip ``a``, per task ``b`` and per chunk
+#: inside a task ``c`` of each way of running an epoch (``costs``: ``b + c``
+#: from a task per chunk, ``c`` from persisted chunks), bytes per second one
+#: worker thread scans in the batch kernel and rows per second of its SGD
+#: kernel (one worker of ``throughput``, less the fixed costs).
+MEASURED = {"batch": (0.019, 0.00038, 0.00038), "local": (0.011, 0.00088, 0.00055),
+            "sequential": (0.0, 0.0060, 0.0), "beta": 2.8e10, "r": 2.8e7}
 
 
 def epoch_model(method: str, n: float, d: int, workers: int, chunks: int, cores: float,
                 constants: dict = MEASURED, rounds: int = 1) -> float:
-    """Predicted seconds per epoch (the cost model of ``docs/scale.md``).
+    """Predicted seconds per epoch (the cost model of ``docs/scale.md``), the
+    chunks persisted: one task per worker over its chunks.
 
     ``method`` is "batch", "local" or "sequential"; ``cores`` how many
     workers really run at once (the contention term ``min(workers, cores)``);
-    ``rounds`` the averages per epoch of local SGD. The sums' tree adds one
-    task (``b``) per level on the workers.
+    ``rounds`` the averages per epoch of local SGD.
     """
-    a, b = constants[method]
+    a, b, c = constants[method]
     busy = min(workers, cores)
+    tasks = min(chunks, workers)
     if method == "batch":
-        levels = max(0, int(np.ceil(np.log(max(chunks, 1)) / np.log(8))) - 1)
-        return a + b * (chunks + levels) + n * d * 8 / (busy * constants["beta"])
+        return a + b * tasks + c * chunks + n * d * 8 / (busy * constants["beta"])
     if method == "local":
-        return rounds * (a + b * chunks) + n / (busy * constants["r"])
+        return rounds * (a + b * tasks + c * chunks) + n / (busy * constants["r"])
     return a + b * chunks + n / constants["r"]
 
 

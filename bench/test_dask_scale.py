@@ -32,7 +32,7 @@ def test_throughput(bench_size):
 def test_fixed_costs():
     rows = dask_scale.costs([8, 32, 64], epochs=3)
     print("\n" + dask_scale.load() + "\n" + dask_scale.table(rows))
-    assert len(rows) == 3 * 3 + 3
+    assert len(rows) == 2 * (3 * 3 + 3)
 
 
 def test_statistical_efficiency():
