@@ -6,11 +6,16 @@ held-out rows. The functions below it are the tasks: they receive one chunk
 where it lives and hand it to gdcore's compiled kernels; only O(parameters)
 numbers travel.
 
-Sums over all rows are reduced **on the workers** in a fixed tree
-(:func:`tree_sum`: groups of :data:`TREE_FANIN` consecutive chunks, each
-group added in chunk order, then the groups' sums the same way), so the
-client receives one vector per pass whatever the number of chunks, and the
-bits depend on the chunking only, never on where or when a task ran.
+Sums over all rows are added in a fixed tree (:func:`tree_sum`: groups of
+:data:`TREE_FANIN` consecutive chunks, each group added in chunk order, then
+the groups' sums the same way), so the bits depend on the chunking only,
+never on where or when a task ran. When ``X`` is persisted on a
+``distributed`` cluster, one task per worker thread runs all the chunks it
+holds (``Chunks.groups``: the scheduler's cost per task is the fixed cost
+of an epoch) and the client adds the per-chunk sums in that tree
+(:func:`add_as_tree`); otherwise each chunk is a task and the tree's levels
+are tasks on the workers, the last level (at most :data:`TREE_FANIN`
+vectors) reaching the client in the same round trip.
 
 Imported by :mod:`gdcore.dask` only (it needs Dask).
 """

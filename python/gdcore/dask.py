@@ -20,11 +20,13 @@ How an epoch is distributed:
 
 ``method="batch"`` (parallel)
     Every chunk computes its raw sums ``sum(r**2)``, ``sum(r)`` and
-    ``X_chunk.T @ r`` in parallel with the compiled kernel; the sums are
-    added **on the workers** in a fixed tree (groups of 8 consecutive chunks,
-    each added in chunk order, level by level), so one vector reaches the
-    client per epoch, and the client takes the step with the compiled update
-    rule, exactly as a full-batch epoch in memory does. The result equals
+    ``X_chunk.T @ r`` in parallel with the compiled kernel, and the sums are
+    added in a fixed tree (groups of 8 consecutive chunks, each added in
+    chunk order, level by level): on persisted data one task per worker
+    thread runs the chunks it holds and the client adds their sums in that
+    tree; otherwise a task per chunk, and the tree's levels run as tasks on
+    the workers. One round trip per epoch; the client takes the step with
+    the compiled update rule, exactly as a full-batch epoch in memory does. The result equals
     :func:`gdcore.fit` with ``method="batch"`` on the same data in memory to
     about 1e-15 relative (the two only group the sum over rows differently;
     the tests hold it to 1e-12), and is the same bits on every run, cluster
