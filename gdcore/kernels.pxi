@@ -9,8 +9,9 @@
 # X.T @ (s * r[:, c])`` and ``dL/db[c] = (2a/m) * sum(s * r[:, c])``: each
 # output learns what it would learn alone.
 #
-# Layouts. X (n, d) and Y (n, k) are C-contiguous float64; a 1-D y arrives as
-# (n, 1). The parameters are one flat vector laid out *by output*: output c's
+# Layouts. X (n, d) is C-contiguous float64 or float32 (each float made a
+# double as its row is read, into a scratch row: _training_row); Y (n, k) is
+# C-contiguous float64; a 1-D y arrives as (n, 1). The parameters are one flat vector laid out *by output*: output c's
 # d weights contiguous at c * d, then the k intercepts at k * d (for k = 1,
 # simply w then b). The training state is one (N_STATE_ROWS, (d + 1) * k)
 # array whose rows are laid out like the parameters: the parameters, the sum
@@ -52,10 +53,17 @@
 # has no branch on an option. In the one-output copies k is the literal 1,
 # so the residual never leaves a register.
 #
-# Memory. No array of size n is allocated. Scratch: k doubles (per-sample
-# loop with several outputs), 2k + k*d (mini-batch), and one partial-sum row
-# of 1 + 2k + k*d doubles, padded to cache lines, per row block (full batch;
-# at most MAX_BLOCKS blocks).
+# Standardizing. With ``standardize`` (fit's standardize=True) the loops
+# train on the rows (x - center) * inv_scale, each formed in a scratch row of
+# d doubles as it is read (_training_row): the parameters, the update rule
+# and the penalties are those of the standardized problem, and the Python
+# layer maps them back to the units of X. Without it, that is one predictable
+# branch per row.
+#
+# Memory. No array of size n is allocated. Scratch: k + d doubles (per-sample
+# loop), 2k + k*d + d (mini-batch), and one partial-sum row of 1 + 2k + k*d
+# doubles and a standardized row, padded to cache lines, per row block (full
+# batch; at most MAX_BLOCKS blocks).
 #
 # The GIL is released for the whole of each call (an epoch, or a pass over
 # X). A call from the main thread looks at signals every few MB of X read
@@ -74,7 +82,7 @@ include "common.pxi"
 
 from libc.float cimport DBL_MAX
 from libc.math cimport pow, sqrt
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 
 cdef extern from *:
     """
@@ -267,10 +275,14 @@ cdef class Rule:
 
 cdef struct Problem:
     # The data an epoch reads
-    const double *X           # rows of d features
+    const char *X             # rows of d features: doubles, or floats (single)
+    Py_ssize_t row_bytes      # bytes of a row of X
+    bint single               # X holds float32 values, each made a double as read
     const double *Y           # rows of k targets, or NULL (sums only: targets 0)
     const double *weight      # sample weights (mean 1), or NULL
     const Py_ssize_t *order   # rows to visit, or NULL: 0 .. n-1
+    const double *center      # standardize: the features' centres (d), or NULL
+    const double *inv_scale   # standardize: 1 / the features' scales (d; 0 if constant)
     Py_ssize_t n, d, k        # rows visited, features, outputs
     gd_watch *watch           # Ctrl-C (see common.pxi)
 
@@ -398,6 +410,38 @@ cdef inline Py_ssize_t _prefetch_distance(Py_ssize_t d, const Py_ssize_t *order)
 
 cdef inline Py_ssize_t _row(const Py_ssize_t *order, Py_ssize_t q) noexcept nogil:
     return order[q] if order != NULL else q
+
+
+cdef inline const double *_training_row(const char *row, bint single,
+                                        const double *center, const double *inv_scale,
+                                        Py_ssize_t d, double *z) noexcept nogil:
+    # A row of X as training sees it: the row itself (doubles), or z (OUT, d
+    # doubles) formed as the row is read: its floats made doubles (single;
+    # exact), and, when standardizing (center not NULL), (x - center) *
+    # inv_scale. X itself is never copied or changed.
+    cdef Py_ssize_t j
+    cdef const float *f
+    cdef const double *x
+    if single:
+        f = <const float *> row
+        if center == NULL:
+            for j in range(d):
+                z[j] = f[j]
+        else:
+            for j in range(d):
+                z[j] = (<double> f[j] - center[j]) * inv_scale[j]
+        return z
+    x = <const double *> row
+    if center == NULL:
+        return x
+    for j in range(d):
+        z[j] = (x[j] - center[j]) * inv_scale[j]
+    return z
+
+
+cdef inline const double *_line_of(const Problem *p, Py_ssize_t i) noexcept nogil:
+    # where row i of X starts (for prefetching: its lines, not its values)
+    return <const double *> (p.X + i * p.row_bytes)
 
 
 cdef inline double _row_sums(const double *x, const double *params, const double *y,
@@ -740,9 +784,15 @@ cdef inline Py_ssize_t _sums_size(Py_ssize_t d, Py_ssize_t k) noexcept nogil:
 
 
 cdef inline Py_ssize_t _block_stride(Py_ssize_t d, Py_ssize_t k) noexcept nogil:
-    # a block's partial sums, padded to whole cache lines plus one line of gap,
-    # so two threads never write to the same line
-    return _lines(_sums_size(d, k)) + LINE_DOUBLES
+    # a block's partial sums, padded to whole cache lines, then its
+    # standardized row (_row_at), plus one line of gap, so two threads never
+    # write to the same line
+    return _row_at(d, k) + _lines(d) + LINE_DOUBLES
+
+
+cdef inline Py_ssize_t _row_at(Py_ssize_t d, Py_ssize_t k) noexcept nogil:
+    # where a block's standardized row is in its part of the scratch
+    return _lines(_sums_size(d, k))
 
 
 cdef void _block_sums(const OutputsTag *outputs, const Problem *p, const double *params,
@@ -754,10 +804,15 @@ cdef void _block_sums(const OutputsTag *outputs, const Problem *p, const double 
     cdef Py_ssize_t c, q, i, first, last
     cdef Py_ssize_t d = p.d
     cdef Py_ssize_t k = 1 if OutputsTag is OneOutput else p.k
-    cdef Py_ssize_t ahead = _prefetch_distance(d, p.order)
+    cdef Py_ssize_t row_doubles = (p.row_bytes + 7) // 8     # of X's row, for prefetching
+    cdef Py_ssize_t ahead = _prefetch_distance(row_doubles, p.order)
     cdef Py_ssize_t check = _check_every(d)
     cdef double sum_sq = 0.0
     cdef double *R = out + _at_S(d, k) + 1
+    cdef double *z = out + _row_at(d, k)
+    # locals, so that the C compiler sees them constant through the loop
+    cdef const double *center = p.center
+    cdef const double *inv_scale = p.inv_scale
     for c in range(k * d):
         out[c] = 0.0
     for c in range(k):
@@ -770,8 +825,10 @@ cdef void _block_sums(const OutputsTag *outputs, const Problem *p, const double 
         for q in range(first, last):
             i = _row(p.order, q)
             if q + ahead < stop:
-                GD_PREFETCH_ROW(p.X + _row(p.order, q + ahead) * d, d, p.order != NULL)
-            sum_sq += _row_sums(p.X + i * d, params,
+                GD_PREFETCH_ROW(_line_of(p, _row(p.order, q + ahead)), row_doubles,
+                                p.order != NULL)
+            sum_sq += _row_sums(_training_row(p.X + i * p.row_bytes, p.single, center,
+                                              inv_scale, d, z), params,
                                 p.Y + i * k if p.Y != NULL else NULL,
                                 p.weight[i] if p.weight != NULL else 1.0, d, k, R, out)
         first = last
@@ -883,18 +940,24 @@ cdef EpochOutcome _minibatch_epoch(const OutputsTag *outputs, const RuleC *rule,
                                    Py_ssize_t first_step, Py_ssize_t stop_step,
                                    double running, double *scratch) noexcept nogil:
     # One update per batch of rule.batch_size rows (the last one may be
-    # smaller). Scratch: _at_S(d, k) + k doubles: the batch's G, then R. No
-    # look at signals here (see _in_slices).
+    # smaller). Scratch: _minibatch_scratch(d, k) doubles: the batch's G,
+    # then R, then a standardized row. No look at signals here (see
+    # _in_slices).
     cdef EpochOutcome out
     cdef Py_ssize_t v, c, q, i, start, stop, m, u
     cdef Py_ssize_t d = p.d, n = p.n, batch_size = rule.batch_size
-    cdef Py_ssize_t ahead = _prefetch_distance(d, p.order)
+    cdef Py_ssize_t row_doubles = (p.row_bytes + 7) // 8     # of X's row, for prefetching
+    cdef Py_ssize_t ahead = _prefetch_distance(row_doubles, p.order)
     cdef Py_ssize_t k = 1 if OutputsTag is OneOutput else p.k
     cdef Py_ssize_t n_batches = (n + batch_size - 1) // batch_size
     cdef Py_ssize_t last = n_batches if stop_step > n_batches else stop_step
     cdef double sum_sq, scale, total = running, part = 0.0
     cdef double *G = scratch
     cdef double *R = scratch + _at_S(d, k)
+    cdef double *z = scratch + _lines(_at_S(d, k) + k)
+    # locals, so that the C compiler sees them constant through the loop
+    cdef const double *center = p.center
+    cdef const double *inv_scale = p.inv_scale
     out.nonfinite = False
     out.interrupted = False
     out.steps = 0
@@ -912,8 +975,11 @@ cdef EpochOutcome _minibatch_epoch(const OutputsTag *outputs, const RuleC *rule,
         for q in range(start, stop):
             i = _row(p.order, q)
             if q + ahead < n:
-                GD_PREFETCH_ROW(p.X + _row(p.order, q + ahead) * d, d, p.order != NULL)
-            sum_sq += _row_sums(p.X + i * d, st.params, p.Y + i * k,
+                GD_PREFETCH_ROW(_line_of(p, _row(p.order, q + ahead)), row_doubles,
+                                p.order != NULL)
+            sum_sq += _row_sums(_training_row(p.X + i * p.row_bytes, p.single, center,
+                                              inv_scale, d, z),
+                                st.params, p.Y + i * k,
                                 p.weight[i] if p.weight != NULL else 1.0, d, k, R, G)
         if not (sum_sq <= DBL_MAX):
             out.nonfinite = True
@@ -927,6 +993,11 @@ cdef EpochOutcome _minibatch_epoch(const OutputsTag *outputs, const RuleC *rule,
     out.loss_sum = total
     out.part = part
     return out
+
+
+cdef inline Py_ssize_t _minibatch_scratch(Py_ssize_t d, Py_ssize_t k) noexcept nogil:
+    # doubles of _minibatch_epoch's scratch
+    return _lines(_at_S(d, k) + k) + d
 
 
 cdef EpochOutcome _minibatch_any(const RuleC *rule, const Problem *p, State st, double lr,
@@ -946,7 +1017,8 @@ cdef EpochOutcome _sgd_rows(
         Py_ssize_t first_step, Py_ssize_t stop_step, double running,
         double *scratch) noexcept nogil:
     # One update per row, for one (rule, penalty, outputs) combination.
-    # Scratch: scratch[0:k], the row's dL/db (unused for one output). Returns
+    # Scratch: _sgd_scratch(d, k) doubles: the row's dL/db (k, unused for one
+    # output), then a standardized row. Returns
     # the running loss sum continued, and no `part`: a second sum in this loop
     # cost 8 % at d = 100, and keeping the last row's loss 4.6 % (see
     # _sgd_steps). No look at signals here either (see _in_slices).
@@ -958,7 +1030,8 @@ cdef EpochOutcome _sgd_rows(
     cdef Py_ssize_t q, i, c, step, d = p.d, n = p.n
     cdef Py_ssize_t k = 1 if OutputsTag is OneOutput else p.k
     cdef Py_ssize_t stop = n if stop_step > n else stop_step
-    cdef Py_ssize_t ahead = _prefetch_distance(d, p.order)
+    cdef Py_ssize_t row_doubles = (p.row_bytes + 7) // 8     # of X's row, for prefetching
+    cdef Py_ssize_t ahead = _prefetch_distance(row_doubles, p.order)
     cdef double r, sq, lr, total = running
     cdef double g_one[1]
     cdef double *g
@@ -966,6 +1039,7 @@ cdef EpochOutcome _sgd_rows(
     cdef AdaptiveStep a
     cdef const double *x
     cdef const double *y_row
+    cdef double *z = scratch + _lines(p.k)
     # Locals, not the structs' fields: the loop's stores to double arrays
     # could alias those (as far as the C compiler knows) and force a reload
     # every row.
@@ -976,7 +1050,11 @@ cdef EpochOutcome _sgd_rows(
     cdef double *aux = st.aux
     cdef double *l1_applied = st.l1_applied
     cdef double u = st.l1_total[0]
-    cdef const double *X = p.X
+    cdef const char *X = p.X
+    cdef Py_ssize_t row_bytes = p.row_bytes
+    cdef bint single = p.single
+    cdef const double *center = p.center
+    cdef const double *inv_scale = p.inv_scale
     cdef const double *Y = p.Y
     cdef const double *weight = p.weight
     cdef const Py_ssize_t *order = p.order
@@ -997,8 +1075,9 @@ cdef EpochOutcome _sgd_rows(
     for q in range(first_step, stop):
         i = _row(order, q)
         if q + ahead < n:
-            GD_PREFETCH_ROW(X + _row(order, q + ahead) * d, d, order != NULL)
-        x = X + i * d
+            GD_PREFETCH_ROW(<const double *> (X + _row(order, q + ahead) * row_bytes),
+                            row_doubles, order != NULL)
+        x = _training_row(X + i * row_bytes, single, center, inv_scale, d, z)
         y_row = Y + i * k
         sq = 0.0
         for c in range(k):
@@ -1042,6 +1121,11 @@ cdef EpochOutcome _sgd_rows(
     out.loss_sum = total
     out.part = 0.0                  # (see _sgd_steps)
     return out
+
+
+cdef inline Py_ssize_t _sgd_scratch(Py_ssize_t d, Py_ssize_t k) noexcept nogil:
+    # doubles of _sgd_rows's scratch
+    return _lines(k) + d
 
 
 cdef EpochOutcome _sgd_with(const RuleTag *rule_tag, const PenaltyTag *penalty_tag,
@@ -1115,10 +1199,13 @@ cdef EpochOutcome _sgd_steps(const RuleC *rule, const Problem *p, State st, doub
     cdef Py_ssize_t c, i, d = p.d, k = p.k
     cdef Py_ssize_t stop = p.n if stop_step > p.n else stop_step
     cdef double r, one_row = 0.0
+    cdef const double *x
     if first_step + 1 == stop:
         i = _row(p.order, first_step)
+        x = _training_row(p.X + i * p.row_bytes, p.single, p.center, p.inv_scale, d,
+                          scratch + _lines(k))
         for c in range(k):
-            r = _dot(p.X + i * d, st.params + c * d, d) + (st.params[k * d + c]
+            r = _dot(x, st.params + c * d, d) + (st.params[k * d + c]
                                                              - p.Y[i * k + c])
             one_row += p.weight[i] * (r * r) if p.weight != NULL else r * r
     out = _sgd_epoch(rule, p, st, lr, t, first_step, stop_step, running, scratch)
@@ -1209,7 +1296,62 @@ cdef void _copy_back(const double *work, double[:, ::1] state) noexcept nogil:
         memcpy(&state[row, 0], work + row * stride, size * sizeof(double))
 
 
-def run_epoch(const double[:, ::1] X,         # IN (n, d)
+cdef inline Py_ssize_t _epoch_scratch(const RuleC *rule, const Problem *p) noexcept nogil:
+    # doubles of _epoch_steps's scratch
+    if rule.batch_size == 1:
+        return _sgd_scratch(p.d, p.k)
+    if rule.batch_size >= p.n:
+        return _n_blocks(p.n) * _block_stride(p.d, p.k)
+    return _minibatch_scratch(p.d, p.k)
+
+
+cdef EpochOutcome _epoch_steps(const RuleC *rule, const Problem *p, State st, double lr,
+                               Py_ssize_t t, Py_ssize_t first_step, Py_ssize_t stop_step,
+                               double running, double *scratch,
+                               double *sums) noexcept nogil:
+    # Steps first_step .. stop_step - 1 of an epoch of the run's batch size,
+    # from global step t: the epoch loop that batch size runs. Scratch:
+    # _epoch_scratch doubles, and sums (_sums_size, full batch only).
+    # Batch size 1 first: a single sample is always a per-sample step.
+    if rule.batch_size == 1:
+        return _in_slices(_sgd_steps, _check_every(p.d), rule, p, st, lr, t, first_step,
+                          stop_step, running, scratch)
+    if rule.batch_size >= p.n:
+        return _full_batch_epoch(rule, p, st, lr, t, first_step, stop_step, running,
+                                 scratch, sums)
+    return _in_slices(_minibatch_any, _check_every(p.d) // rule.batch_size + 1, rule, p,
+                      st, lr, t, first_step, stop_step, running, scratch)
+
+
+cdef inline double _norm(const double *x, Py_ssize_t size) noexcept nogil:
+    # sqrt(sum x[j]**2), summed as _dot sums (a fixed order)
+    return sqrt(_dot(x, x, size))
+
+
+cdef void _set_rows(Problem *p, X) except *:
+    # OUT p.X, p.row_bytes, p.single, p.d: the rows of X, a C-contiguous
+    # (n, d) array of float64 or float32 (the caller keeps X alive)
+    cdef const double[:, ::1] doubles
+    cdef const float[:, ::1] floats
+    if X.dtype.itemsize == 4:
+        floats = X
+        p.X = <const char *> &floats[0, 0]
+        p.single = True
+    else:
+        doubles = X
+        p.X = <const char *> &doubles[0, 0]
+        p.single = False
+    p.d = X.shape[1]
+    p.row_bytes = p.d * X.dtype.itemsize
+
+
+cdef void _set_standardize(Problem *p, const double[:, ::1] standardize):
+    # OUT p.center, p.inv_scale: the rows of a (2, d) array, or NULL (None)
+    p.center = &standardize[0, 0] if standardize is not None else NULL
+    p.inv_scale = &standardize[1, 0] if standardize is not None else NULL
+
+
+def run_epoch(X,                               # IN (n, d) float64 or float32
               const double[:, ::1] Y,         # IN (n, k); a 1-D y as (n, 1)
               const Py_ssize_t[::1] order,    # IN rows to visit in order, or None: 0..n-1
               const double[::1] weight,       # IN (n,) sample weights (mean 1), or None
@@ -1220,7 +1362,8 @@ def run_epoch(const double[:, ::1] X,         # IN (n, d)
               Py_ssize_t first_step,          # run the epoch's steps first_step ..
               Py_ssize_t stop_step,           # .. stop_step - 1 (clipped to the epoch)
               double running,                 # the epoch's running loss sum so far
-              double l1_total):               # cumulative L1: the total penalty so far
+              double l1_total,                # cumulative L1: the total penalty so far
+              const double[:, ::1] standardize=None):  # IN (2, d): centres, 1/scales
     """Run steps ``first_step .. stop_step - 1`` of one epoch, in place.
 
     A step is one row (``batch_size == 1``), one batch of ``batch_size``
@@ -1232,7 +1375,8 @@ def run_epoch(const double[:, ::1] X,         # IN (n, d)
     sum of this call's batch losses (each taken before its update); whether
     the loop stopped at a batch whose loss was not finite (that update is
     then not applied); and ``l1_total`` continued (``l1_method="cumulative"``
-    adds ``lr * l1`` per step).
+    adds ``lr * l1`` per step). With ``standardize``, every row is
+    trained on as ``(x - centres) * (1 / scales)``, formed as it is read.
     """
     cdef Problem p
     cdef State st
@@ -1242,34 +1386,21 @@ def run_epoch(const double[:, ::1] X,         # IN (n, d)
     cdef double *sums = NULL
     cdef Py_ssize_t batch_size = rule.c.batch_size
     cdef EpochOutcome out
-    p.X = &X[0, 0]
+    _set_rows(&p, X)
     p.Y = &Y[0, 0]
     p.weight = &weight[0] if weight is not None else NULL
     p.order = &order[0] if order is not None else NULL
+    _set_standardize(&p, standardize)
     p.n = order.shape[0] if order is not None else X.shape[0]
-    p.d = X.shape[1]
     p.k = Y.shape[1]
     p.watch = &watch
     try:
         st = _working_copy(state, l1_total, work)
-        # batch size 1 first: a single sample is always a per-sample step
-        if batch_size == 1:
-            scratch = _alloc(p.k)
-            with nogil:
-                out = _in_slices(_sgd_steps, _check_every(p.d), &rule.c, &p, st, lr,
-                                 global_step, first_step, stop_step, running, scratch)
-        elif batch_size >= p.n:
-            scratch = _alloc(_n_blocks(p.n) * _block_stride(p.d, p.k))
-            sums = _alloc(_sums_size(p.d, p.k))
-            with nogil:
-                out = _full_batch_epoch(&rule.c, &p, st, lr, global_step, first_step,
-                                        stop_step, running, scratch, sums)
-        else:
-            scratch = _alloc(_at_S(p.d, p.k) + p.k)
-            with nogil:
-                out = _in_slices(_minibatch_any, _check_every(p.d) // batch_size + 1,
-                                 &rule.c, &p, st, lr, global_step, first_step,
-                                 stop_step, running, scratch)
+        scratch = _alloc(_epoch_scratch(&rule.c, &p))
+        sums = _alloc(_sums_size(p.d, p.k))
+        with nogil:
+            out = _epoch_steps(&rule.c, &p, st, lr, global_step, first_step, stop_step,
+                               running, scratch, sums)
         if out.interrupted:
             _raise_pending()        # the state stays as the call found it
         _copy_back(work, state)
@@ -1280,6 +1411,156 @@ def run_epoch(const double[:, ::1] X,         # IN (n, d)
         _free(sums)
     return (out.steps, out.loss_sum, rule.c.loss_factor * out.part,
             bool(out.nonfinite), l1_total)
+
+
+cdef struct Stopping:
+    # Early stopping between epochs (gdcore._training._converged)
+    int on                    # 0: none, 1: on the loss, 2: on the gradient norm
+    double tol
+    Py_ssize_t patience       # n_iter_no_change
+    double best               # the best loss so far (IN/OUT)
+    Py_ssize_t no_improvement # epochs in a row without improvement (IN/OUT)
+
+
+cdef inline bint _converged(Stopping *stop, double loss, double grad_norm) noexcept nogil:
+    # Has the run met its tol after an epoch of this loss and gradient norm?
+    # (The same comparisons, in the same order, as _training._converged.)
+    if stop.on == 0:
+        return False
+    if stop.on == 2:
+        return grad_norm <= stop.tol
+    if loss > stop.best - stop.tol:
+        stop.no_improvement += 1
+    else:
+        stop.no_improvement = 0
+    if loss < stop.best:
+        stop.best = loss
+    return stop.no_improvement >= stop.patience
+
+
+cdef inline bint _all_finite(const double *x, Py_ssize_t size) noexcept nogil:
+    cdef Py_ssize_t j
+    for j in range(size):
+        if not (x[j] - x[j] == 0.0):        # NaN and infinities give NaN
+            return False
+    return True
+
+
+def run_epochs(X,                              # IN (n, d) float64 or float32
+               const double[:, ::1] Y,        # IN (n, k)
+               const Py_ssize_t[:, ::1] orders,  # IN (epochs, n): each epoch's rows, or None
+               const double[::1] weight,      # IN (n,) sample weights (mean 1), or None
+               double[:, ::1] state,          # IN/OUT (N_STATE_ROWS, (d + 1) * k)
+               Rule rule,                     # IN the run's update rule
+               double lr,                     # the rate of every epoch
+               Py_ssize_t global_step,        # global index t of the first step
+               Py_ssize_t epochs,             # epochs to run
+               double l1_total,               # cumulative L1: the total penalty so far
+               double[::1] losses,            # OUT (epochs,) each epoch's loss
+               double[::1] grad_norms,        # OUT (epochs,) each epoch's gradient norm
+               int stop_on,                   # early stopping: 0 none, 1 loss, 2 grad norm
+               double tol,
+               Py_ssize_t n_iter_no_change,
+               double best,                   # the best loss so far (stop_on 1)
+               Py_ssize_t no_improvement,     # epochs without improvement so far
+               const double[:, ::1] standardize=None):  # IN (2, d): centres, 1/scales
+    """Run up to ``epochs`` whole epochs of one rate in one call: what the
+    training loop does between epochs when nothing in Python needs to run
+    (no callback, feedback, validation, checkpoint or epoch-dependent
+    rate), with the same bits as ``run_epoch`` once per epoch.
+
+    Each epoch starts with a zero gradient sum, visits ``orders[e]`` (or
+    0..n-1), and records its loss (``loss_factor * running / steps``) and
+    gradient norm (:func:`norm` of the gradient sum, over the steps); then
+    early stopping is checked as the training loop checks it. An epoch whose
+    loss or parameters stop being finite is undone (the state is left as it
+    was at its start) and the call returns: the training loop then runs that
+    epoch itself, with its divergence handling.
+
+    Returns ``(epochs_done, steps, l1_total, best, no_improvement,
+    converged)``: the epochs completed and recorded, the steps they took,
+    the state's numbers after them, and whether early stopping fired after
+    the last of them.
+    """
+    cdef Problem p
+    cdef State st
+    cdef Stopping stopping
+    cdef gd_watch watch = _watch()
+    cdef Py_ssize_t size = state.shape[1], stride = _lines(state.shape[1])
+    cdef double *work = _alloc(_work_size(size))
+    cdef double *start = _alloc(_work_size(size))
+    cdef double *scratch = NULL
+    cdef double *sums = NULL
+    cdef Py_ssize_t e, done = 0, steps = 0, per_epoch, countdown, check
+    cdef bint converged = False
+    cdef EpochOutcome out
+    _set_rows(&p, X)
+    p.Y = &Y[0, 0]
+    p.weight = &weight[0] if weight is not None else NULL
+    p.order = NULL
+    _set_standardize(&p, standardize)
+    p.n = orders.shape[1] if orders is not None else X.shape[0]
+    p.k = Y.shape[1]
+    p.watch = &watch
+    per_epoch = (1 if rule.c.batch_size >= p.n
+                 else (p.n + rule.c.batch_size - 1) // rule.c.batch_size)
+    stopping.on = stop_on
+    stopping.tol = tol
+    stopping.patience = n_iter_no_change
+    stopping.best = best
+    stopping.no_improvement = no_improvement
+    check = _check_every(p.d)
+    countdown = check
+    out.interrupted = False
+    try:
+        st = _working_copy(state, l1_total, work)
+        scratch = _alloc(_epoch_scratch(&rule.c, &p))
+        sums = _alloc(_sums_size(p.d, p.k))
+        with nogil:
+            for e in range(epochs):
+                memcpy(start, work, _work_size(size) * sizeof(double))
+                memset(st.grad_sum, 0, size * sizeof(double))
+                if orders is not None:
+                    p.order = &orders[e, 0]
+                out = _epoch_steps(&rule.c, &p, st, lr, global_step + steps, 0, per_epoch,
+                                   0.0, scratch, sums)
+                if out.interrupted:
+                    break
+                if out.nonfinite or out.steps < per_epoch or not _all_finite(st.params,
+                                                                            size):
+                    memcpy(work, start, _work_size(size) * sizeof(double))
+                    break
+                losses[e] = rule.c.loss_factor * out.loss_sum / per_epoch
+                grad_norms[e] = _norm(st.grad_sum, size) / per_epoch
+                steps += out.steps
+                done += 1
+                if _converged(&stopping, losses[e], grad_norms[e]):
+                    converged = True
+                    break
+                countdown -= p.n        # look at signals between epochs too
+                if countdown <= 0:
+                    countdown = check
+                    if _interrupted(&watch, 0):
+                        out.interrupted = True
+                        break
+        if out.interrupted:
+            _raise_pending()        # the state stays as the call found it
+        _copy_back(work, state)
+        l1_total = st.l1_total[0]
+    finally:
+        _free(work)
+        _free(start)
+        _free(scratch)
+        _free(sums)
+    return (done, steps, l1_total, stopping.best, stopping.no_improvement, converged)
+
+
+def norm(const double[::1] x):               # IN
+    """``sqrt(sum x**2)`` in the fixed order the epoch loops use."""
+    cdef double value
+    with nogil:
+        value = _norm(&x[0], x.shape[0]) if x.shape[0] > 0 else 0.0
+    return value
 
 
 def sums_step(double[:, ::1] state,           # IN/OUT (N_STATE_ROWS, (d + 1) * k)
@@ -1314,30 +1595,33 @@ def sums_step(double[:, ::1] state,           # IN/OUT (N_STATE_ROWS, (d + 1) * 
             bool(out.nonfinite), l1_total)
 
 
-def full_sums(const double[:, ::1] X,          # IN (n, d)
+def full_sums(X,                                # IN (n, d) float64 or float32
               const double[:, ::1] Y,          # IN (n, k), or None: targets 0
               const double[::1] weight,        # IN (n,) sample weights, or None
               const double[::1] params,        # IN ((d + 1) * k,) by output
               double[::1] out,                 # OUT (1 + k + k*d,): S, R, G
-              int n_threads):
+              int n_threads,
+              const double[:, ::1] standardize=None):  # IN (2, d): centres, 1/scales
     """Raw sums over all rows in one pass (parallel, fixed block order):
     ``S = sum s*|r|^2``, ``R = sum s*r`` (k,) and ``G = X.T @ (s*r)`` by
     output (k*d,), with ``r = X @ W + b - Y``.
 
-    With ``Y`` None (one output, targets 0) this is ``A.T @ (A @ [w, b])`` for ``A = [X, 1]`` (power iteration). The raw
-    sums of several chunks add up exactly in any fixed order.
+    With ``Y`` None (one output, targets 0) this is ``A.T @ (A @ [w, b])``
+    for ``A = [X, 1]`` (power iteration). The raw sums of several chunks add
+    up exactly in any fixed order. With ``standardize``, X's rows are taken
+    as ``(x - centres) * (1 / scales)``.
     """
     cdef Problem p
     cdef gd_watch watch = _watch()
     cdef double *partials = NULL
     cdef double *work = NULL
     cdef double *sums = NULL
-    p.X = &X[0, 0]
+    _set_rows(&p, X)
     p.Y = &Y[0, 0] if Y is not None else NULL
     p.weight = &weight[0] if weight is not None else NULL
     p.order = NULL
+    _set_standardize(&p, standardize)
     p.n = X.shape[0]
-    p.d = X.shape[1]
     p.k = Y.shape[1] if Y is not None else 1
     p.watch = &watch
     try:
@@ -1359,27 +1643,39 @@ def full_sums(const double[:, ::1] X,          # IN (n, d)
         _free(sums)
 
 
-def subset_loss(const double[:, ::1] X,          # IN (n, d)
+def subset_loss(X,                               # IN (n, d) float64 or float32
                 const double[:, ::1] Y,          # IN (n, k)
                 const Py_ssize_t[::1] rows,      # IN (m,) row indices
                 const double[::1] params,        # IN ((d + 1) * k,) by output
                 double loss_factor):
     """Loss (summed over outputs) over the rows ``rows`` (a held-out set)."""
-    cdef Py_ssize_t d = X.shape[1], k = Y.shape[1], m = rows.shape[0], q, i, c
-    cdef Py_ssize_t check = _check_every(d), countdown = check
+    cdef Problem p
+    cdef Py_ssize_t d, k = Y.shape[1], m = rows.shape[0], q, i, c
+    cdef Py_ssize_t check, countdown
     cdef gd_watch watch = _watch()
     cdef double r, total = 0.0
-    with nogil:
-        for q in range(m):
-            countdown -= 1
-            if GD_UNLIKELY(countdown == 0):
-                countdown = check
-                if _interrupted(&watch, 0):
-                    break
-            i = rows[q]
-            for c in range(k):
-                r = _dot(&X[i, 0], &params[c * d], d) + params[k * d + c] - Y[i, c]
-                total += r * r
+    cdef double *z = NULL
+    cdef const double *x
+    _set_rows(&p, X)
+    d = p.d
+    check = _check_every(d)
+    countdown = check
+    try:
+        z = _alloc(d)
+        with nogil:
+            for q in range(m):
+                countdown -= 1
+                if GD_UNLIKELY(countdown == 0):
+                    countdown = check
+                    if _interrupted(&watch, 0):
+                        break
+                i = rows[q]
+                x = _training_row(p.X + i * p.row_bytes, p.single, NULL, NULL, d, z)
+                for c in range(k):
+                    r = _dot(x, &params[c * d], d) + params[k * d + c] - Y[i, c]
+                    total += r * r
+    finally:
+        _free(z)
     if watch.stop:
         _raise_pending()
     return loss_factor * total / m

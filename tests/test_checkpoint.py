@@ -35,6 +35,13 @@ RUNS = {
                           l1_method="proximal", seed=5),
     "rmsprop cumulative": dict(method="sgd", lr=0.001, epochs=3, optimizer="rmsprop",
                                l1=0.01, l1_method="cumulative", seed=6),
+    "standardize auto weights": dict(method="minibatch", batch_size=8, lr="auto",
+                                     standardize=True, momentum=0.5, epochs=4, seed=8,
+                                     validation_fraction=0.1),
+    "restore best validation": dict(method="sgd", lr=0.08, epochs=6, stop_on="validation",
+                                    restore_best=True, seed=11),
+    "restore best loss average": dict(method="minibatch", batch_size=4, lr=0.2, epochs=5,
+                                      restore_best=True, average=30, seed=12),
 }
 
 
@@ -87,6 +94,8 @@ def test_interrupted_anywhere_resumes_to_the_same_bits(tmp_path, problem, backen
             np.testing.assert_array_equal(getattr(resumed, field), getattr(whole, field))
         assert (resumed.n_steps, resumed.epochs_run, resumed.stop_reason) == \
             (whole.n_steps, whole.epochs_run, whole.stop_reason)
+        assert (resumed.best_epoch, resumed.best_loss, resumed.best_val_loss) == \
+            (whole.best_epoch, whole.best_loss, whole.best_val_loss)
         # the finished file gives the result again, at once
         again = gdcore.fit(X, y, checkpoint=path, **options)
         np.testing.assert_array_equal(again.w, whole.w)
@@ -192,7 +201,8 @@ TRAIN = ["-n", "20000", "-d", "8", "--data-seed", "3", "--lr", "0.01"]
 #: Runs of 1-2.5 s with the checkpoint (saved every 0.02 s); start-up is 0.3 s.
 KILL_RUNS = {
     "sgd momentum split": ["--method", "sgd", "--lr", "0.001", "--momentum", "0.9",
-                           "--validation-fraction", "0.1", "--seed", "5", "--epochs", "2500"],
+                           "--validation-fraction", "0.1", "--seed", "5", "--epochs", "2500",
+                           "--stop-on", "validation", "--restore-best"],
     "minibatch schedule": ["--method", "minibatch", "--batch-size", "16", "--epochs", "1800",
                            "--schedule", "step:step_size=3,gamma=0.5", "--seed", "6"],
     "batch nesterov": ["-n", "100000", "--method", "batch", "--lr", "0.3", "--momentum",
@@ -235,7 +245,7 @@ def test_kill_9_then_the_same_command_finishes_with_the_same_model(tmp_path, nam
     assert kills >= 1
     model = json.loads((tmp_path / "model.json").read_text())
     for key in ("w", "b", "history", "grad_norm", "lr_history", "val_loss", "n_steps",
-                "epochs_run", "stop_reason"):
+                "epochs_run", "stop_reason", "best_epoch", "best_loss", "best_val_loss"):
         assert model[key] == whole[key], key
     # no temporary file of the checkpoint's atomic writes is left behind
     leftovers = [p.name for p in tmp_path.iterdir()

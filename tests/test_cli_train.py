@@ -45,6 +45,11 @@ def data(tmp_path):
     return X, y, w_true
 
 
+def _defaults():
+    """Every option of the table with its default, as a model file holds it."""
+    return {record.name: record.default for record in _options.OPTIONS}
+
+
 def _json(path):
     with open(path) as handle:
         return json.load(handle)
@@ -66,7 +71,11 @@ def test_npy_files_to_json_match_fit(tmp_path, capsys, data):
     assert record["w"] == expected.w.tolist() and record["b"] == expected.b
     assert record["history"] == expected.history.tolist()
     assert record["epochs_run"] == 20 and record["method"] == "batch"
-    assert record["options"] == {"method": "batch", "lr": 0.4, "epochs": 20}
+    # every option of the table: as given, or its default
+    assert record["options"] == {**_defaults(), "method": "batch", "lr": 0.4, "epochs": 20}
+    assert record["gdcore_version"] == gdcore.__version__
+    assert record["feature_names"] == ["x0", "x1", "x2"]
+    assert record["feature_names_from_header"] is False
     assert record["data"]["n_samples"] == 300 and record["data"]["n_features"] == 3
     assert record["final_loss"] == pytest.approx(
         gdcore.value_and_grad(X, y, expected.w, expected.b)[0], rel=1e-15)
@@ -87,7 +96,9 @@ def test_csv_table_with_named_target_to_npz(tmp_path, capsys, data):
     np.testing.assert_allclose(saved["history"], expected.history, rtol=1e-12)
     meta = json.loads(str(saved["meta"]))
     assert meta["data"]["target_name"] == "price" and meta["data"]["target_column"] == 1
-    assert meta["options"] == {"epochs": 3, "seed": 2}
+    assert meta["options"] == {**_defaults(), "epochs": 3, "seed": 2}
+    assert meta["feature_names"] == ["a", "b", "c"] and meta["target_name"] == "price"
+    assert meta["feature_names_from_header"] is True
     assert "target column 1 (price)" in stdout
 
 
@@ -195,8 +206,8 @@ def test_copy_and_shuffle_block_reach_fit(tmp_path, capsys, data):
     assert status == 0, stderr
     expected = gdcore.fit(X, y, epochs=2, seed=5, shuffle_block=7, copy=False)
     np.testing.assert_array_equal(_json(out)["w"], expected.w)
-    np.save(tmp_path / "X32.npy", X.astype(np.float32))
-    status, _, stderr = _train(capsys, "--X", tmp_path / "X32.npy", "--y",
+    np.save(tmp_path / "X16.npy", X.astype(np.float16))    # float32 is read as it is
+    status, _, stderr = _train(capsys, "--X", tmp_path / "X16.npy", "--y",
                                tmp_path / "y.npy", "--no-copy")
     assert status == 2 and "X" in stderr and len(stderr.strip().splitlines()) == 1
 
@@ -507,3 +518,32 @@ def test_header_flag_reaches_every_csv_file(tmp_path, capsys, data):
 def test_delimiter_must_be_one_character(tmp_path, capsys, data):
     status, _, stderr = _train(capsys, "--data", tmp_path / "table.csv", "--delimiter", ";;")
     assert status == 2 and "--delimiter must be one character" in stderr
+
+
+def test_convergence_warning_is_one_line(tmp_path, capsys, data):
+    """tol set and the epochs run out: one line on stderr, the run still succeeds."""
+    status, stdout, stderr = _train(capsys, "--X", tmp_path / "X.npy", "--y",
+                                    tmp_path / "y.npy", "--epochs", "2", "--tol", "1e-12")
+    assert status == 0
+    assert stderr == ("python -m gdcore train: warning: training used all 2 epochs without "
+                      "meeting tol=1e-12 (stop_on='loss'): the result may not have "
+                      "converged; give more epochs, a larger lr or a larger tol\n")
+    assert "trained:" in stdout
+
+
+def test_restore_best_flag_comes_from_the_table(tmp_path, capsys, data):
+    out = tmp_path / "model.json"
+    status, _, stderr = _train(capsys, "--X", tmp_path / "X.npy", "--y", tmp_path / "y.npy",
+                               "--method", "sgd", "--lr", "0.05", "--epochs", "4",
+                               "--stop-on", "validation", "--restore-best", "--seed", "3",
+                               "-o", out)
+    assert status == 0, stderr
+    record = _json(out)
+    X, y, _ = data
+    result = gdcore.fit(X, y, method="sgd", lr=0.05, epochs=4, stop_on="validation",
+                        restore_best=True, seed=3)
+    assert record["best_epoch"] == result.best_epoch
+    np.testing.assert_array_equal(record["w"], result.w)
+    status, _, stderr = _train(capsys, "--restore-best", "--stop-on", "grad_norm")
+    assert status == 2
+    assert stderr.count("\n") == 1 and "--restore-best" in stderr

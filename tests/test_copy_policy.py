@@ -25,7 +25,8 @@ def test_nothing_copied_for_float64_c_arrays(data):
 
 
 @pytest.mark.parametrize("convert,name", [
-    (lambda X, y: (X.astype(np.float32), y), "X"),
+    (lambda X, y: (X.astype(np.float16), y), "X"),
+    (lambda X, y: (np.asfortranarray(X.astype(np.float32)), y), "X"),
     (lambda X, y: (np.asfortranarray(X), y), "X"),
     (lambda X, y: (X.tolist(), y), "X"),
     (lambda X, y: (X, y.astype(np.float32)), "y"),
@@ -33,7 +34,8 @@ def test_nothing_copied_for_float64_c_arrays(data):
 ])
 def test_copy_false_refuses_conversion_and_copy_true_records_it(data, convert, name):
     X, y = convert(*data)
-    with pytest.raises(ValueError, match=rf"^{name} must already be a float64 C-contiguous"):
+    kinds = "float64 \\(or float32\\)" if name == "X" else "float64"
+    with pytest.raises(ValueError, match=rf"^{name} must already be a {kinds} C-contiguous"):
         gdcore.fit(X, y, epochs=1, copy=False)
     result = gdcore.fit(X, y, epochs=1, seed=0)
     assert result.copied == (name,)

@@ -274,7 +274,8 @@ def test_early_stopping_callbacks_and_divergence_policy(data):
 
 
 #: a value other than the default of each option gdcore.dask.fit refuses
-NOT_DEFAULT = {"backend": "reference", "copy": False, "shuffle_block": 7}
+NOT_DEFAULT = {"backend": "reference", "copy": False, "shuffle_block": 7,
+               "standardize": True}
 
 
 @pytest.mark.parametrize("name", sorted(gdask.NOT_ON_DASK))
@@ -472,3 +473,9 @@ def test_import_gdcore_does_not_import_dask_and_gdcore_dask_explains_a_missing_d
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120, check=True)
     assert "pip install" in out.stdout and "gdcore[dask]" in out.stdout
+
+
+def test_lr_auto_is_refused():
+    X = da.from_array(np.ones((10, 2)), chunks=5)
+    with pytest.raises(ValueError, match="lr='auto' is not available in gdcore.dask.fit"):
+        gdask.fit(X, np.ones(10), lr="auto")

@@ -76,6 +76,7 @@ CASES = {
     "b0": (dict(b0=0.75), "bits"),
     "sample_weight": (dict(sample_weight="WEIGHTS"), "bits"),
     "warm_start": (dict(warm_start="WARM"), "bits"),
+    "restore_best": (dict(restore_best=True, lr=0.02, epochs=4), "bits"),
 }
 
 #: what the history and held-out loss are held to (losses summed chunk by chunk)
@@ -127,8 +128,8 @@ def test_option_on_dask_as_in_memory(name, method, data, tmp_path, assert_agree,
         assert got.b == expected.b
         np.testing.assert_array_equal(got.grad_norm, expected.grad_norm)
     if name == "check_lr":
-        assert sum("above the largest stable" in str(w.message) for w in recwarn) == 2
-        warned = [w for w in recwarn if "above the largest stable" in str(w.message)]
+        assert sum("the largest learning rate for which" in str(w.message) for w in recwarn) == 2
+        warned = [w for w in recwarn if "the largest learning rate for which" in str(w.message)]
         assert {w.filename for w in warned} == {__file__}
 
 

@@ -11,8 +11,7 @@ PARAMS = ["method", "batch_size", "lr", "epochs", "fit_intercept", "loss", "shuf
           "backend", "n_threads", "momentum", "nesterov", "dampening", "weight_decay", "l1",
           "decay_bias", "schedule", "average", "tol", "stop_on", "n_iter_no_change",
           "validation_fraction", "on_divergence", "check_lr", "verbose", "progress", "optimizer",
-          "l1_method",
-          "random_state"]
+          "l1_method", "standardize", "restore_best", "random_state"]
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +111,7 @@ def test_defaults_match_the_design():
         l1=0.0, decay_bias=False, schedule="constant", average=False, tol=None,
         stop_on="loss", n_iter_no_change=5, validation_fraction=None, on_divergence="raise",
         check_lr=False, verbose=0, progress=False, optimizer="sgd",
-        l1_method="subgradient", random_state=None)
+        l1_method="subgradient", standardize=False, restore_best=False, random_state=None)
 
 
 def test_new_parameters_reach_fit(data, capsys):
@@ -125,7 +124,7 @@ def test_new_parameters_reach_fit(data, capsys):
     assert len(captured.out.splitlines()) == 3 and "epoch 2:" in captured.out
     assert "3/3" in captured.err
     np.testing.assert_array_equal(model.coef_, gdcore.fit(X, y, **options).w)
-    with pytest.warns(RuntimeWarning, match="above the largest stable"):
+    with pytest.warns(RuntimeWarning, match="the largest learning rate for which"):
         gdcore.LinearRegressor(method="batch", lr=10.0, epochs=1, check_lr=True,
                                on_divergence="stop").fit(X, y)
     with pytest.raises(ValueError, match=r"\bn_threads\b"):

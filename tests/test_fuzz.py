@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import numbers
 import operator
 import os
 import pickle
@@ -255,10 +256,17 @@ def _small(n_samples, n_features, limit=10 ** 5):
 
 
 def _as_array(value):
+    """``value`` as gdcore takes it: an array (an object array of real numbers
+    as float64), or None."""
     try:
-        return np.asarray(value)
+        array = np.asarray(value)
     except Exception:
         return None
+    if array.dtype.kind == "O":
+        if not all(isinstance(item, (numbers.Real, np.bool_)) for item in array.ravel()):
+            return None
+        return array.astype(np.float64)
+    return array
 
 
 def _nonfinite(*values):

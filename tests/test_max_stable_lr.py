@@ -168,7 +168,7 @@ def test_below_the_bound_converges_above_diverges(problem, loss_factor, loss, fi
 def test_check_lr_warns_above_the_bound(problem, method):
     X, y = problem
     bound = gdcore.max_stable_lr(X)
-    with pytest.warns(RuntimeWarning, match="max_stable_lr"):
+    with pytest.warns(RuntimeWarning, match="largest learning rate for which full-batch"):
         gdcore.fit(X, y, method=method, lr=1.05 * bound, epochs=1, check_lr=True,
                    on_divergence="stop")
 
@@ -184,7 +184,7 @@ def test_check_lr_is_silent_below_the_bound(problem, loss, fit_intercept):
                    fit_intercept=fit_intercept, check_lr=True)
         gdcore.fit(X, y, method="batch", lr=1.05 * bound, epochs=2, loss=loss,
                    fit_intercept=fit_intercept)          # check_lr off: no warning
-    with pytest.warns(RuntimeWarning, match="max_stable_lr"):
+    with pytest.warns(RuntimeWarning, match="largest learning rate for which full-batch"):
         gdcore.fit(X, y, method="batch", lr=1.05 * bound, epochs=1, loss=loss,
                    fit_intercept=fit_intercept, check_lr=True)
 
@@ -202,7 +202,7 @@ def test_check_lr_warns_for_top_direction_orthogonal_to_ones():
     X = np.c_[u, -u]
     y = np.zeros(4)
     lr = 2 * _exact_bound(X, fit_intercept=False)
-    with pytest.warns(RuntimeWarning, match="max_stable_lr"):
+    with pytest.warns(RuntimeWarning, match="largest learning rate for which full-batch"):
         gdcore.fit(X, y, method="batch", lr=lr, epochs=1, fit_intercept=False, check_lr=True)
 
 

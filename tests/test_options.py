@@ -180,7 +180,7 @@ def test_each_flag_is_built_from_its_record():
 FLAG_EXAMPLES = {
     "method": [(["sgd"], "sgd")],
     "batch_size": [(["7"], 7), (["1_000"], 1000)],
-    "lr": [(["0.5"], 0.5), (["1e-3"], 1e-3)],
+    "lr": [(["0.5"], 0.5), (["1e-3"], 1e-3), (["auto"], "auto")],
     "epochs": [(["3"], 3)],
     "fit_intercept": [([], False)],
     "loss": [(["half_mse"], "half_mse")],
@@ -215,6 +215,8 @@ FLAG_EXAMPLES = {
                    gdcore.optimizers.RMSprop(centered=True, eps=1e-6)),
                   (["adagrad"], gdcore.optimizers.Adagrad())],
     "l1_method": [(["cumulative"], "cumulative")],
+    "standardize": [([], True)],
+    "restore_best": [([], True)],
     "w0": [(["1,-2"], np.array([1.0, -2.0]))],
     "b0": [(["0.5"], 0.5)],
     "sample_weight": [(["{weights}"], np.linspace(0.5, 1.5, 20))],

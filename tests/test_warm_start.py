@@ -42,6 +42,9 @@ OPTIONS = {
     "adagrad": dict(optimizer=optimizers.Adagrad(lr_decay=0.01)),
     "rmsprop centered": dict(optimizer=optimizers.RMSprop(centered=True), momentum=0.5),
     "cumulative": dict(l1=0.05, l1_method="cumulative"),
+    "standardize": dict(standardize=True, momentum=0.4, validation_fraction=0.2,
+                        sample_weight=np.linspace(0.5, 2.0, 17)),
+    "lr auto": dict(standardize=True, lr="auto", nesterov=True, momentum=0.5),
 }
 
 
@@ -71,8 +74,8 @@ def _assert_continuation(whole, first, second):
 @pytest.mark.parametrize("name", list(OPTIONS))
 def test_three_then_two_is_five(data, name, method, batch_size, backend):
     X, y = data
-    options = dict(method=method, batch_size=batch_size, lr=0.05, seed=7, backend=backend,
-                   **OPTIONS[name])
+    options = dict(dict(method=method, batch_size=batch_size, lr=0.05, seed=7,
+                        backend=backend), **OPTIONS[name])
     whole = gdcore.fit(X, y, epochs=5, **options)
     first = gdcore.fit(X, y, epochs=3, **options)
     second = gdcore.fit(X, y, epochs=2, warm_start=first, **options)

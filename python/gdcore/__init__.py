@@ -6,18 +6,23 @@ plain-Python reference path (:mod:`gdcore.reference`) that computes the same
 numbers. ``docs/design.md`` in the repository describes how it is built.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from . import optimizers, reference, schedules
 from ._api import fit, max_stable_lr, predict, value_and_grad
 from ._data import make_regression, make_regression_npy
 from ._dispatch import KERNELS_NAME as KERNELS
 from ._dispatch import OPENMP
-from ._estimator import LinearRegressor
-from ._results import DivergenceError, FitResult, NotFittedError
+from ._results import ConvergenceWarning, DivergenceError, FitResult, NotFittedError
 from ._state import TrainState
 from ._version import __version__
 from .landscape import DescentPath, descent_path, ewma, loss_grid, loss_surface
 
+if TYPE_CHECKING:
+    from ._estimator import LinearRegressor
+
 __all__ = [
+    "ConvergenceWarning",
     "DescentPath",
     "DivergenceError",
     "FitResult",
@@ -41,3 +46,18 @@ __all__ = [
     "schedules",
     "value_and_grad",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # LinearRegressor inherits from scikit-learn's base classes when scikit-learn
+    # is installed; importing those takes long, so only when it is first used.
+    if name == "LinearRegressor":
+        from ._estimator import LinearRegressor
+
+        globals()[name] = LinearRegressor
+        return LinearRegressor
+    raise AttributeError(f"module 'gdcore' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

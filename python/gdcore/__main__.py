@@ -5,9 +5,10 @@ trains it with full-batch, per-sample and mini-batch gradient descent, and
 prints one line per method: epochs, final full-data loss, distance of the
 learned weights to ``w_true``, seconds and samples per second.
 
-Two commands do more (see :mod:`gdcore._cli`): ``python -m gdcore train``
+Three commands do more (see :mod:`gdcore._cli`): ``python -m gdcore train``
 trains on your data (``.npy`` / ``.csv``) or a synthetic problem with any
-option of :func:`gdcore.fit` and saves the result, and ``python -m gdcore demo``
+option of :func:`gdcore.fit` and saves the result (a model file),
+``python -m gdcore predict`` predicts with a model file, and ``python -m gdcore demo``
 runs the walk-throughs of the tutorials (the scripts of ``examples/``). The
 same is installed as the ``gdcore`` command.
 """
@@ -21,7 +22,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from . import DivergenceError, _io, _options, _validation, fit, value_and_grad
+from . import DivergenceError, __version__, _io, _options, _validation, fit, value_and_grad
 from ._api import backend_named
 from ._cli import (
     BAD_INPUT,
@@ -44,6 +45,7 @@ EXAMPLES = """\
 commands (each has its own --help):
   train   train on .npy/.csv data or a synthetic problem, with any option of
           gdcore.fit; save w, b and the history (.json/.npz) and the loss curve
+  predict predict with a model file of train -o on the samples of a .csv/.npy file
   demo    list, or run, the walk-throughs of the four tutorials
 
 examples:
@@ -53,7 +55,9 @@ examples:
   {prog} demo                         # list the walk-throughs
   {prog} demo gd-sgd                  # full-batch GD, then per-sample SGD, on y = 2x
   {prog} train --X X.npy --y y.npy --method batch --lr 0.4 --epochs 50 -o model.json
-  {prog} train --data table.csv --target price --plot loss.png
+  {prog} train --data table.csv --target price --plot loss.png -o model.json
+  {prog} predict --model model.json --data new.csv -o predictions.csv
+  {prog} --version
 """
 
 
@@ -63,11 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog=prog,
         usage=f"{prog} [options]            (the timing table)\n"
               f"       {prog} train [options]      (see {prog} train --help)\n"
+              f"       {prog} predict --model FILE --data FILE [-o FILE]\n"
               f"       {prog} demo [NAME]          (see {prog} demo --help)",
         description="Without a command: train a synthetic linear regression by gradient "
                     "descent with each method and print a timing table.",
         epilog=EXAMPLES.format(prog=prog),
         formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"gdcore {__version__}",
+                        help="print gdcore's version and exit")
     parser.add_argument("-n", "--n-samples", type=positive_integer, default=1_000_000,
                         help="samples (default 1,000,000)")
     parser.add_argument("-d", "--n-features", type=positive_integer, default=100,

@@ -9,15 +9,15 @@ import mmap
 import os
 import warnings
 from collections.abc import Callable, Mapping
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
 
-from . import _dispatch, _options, _validation, optimizers
+from . import _curvature, _dispatch, _options, _standardize, _validation, optimizers
 from ._checkpoint import Checkpoint, fingerprint
 from ._engines import BACKENDS, Backend
 from ._results import FitResult
-from ._state import SQUARE_AVG, Data, TrainState, to_params
+from ._state import AVERAGE, PARAMS, SQUARE_AVG, Data, TrainState, to_params
 from ._training import train
 
 #: Block size of the block-wise shuffle of memory-mapped data ("auto").
@@ -48,8 +48,9 @@ def value_and_grad(X: Any, y: Any, w: Any, b: Any = 0.0, *, loss: str = "mse",
     Parameters
     ----------
     X : array-like of shape (n_samples, n_features) or (n_samples,)
-        Samples; 1-D means one feature. Used as is when float64 and
-        C-contiguous (read-only memmaps included), otherwise converted once.
+        Samples; 1-D means one feature. Used as is when float64 or float32
+        and C-contiguous (read-only memmaps included), otherwise converted
+        to float64 once.
     y : array-like of shape (n_samples,) or (n_samples, k)
         Targets; 2-D for k outputs.
     w : array-like of shape (n_features,), or (n_features, k) for k outputs
@@ -82,7 +83,7 @@ def value_and_grad(X: Any, y: Any, w: Any, b: Any = 0.0, *, loss: str = "mse",
     ImportError
         ``backend="cython"`` without the compiled kernels (see the README).
     """
-    X, y = _validation.check_X_y(X, y)
+    X, y = _validation.check_X_y(X, y, keep_float32=True)
     outputs = _validation.n_outputs(y)
     w = _validation.check_weights(w, X.shape[1], "w", outputs)
     b = _validation.check_intercept(b, "b", outputs)
@@ -110,7 +111,8 @@ def predict(X: Any, w: Any, b: Any = 0.0, *, backend: str = "cython") -> np.ndar
     Parameters
     ----------
     X : array-like of shape (n_samples, n_features) or (n_samples,)
-        Samples; 1-D means one feature.
+        Samples; 1-D means one feature. A float32 ``X`` is multiplied in
+        blocks of rows made float64 (no float64 copy of all of it).
     w : array-like of shape (n_features,), or (n_features, k) for k outputs
     b : float, or array-like of shape (k,) for k outputs, default 0.0
     backend : {"cython", "reference"}, default "cython"
@@ -127,7 +129,7 @@ def predict(X: Any, w: Any, b: Any = 0.0, *, backend: str = "cython") -> np.ndar
         When the inputs are finite but a prediction overflows, it is returned
         as ``inf``.
     """
-    X = _validation.check_X(X)
+    X = _validation.check_X(X, keep_float32=True)
     outputs = np.shape(w)[1] if np.ndim(w) == 2 else None
     w = _validation.check_weights(w, X.shape[1], "w", outputs)
     b = _validation.check_intercept(b, "b", outputs)
@@ -153,15 +155,18 @@ def fit(X: Any, y: Any, *, method: str = "minibatch", batch_size: int = 32,
         warm_start: FitResult | TrainState | None = None, copy: bool = True,
         shuffle_block: int | str | None = "auto", checkpoint: str | os.PathLike | None = None,
         checkpoint_seconds: float = 10.0, optimizer: Any = "sgd",
-        l1_method: str = "subgradient") -> FitResult:
+        l1_method: str = "subgradient", standardize: bool = False,
+        restore_best: bool = False) -> FitResult:
     """Train ``y ~ X @ w + b`` by gradient descent on the squared error.
 
     Parameters
     ----------
     X : array-like of shape (n_samples, n_features) or (n_samples,)
-        Samples; 1-D means one feature. A float64 C-contiguous array (a
-        read-only memmap included) is used as is and never copied; anything
-        else is converted to one once. Never modified.
+        Samples; 1-D means one feature. A float64 or float32 C-contiguous
+        array (a read-only memmap included) is used as is and never copied
+        (float32 values are made doubles as they are read: the same bits as
+        ``X.astype(numpy.float64)``); anything else is converted to float64
+        once. Never modified.
     y : array-like of shape (n_samples,) or (n_samples, k)
         Targets. Never modified. 2-D trains k outputs at once, in the same
         passes over ``X``: ``W`` of shape (n_features, k), ``b`` of shape
@@ -174,8 +179,18 @@ def fit(X: Any, y: Any, *, method: str = "minibatch", batch_size: int = 32,
     batch_size : int, default 32
         Used by ``minibatch`` only (validated always). 1 is exactly ``sgd``,
         ``>= n_samples`` exactly ``batch``.
-    lr : float, default 0.01
+    lr : float or "auto", default 0.01
         Learning rate, a positive finite number: ``w -= lr * dL/dw``.
+        ``"auto"`` (``optimizer="sgd"`` only) picks it from the loss's
+        curvature (of the standardized problem with ``standardize``, sample
+        weights included): ``1 / L`` for ``method="batch"``, ``L`` the
+        largest eigenvalue of the Hessian (exact up to 128 features, from
+        one pass over ``X``; else by power iteration, 20 passes), and
+        ``1 / (2 L(B))`` for batches of ``B < n`` samples, ``L(B)`` the
+        expected smoothness of Gower et al. (2019), made of ``L`` and the
+        largest single-sample curvature (``B = 1``: ``1 / (2 L_max)``, which
+        cannot diverge); see ``gdcore._curvature``. The rate is chosen once
+        per run (kept by warm starts) and recorded in ``result.lr``.
     epochs : int, default 10
         Passes over the data (0 returns the initial parameters).
     w0 : array-like of shape (n_features,) (or (n_features, k)) or None
@@ -257,10 +272,11 @@ def fit(X: Any, y: Any, *, method: str = "minibatch", batch_size: int = 32,
         start of the epoch is already non-finite (typical of full-batch runs
         that grew for many epochs); then it raises at once.
     check_lr : bool, default False
-        Estimate the largest stable full-batch rate (:func:`max_stable_lr`, a
-        few passes over X) and warn if ``lr`` is above it. The estimate is for
-        the unweighted loss over all rows (sample weights and a validation
-        split are not taken into account).
+        Estimate the largest stable full-batch rate (as :func:`max_stable_lr`
+        does, a few passes over X) and warn if ``lr`` is above it. The
+        estimate is for the loss over all rows (a validation split is not
+        taken into account), with the sample weights, and of the
+        standardized problem with ``standardize=True``.
     callback : callable or None
         Called after each epoch (and every ``callback_every`` steps) with a
         dict: ``epoch``, ``step`` (None at an epoch's end), ``global_step``,
@@ -327,6 +343,32 @@ def fit(X: Any, y: Any, *, method: str = "minibatch", batch_size: int = 32,
         uses (exact zeros; with ``loss="half_mse"`` and ``l1`` =
         ``alpha * l1_ratio``, ``weight_decay`` = ``alpha * (1 - l1_ratio)``,
         the same trajectory as ``SGDRegressor(penalty="elasticnet")``).
+    standardize : bool, default False
+        Train on the standardized features ``z = (x - mean) / std`` (weighted
+        mean and standard deviation of each feature over the training rows,
+        from one pass over ``X`` in blocks) without a copy of ``X``: each row
+        is standardized as it is read. Gradient descent on raw features whose
+        scales differ is slow or diverges; on ``z`` one rate suits every
+        feature (glmnet's default). The update rule, the penalties
+        (``weight_decay``, ``l1``: on the standardized coefficients, as in
+        glmnet) and the optimizer act on the standardized problem; ``w``,
+        ``b``, the losses, callbacks and predictions are in the units of
+        ``X``. A constant feature gets weight 0 (its value goes into the
+        intercept). The means and deviations are fixed by a run's first call
+        and kept by warm starts, ``partial_fit`` and checkpoints.
+    restore_best : bool, default False
+        Return the result of the best epoch rather than the last: the one
+        whose monitored loss (``stop_on="loss"``: the epoch's training loss,
+        ``history``; ``"validation"``: the held-out loss, ``val_loss``) was
+        the lowest, the earliest of equals. ``w`` and ``b`` are what a run
+        stopped after that epoch would have returned (the parameters at its
+        end; their running mean with ``average``); ``result.best_epoch``,
+        ``best_loss`` and ``best_val_loss`` record it. The best is kept in
+        the training state, over every call of a run (warm starts,
+        ``partial_fit``, checkpoints), while the state's own parameters go
+        on from the last epoch, so continuing a run gives the bits of the
+        run that never stopped. Needs ``stop_on`` "loss" or "validation";
+        works with or without ``tol``.
     warm_start : FitResult, TrainState or None
         Continue from a previous run's state: ``epochs`` more epochs, exactly
         as if the run had not stopped (rng, schedule, momentum, averaging
@@ -363,12 +405,12 @@ def fit_with(arguments: Mapping[str, Any]) -> FitResult:
     engine = backend_named(config.backend)
     X, y = arguments["X"], arguments["y"]
     copied = tuple(name for name, value in (("X", X), ("y", y))
-                   if not _validation.is_float64_c(value))
+                   if not _validation.is_used_as_is(value, keep_float32=name == "X"))
     if not config.copy:
-        _validation.refuse_copy(X, "X")
+        _validation.refuse_copy(X, "X", keep_float32=True)
         _validation.refuse_copy(y, "y")
     memory_mapped = _is_memory_mapped(X)
-    X, y = _validation.check_X_y(X, y)
+    X, y = _validation.check_X_y(X, y, keep_float32=True)
     n_samples, n_features = X.shape
     outputs = _validation.n_outputs(y)
     state = start_state(config, arguments, n_features, outputs)
@@ -379,7 +421,7 @@ def fit_with(arguments: Mapping[str, Any]) -> FitResult:
         saved = checkpoint.load()
         if saved is not None:
             state = saved.state
-    train_rows, val_rows = held_out(config, state, n_samples)
+    train_rows, val_rows = _held_out(config, state, n_samples)
     # the weights' scale is fixed by a run's first call with weights and kept
     # in its state (partial_fit chunks keep their relative weights)
     weights, state.weight_scale = _validation.check_sample_weight(
@@ -387,29 +429,28 @@ def fit_with(arguments: Mapping[str, Any]) -> FitResult:
     n_train = n_samples if train_rows is None else train_rows.shape[0]
     shuffle_block = config.shuffle_block
     if shuffle_block == "auto":
-        shuffle_block = (max(1, MEMMAP_BLOCK_BYTES // (8 * n_features))
+        shuffle_block = (max(1, MEMMAP_BLOCK_BYTES // (X.itemsize * n_features))
                          if memory_mapped else None)
     config = dataclasses.replace(
         config, n_threads=_threads(config.n_threads), shuffle_block=shuffle_block,
         batch_size={"batch": n_train, "sgd": 1}.get(config.method,
                                                     min(config.batch_size, n_train)))
+    default_start = (arguments["warm_start"] is None and arguments["w0"] is None
+                     and not np.any(np.asarray(arguments["b0"]) != 0.0))
+    standardize = _standardizing(config, state, X, y, weights, train_rows, default_start)
+    if config.lr == "auto":
+        if state.auto_lr is None:       # chosen once per run
+            state.auto_lr = _auto_lr(engine, X, config, weights, standardize, train_rows,
+                                     n_train)
+        config = dataclasses.replace(config, lr=state.auto_lr)
+    if not state.schedule_state:
+        state.schedule_state = config.schedule.initial_state(config.rate)
     if config.check_lr:
-        warn_if_above(config.lr, max_stable_lr(
-            X, loss=config.loss, fit_intercept=config.fit_intercept, backend=config.backend,
-            n_threads=config.n_threads), stacklevel=4)
-    data = Data(X=X, y=y, weights=weights, train_rows=train_rows, val_rows=val_rows)
+        _check_lr(engine, X, config, weights, standardize)
+    data = Data(X=X, y=y, weights=weights, train_rows=train_rows, val_rows=val_rows,
+                standardize=standardize)
     return train(engine, data, config, state, copied=copied, checkpoint=checkpoint,
                  saved=saved)
-
-
-def warn_if_above(lr: float, limit: float, stacklevel: int = 3) -> None:
-    """``check_lr``: a ``RuntimeWarning`` when ``lr`` is above ``limit``, the
-    largest stable full-batch rate (``stacklevel``: the user's line)."""
-    if lr > limit:
-        warnings.warn(f"lr={lr:g} is above the largest stable full-batch rate "
-                      f"{limit:.4g} for this X (gdcore.max_stable_lr); training is "
-                      f"likely to diverge: try lr <= {0.5 * limit:.3g}",
-                      RuntimeWarning, stacklevel=stacklevel)
 
 
 def start_state(config: _options.Config, arguments: Mapping[str, Any], n_features: int,
@@ -440,12 +481,94 @@ def start_state(config: _options.Config, arguments: Mapping[str, Any], n_feature
                          f"new run from its parameters with w0 and b0 instead)")
     if config.shuffle and state.rng is None:
         state.rng = np.random.default_rng(config.seed)
-    if not state.schedule_state:
-        state.schedule_state = config.schedule.initial_state(config.lr)
     return state
 
 
-def held_out(config: _options.Config, state: TrainState,
+def _standardizing(config: _options.Config, state: TrainState, X: np.ndarray,
+                   y: np.ndarray, weights: np.ndarray | None, train_rows: np.ndarray | None,
+                   default_start: bool) -> np.ndarray | None:
+    """The run's ``(2, d)`` centres and ``1 / scale`` (None: not standardizing):
+    a continued run's own, or, on a run's first call, computed from ``X`` (one
+    pass), when the state's parameters are mapped to the standardized
+    problem. From the default start (no ``w0``, ``b0`` or ``warm_start``)
+    with an intercept, training starts from the best constant model, ``b =
+    mean(y)`` (weighted, over the training rows): the same as centring ``y``."""
+    if state.standardize is not None:
+        if not config.standardize:
+            raise ValueError("warm_start was trained with standardize=True; continue it "
+                             "with standardize=True (or start a new run from its w and b "
+                             "with w0 and b0)")
+        return state.standardize
+    if not config.standardize:
+        return None
+    if state.global_step > 0:
+        raise ValueError("warm_start was trained without standardize; continue it without "
+                         "(or start a new run from its w and b with w0 and b0)")
+    scales = _standardize.feature_scales(X, weights, train_rows)
+    if not np.all(np.isfinite(scales)):
+        _validation.raise_if_nonfinite_input(X)
+        raise ValueError("X is too large to standardize: its squared deviations overflow "
+                         "float64; scale it down")
+    d = X.shape[1]
+    params = state.buffers[PARAMS].copy()
+    if default_start and config.fit_intercept:
+        targets, row_weights = y, weights
+        if train_rows is not None:
+            targets = y[train_rows]
+            row_weights = None if weights is None else weights[train_rows]
+        params[d * (params.shape[0] // (d + 1)):] = np.average(targets, axis=0,
+                                                               weights=row_weights)
+    state.buffers[PARAMS] = state.buffers[AVERAGE] = _standardize.from_data_units(
+        params, scales, d)
+    state.standardize = scales
+    return scales
+
+
+def _auto_lr(engine: Backend, X: np.ndarray, config: _options.Config,
+             weights: np.ndarray | None, standardize: np.ndarray | None,
+             train_rows: np.ndarray | None, n_train: int) -> float:
+    """``lr="auto"`` for this run (see :mod:`gdcore._curvature`)."""
+    if X.shape[1] <= _curvature.GRAM_FEATURES:
+        full = _curvature.exact_largest_curvature(
+            X, loss_factor=config.loss_factor, fit_intercept=config.fit_intercept,
+            weights=weights, standardize=standardize)
+    else:
+        full = _curvature.largest_curvature(
+            engine, X, loss_factor=config.loss_factor, fit_intercept=config.fit_intercept,
+            n_threads=config.n_threads or 1, weights=weights,
+            standardize=standardize)
+    per_sample = 0.0
+    if config.batch_size < n_train:
+        per_sample = _curvature.largest_sample_curvature(
+            X, loss_factor=config.loss_factor, fit_intercept=config.fit_intercept,
+            weights=weights, standardize=standardize, rows=train_rows)
+    if not (math.isfinite(full) and math.isfinite(per_sample)):
+        _validation.raise_if_nonfinite_input(X)
+        raise ValueError("X is too large for lr='auto': X.T @ X overflows float64 "
+                         f"(max |X| = {float(np.abs(X).max()):.3g}); scale X down or use "
+                         f"standardize=True")
+    return _curvature.auto_lr(full, per_sample, config.batch_size, n_train)
+
+
+def _check_lr(engine: Backend, X: np.ndarray, config: _options.Config,
+              weights: np.ndarray | None, standardize: np.ndarray | None) -> None:
+    """``check_lr``: warn when ``lr`` is above the largest stable full-batch rate."""
+    curvature = _curvature.largest_curvature(
+        engine, X, loss_factor=config.loss_factor, fit_intercept=config.fit_intercept,
+        n_threads=config.n_threads or 1, weights=weights,
+            standardize=standardize)
+    if not math.isfinite(curvature):
+        _validation.raise_if_nonfinite_input(X)
+        return          # the run finds and reports the overflow itself
+    limit = 2.0 / curvature if curvature > 0.0 else math.inf
+    if config.rate > limit:
+        warnings.warn(f"lr={config.rate:g} is above {limit:.4g}, the largest learning rate "
+                      f"for which full-batch descent on this data is stable; training is "
+                      f"likely to diverge: try lr <= {0.5 * limit:.3g}, or lr='auto' "
+                      f"(--lr auto) to let gdcore choose", RuntimeWarning, stacklevel=4)
+
+
+def _held_out(config: _options.Config, state: TrainState,
               n_samples: int) -> tuple[np.ndarray | None, np.ndarray | None]:
     """The training and held-out rows of a run (None, None: no split).
 
@@ -505,42 +628,19 @@ def max_stable_lr(X: Any, *, loss: str = "mse", fit_intercept: bool = True,
     float
         ``2 / lambda_max(H)`` (``inf`` when ``H`` is zero).
     """
-    X = _validation.check_X(X)
+    X = _validation.check_X(X, keep_float32=True)
     loss_factor = _options.loss_factor(loss)
     fit_intercept = _validation.check_bool(fit_intercept, "fit_intercept")
     iterations = _validation.check_int(iterations, "iterations", minimum=1)
     engine = backend_named(backend)
     threads = _threads(_validation.check_n_threads(n_threads))
-
-    def overflow() -> NoReturn:
+    curvature = _curvature.largest_curvature(engine, X, loss_factor=loss_factor,
+                                             fit_intercept=fit_intercept, n_threads=threads,
+                                             iterations=iterations)
+    if not math.isfinite(curvature):
         _validation.raise_if_nonfinite_input(X)
         raise ValueError("X is too large for the estimate: X.T @ X overflows float64 "
                          f"(max |X| = {float(np.abs(X).max()):.3g}); scale X down")
-
-    return power_iteration(lambda v: engine.sums(X, None, v, threads), X.shape[0],
-                           X.shape[1], loss_factor, fit_intercept, iterations, overflow)
-
-
-def power_iteration(sums: Callable[[np.ndarray], np.ndarray], n: int, d: int,
-                    loss_factor: float, fit_intercept: bool, iterations: int,
-                    overflow: Callable[[], NoReturn]) -> float:
-    """:func:`max_stable_lr` given ``sums(v)``, the raw sums of a pass over
-    ``X`` with targets 0 at ``v`` (``overflow()`` raises when they overflow)."""
-    # A seeded random start: a fixed one (all ones, say) can be orthogonal to
-    # the top eigenvector and never find it.
-    v = np.random.default_rng(0).standard_normal(d + 1)
-    if not fit_intercept:
-        v[d] = 0.0
-    v /= np.linalg.norm(v)
-    eigenvalue = 0.0
-    for _ in range(iterations):
-        out = sums(v)
-        product = np.append(out[2:], out[1] if fit_intercept else 0.0) / n
-        with np.errstate(over="ignore"):
-            eigenvalue = float(np.linalg.norm(product))
-        if not math.isfinite(eigenvalue):
-            overflow()
-        if eigenvalue == 0.0:
-            return math.inf      # X is all zeros (no intercept): any rate is stable
-        v = product / eigenvalue
-    return 2.0 / (2.0 * loss_factor * eigenvalue)
+    if curvature == 0.0:
+        return math.inf      # X is all zeros (no intercept): any rate is stable
+    return 2.0 / curvature

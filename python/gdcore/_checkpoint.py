@@ -67,7 +67,7 @@ class Saved:
     """A run as a checkpoint holds it."""
 
     state: TrainState
-    history: dict[str, list[float]]
+    history: dict[str, Any]         # per epoch: loss, grad_norm, lr, ... (sequences)
     start_step: int                 # global step at the start of the run
     halvings: int                   # on_divergence="halve" retries so far
     finished: str | None = None     # the stop reason of a run that ended
@@ -181,6 +181,10 @@ def _pack(saved: Saved) -> tuple[dict, dict[str, np.ndarray]]:
     arrays: dict[str, np.ndarray] = {"buffers": state.buffers}
     if state.val_rows is not None:
         arrays["val_rows"] = state.val_rows
+    if state.standardize is not None:
+        arrays["standardize"] = state.standardize
+    if state.best_params is not None:
+        arrays["best_params"] = state.best_params
     for name, values in saved.history.items():
         arrays[f"history_{name}"] = np.asarray(values, dtype=np.float64)
     meta: dict[str, Any] = dict(
@@ -191,7 +195,9 @@ def _pack(saved: Saved) -> tuple[dict, dict[str, np.ndarray]]:
         lr_scale=state.lr_scale, best_score=_float(state.best_score),
         no_improvement=state.no_improvement, n_samples=state.n_samples,
         weight_scale=None if state.weight_scale is None else list(state.weight_scale),
-        optimizer=state.optimizer, l1_total=state.l1_total,
+        optimizer=state.optimizer, l1_total=state.l1_total, auto_lr=state.auto_lr,
+        best_epoch=state.best_epoch,
+        best_loss=_float(state.best_loss), best_val_loss=_float(state.best_val_loss),
         history=list(saved.history), start_step=saved.start_step, halvings=saved.halvings,
         finished=saved.finished, epoch_progress=None)
     if saved.epoch is not None:
@@ -227,7 +233,11 @@ def _unpack(meta: dict, arrays: dict[str, np.ndarray]) -> Saved:
         no_improvement=meta["no_improvement"],
         val_rows=arrays.get("val_rows"), n_samples=meta["n_samples"],
         weight_scale=None if meta["weight_scale"] is None else tuple(meta["weight_scale"]),
-        optimizer=meta["optimizer"], l1_total=meta["l1_total"])
+        optimizer=meta["optimizer"], l1_total=meta["l1_total"],
+        standardize=arrays.get("standardize"), auto_lr=meta["auto_lr"],
+        best_epoch=meta["best_epoch"], best_loss=_number(meta["best_loss"]),
+        best_val_loss=_number(meta["best_val_loss"]),
+        best_params=None if "best_params" not in arrays else arrays["best_params"].copy())
     history = {name: arrays[f"history_{name}"].tolist() for name in meta["history"]}
     progress = None
     if meta["epoch_progress"] is not None:

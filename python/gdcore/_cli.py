@@ -1,4 +1,4 @@
-"""The ``train`` and ``demo`` commands of ``python -m gdcore`` (and ``gdcore``).
+"""The ``train``, ``predict`` and ``demo`` commands of ``python -m gdcore`` (and ``gdcore``).
 
 ``train`` fits a linear model to a synthetic problem or to data in ``.npy`` /
 ``.csv`` files with any option of :func:`gdcore.fit` (its flags come from the
@@ -23,17 +23,20 @@ import re
 import runpy
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from . import _io, _options
 from ._api import fit, value_and_grad
+from ._api import predict as gdcore_predict
 from ._io import CommandError
 from ._results import DivergenceError
 
-COMMANDS = ("train", "demo")
+COMMANDS = ("train", "predict", "demo")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -79,15 +82,39 @@ examples:
   {prog} train --X X.npy --y y.npy --method batch --lr 0.4 --epochs 50 -o model.json
   {prog} train --data table.csv --target price --plot loss.png -o model.npz
   {prog} train --data table.csv --target -1 --no-intercept --loss half_mse
+  {prog} predict --model model.json --data new.csv -o predictions.csv
 
 Data: .npy files are memory-mapped (a float64 X is never copied); .csv files
 are comma-separated (--delimiter), with an optional header row of column
 names (--header / --no-header; by default a first row none of whose cells is
 a number is a header); empty cells and NA are missing values, which training
 refuses. Without --X/--y or --data a synthetic problem is made
-(gdcore.make_regression). The output holds w, b, history and the other fields
-of gdcore.fit's result, the options and the data's description.
+(gdcore.make_regression). The output (the model file) holds w, b, history and
+the other fields of gdcore.fit's result, every training option (as given, or
+its default), the data's description, the names of the features (the .csv
+header's, else x0, x1, ...) and of the target, and gdcore's version;
+`{prog} predict --model FILE` predicts with it.
 """
+
+
+def add_csv_arguments(group: Any) -> None:
+    """``--delimiter`` and ``--header``/``--no-header``: how .csv files are read."""
+    group.add_argument("--delimiter", default=",", metavar="CHAR",
+                       help="column separator of .csv files (default ','; 'tab' or '\\t' "
+                            "for tabs)")
+    header = group.add_mutually_exclusive_group()
+    header.add_argument("--header", dest="header", action="store_const", const=True,
+                        default=None, help="the first row of the .csv files names the "
+                                           "columns")
+    header.add_argument("--no-header", dest="header", action="store_const", const=False,
+                        help="the first row of the .csv files is data (default: it is a "
+                             "header only when none of its cells is a number and the next "
+                             "row's cells all are)")
+
+
+def delimiter(args: argparse.Namespace) -> str:
+    """``--delimiter``, with ``tab`` or ``\\t`` spelled as a tab."""
+    return "\t" if args.delimiter in ("\\t", "tab") else args.delimiter
 
 
 def build_train_parser(prog: str) -> argparse.ArgumentParser:
@@ -110,17 +137,7 @@ def build_train_parser(prog: str) -> argparse.ArgumentParser:
     data.add_argument("--target", default="-1", metavar="COLUMN",
                       help="target column of --data: a header name or an index "
                            "(default -1, the last)")
-    data.add_argument("--delimiter", default=",", metavar="CHAR",
-                      help="column separator of .csv files (default ','; 'tab' or '\\t' "
-                           "for tabs)")
-    header = data.add_mutually_exclusive_group()
-    header.add_argument("--header", dest="header", action="store_const", const=True,
-                        default=None, help="the first row of the .csv files names the "
-                                           "columns")
-    header.add_argument("--no-header", dest="header", action="store_const", const=False,
-                        help="the first row of the .csv files is data (default: it is a "
-                             "header only when none of its cells is a number and the next "
-                             "row's cells all are)")
+    add_csv_arguments(data)
     data.add_argument("-n", "--n-samples", type=positive_integer, default=10_000,
                       help="synthetic samples (default 10,000)")
     data.add_argument("-d", "--n-features", type=positive_integer, default=10,
@@ -197,8 +214,7 @@ def train(argv: Sequence[str], prog: str) -> int:
     if plot is not None and getattr(args, "fit_epochs", None) == 0:
         raise CommandError("--plot needs at least one epoch of history (--epochs 0 "
                            "trains nothing)")
-    if args.delimiter in ("\\t", "tab"):
-        args.delimiter = "\t"
+    args.delimiter = delimiter(args)
     X, y, data, w_true = _io.load_data(args)
     options = _fit_options(args)
     say = (lambda *a: None) if args.quiet else print
@@ -247,6 +263,79 @@ def train(argv: Sequence[str], prog: str) -> int:
             raise CommandError(f"--plot: cannot write {args.plot!r}: "
                                f"{exc.strerror or exc}") from None
         say(f"wrote {plot}")
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# The predict command
+# ---------------------------------------------------------------------------
+
+PREDICT_EXAMPLES = """\
+examples:
+  {prog} train --data houses.csv --target price -o model.json
+  {prog} predict --model model.json --data new_houses.csv              # to the terminal
+  {prog} predict --model model.json --data new_houses.csv -o predictions.csv
+
+The model's features are found in the --data file by name when the file has a
+header and the model was trained on named columns (their order does not
+matter; the target column may be there too and is ignored; any other column
+is an error), else by position: the file must have the model's number of
+features (or one more, the target's column, for a model trained with --data).
+The predictions are written one row per sample, under a header naming the
+target (.csv), or as an array (.npy); without -o they are printed.
+"""
+
+
+def build_predict_parser(prog: str) -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog=f"{prog} predict",
+        description="Predict with a model saved by train -o (a .json or .npz file) on the "
+                    "samples of a .csv or .npy file.",
+        epilog=PREDICT_EXAMPLES.format(prog=prog),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, metavar="FILE",
+                        help="the model: a .json or .npz file written by train -o")
+    parser.add_argument("--data", required=True, metavar="FILE",
+                        help="the samples: a .csv (with or without a header) or .npy file")
+    parser.add_argument("-o", "--output", metavar="FILE",
+                        help="write the predictions to a .csv or .npy file (default: print "
+                             "them)")
+    add_csv_arguments(parser)
+    return parser
+
+
+def predict(argv: Sequence[str], prog: str) -> int:
+    args = build_predict_parser(prog).parse_args(argv)
+    output = (_io.check_writable(args.output, _io.PREDICTION_SUFFIXES, "--output")
+              if args.output is not None else None)
+    if args.output is not None:
+        _io.check_outputs([("--output", args.output)],
+                          [("--model", args.model), ("--data", args.data)])
+    args.delimiter = delimiter(args)
+    model = _io.read_model(args.model)
+    table, header = _io.read_array(args.data, "--data", args.delimiter, args.header)
+    X = _io.model_features(model, table, header, args.data)
+    try:
+        predictions = gdcore_predict(X, model.w, model.b)
+    except ValueError as exc:
+        raise CommandError(f"--data file {args.data!r}: {exc}") from None
+    k = 1 if model.w.ndim == 1 else model.w.shape[1]
+    target = model.target_name
+    if isinstance(target, list) and len(target) == k and all(isinstance(t, str)
+                                                             for t in target):
+        names = list(target)
+    elif isinstance(target, str) and k == 1:
+        names = [target]
+    else:
+        names = ["prediction"] if k == 1 else [f"prediction{i}" for i in range(k)]
+    if output is None:
+        rows = predictions.reshape(predictions.shape[0], -1)
+        sys.stdout.write("".join(",".join(repr(float(v)) for v in row) + "\n"
+                                 for row in rows))
+        return 0
+    _io.write_predictions(output, predictions, names)
+    print(f"wrote {output}: {predictions.shape[0]:,} predictions of {', '.join(names)} "
+          f"from {len(model.feature_names)} features")
     return 0
 
 
@@ -363,12 +452,24 @@ def stop_quietly_on_broken_pipe() -> int:
     return 1
 
 
+def one_line_warnings(prefix: str) -> None:
+    """Show every warning as one line on standard error, ``PREFIX: warning:
+    MESSAGE`` (no source line); call inside ``warnings.catch_warnings()``."""
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: Any = None, line: str | None = None) -> None:
+        text = " ".join(str(message).split())
+        print(f"{prefix}: warning: {text}", file=sys.stderr)
+    warnings.showwarning = show
+
+
 def main(argv: Sequence[str]) -> int:
-    """Run ``argv[0]`` (``train`` or ``demo``) with the rest of ``argv``."""
+    """Run ``argv[0]`` (``train``, ``predict`` or ``demo``) with the rest of ``argv``."""
     prog = program_name()
     command, rest = argv[0], list(argv[1:])
     try:
-        return {"train": train, "demo": demo}[command](rest, prog)
+        with warnings.catch_warnings():
+            one_line_warnings(f"{prog} {command}")
+            return {"train": train, "predict": predict, "demo": demo}[command](rest, prog)
     except DivergenceError as exc:
         print(f"{prog} {command}: error: {exc}", file=sys.stderr)
         return 1

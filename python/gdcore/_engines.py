@@ -66,7 +66,8 @@ class Trainer(Protocol):
         ...
 
     def subset_loss(self, rows: np.ndarray, params: np.ndarray) -> float:
-        """Loss over the rows ``rows`` at ``params``."""
+        """Loss over the rows ``rows`` of X at ``params`` (in X's units, never
+        standardized)."""
         ...
 
 
@@ -84,9 +85,12 @@ class Backend(TrainerFactory, Protocol):
     """One way of doing gdcore's arithmetic."""
 
     def sums(self, X: np.ndarray, Y: np.ndarray | None, params: np.ndarray,
-             n_threads: int) -> np.ndarray:
-        """``[S, R(k), G(k*d)]``: ``sum |r|^2``, ``sum r`` and ``X.T @ r`` by output,
-        ``r = X @ W + b - Y`` over all rows (``Y`` None: targets 0, one output)."""
+             n_threads: int, *, weights: np.ndarray | None = None,
+             standardize: np.ndarray | None = None) -> np.ndarray:
+        """``[S, R(k), G(k*d)]``: ``sum s |r|^2``, ``sum s r`` and ``X.T @ (s r)`` by
+        output, ``r = X @ W + b - Y`` over all rows (``Y`` None: targets 0, one
+        output; ``s`` the weights, 1 without; with ``standardize``, the
+        standardized rows in place of X's)."""
         ...
 
     def predict(self, X: np.ndarray, w: np.ndarray, b: float | np.ndarray) -> np.ndarray:
@@ -109,6 +113,21 @@ def _fill_range(buffer: np.ndarray) -> None:
         _dispatch.kernels.fill_range(buffer)
     else:
         buffer[:] = np.arange(buffer.shape[0])
+
+
+def vector_norm(x: np.ndarray) -> float:
+    """``sqrt(sum x**2)``, summed in the compiled kernels' fixed order when they
+    are built (so an epoch's gradient norm has the same bits whether the
+    training loop or a multi-epoch kernel call computed it)."""
+    if _dispatch.kernels is not None:
+        return float(_dispatch.kernels.norm(np.ascontiguousarray(x)))
+    with np.errstate(over="ignore"):
+        return float(np.linalg.norm(x))
+
+
+#: sample orders drawn at once for a multi-epoch call: about 1 MiB of them
+#: (one when an order is larger: then the run's own index array holds it)
+ORDER_BLOCK_BYTES = 1 << 20
 
 
 class InMemory:
@@ -180,17 +199,76 @@ class CythonTrainer(InMemory):
         self._kernels = kernels
         self._rule = kernels.Rule(config, config.batch_size, config.n_threads or 1)
         self._X, self._Y, self._weights = data.X, data.Y, data.weights
+        self._standardize = data.standardize
         self._loss_factor = config.loss_factor
+        #: whole epochs can run in one call (run_epochs): the order of every
+        #: row, not of held-out rows' complement or of blocks
+        self.runs_epochs = data.train_rows is None and self._block is None
 
     def run(self, state: TrainState, order: np.ndarray | None, lr: float, first_step: int,
             stop_step: int, running: float) -> tuple[int, float, float, bool]:
         steps, running, part, nonfinite, state.l1_total = self._kernels.run_epoch(
             self._X, self._Y, order, self._weights, state.buffers, self._rule, lr,
-            state.global_step, first_step, stop_step, running, state.l1_total)
+            state.global_step, first_step, stop_step, running, state.l1_total,
+            self._standardize)
         return steps, running, part, nonfinite
 
     def loss_total(self, running: float) -> float:
         return self._loss_factor * running      # the kernel sums losses over the factor
+
+    def run_epochs(self, state: TrainState, epochs: int, lr: float,
+                   stopping: tuple[int, float, int]
+                   ) -> tuple[int, bool, np.ndarray, np.ndarray, bool]:
+        """Up to ``epochs`` whole epochs at rate ``lr`` in one compiled call
+        (``kernels.run_epochs``), their sample orders drawn at once.
+
+        ``stopping`` is ``(stop_on, tol, n_iter_no_change)`` with ``stop_on``
+        0 (none), 1 (the loss) or 2 (the gradient norm). Updates the state
+        (buffers, counters, early stopping's best score; the generator as if
+        the epochs run had drawn their orders one by one) and returns
+        ``(epochs_run, failed, losses, grad_norms, converged)``: ``failed``
+        means that the epoch after those run stopped at a non-finite loss or
+        parameters (it is left undone, for the training loop to run and
+        handle); fewer epochs than asked may also run because the orders of
+        more did not fit in one block.
+        """
+        n = self._data.n_train
+        orders, drawn_from = None, None
+        if self._buffer is not None:
+            assert state.rng is not None
+            epochs = min(epochs, max(1, ORDER_BLOCK_BYTES // (8 * n)))
+            drawn_from = state.rng.bit_generator.state
+            orders = self._orders(state.rng, epochs, n,
+                                  self._buffer.reshape(1, n) if epochs == 1 else None)
+        losses, grad_norms = np.empty(epochs), np.empty(epochs)
+        stop_on, tol, patience = stopping
+        (done, steps, state.l1_total, state.best_score, state.no_improvement,
+         converged) = self._kernels.run_epochs(
+            self._X, self._Y, orders, self._weights, state.buffers, self._rule, lr,
+            state.global_step, epochs, state.l1_total, losses, grad_norms, stop_on, tol,
+            patience, state.best_score, state.no_improvement, self._standardize)
+        state.global_step += steps
+        if orders is not None and done < epochs:    # undraw the orders not used
+            assert state.rng is not None and drawn_from is not None
+            state.rng.bit_generator.state = drawn_from
+            if done:
+                self._orders(state.rng, done, n)
+        failed = done < epochs and not converged
+        return done, failed, losses[:done], grad_norms[:done], converged
+
+    @staticmethod
+    def _orders(rng: np.random.Generator, epochs: int, n: int,
+                out: np.ndarray | None = None) -> np.ndarray:
+        """``epochs`` sample orders (into ``out``, of shape (epochs, n), when
+        given), each ``rng.shuffle`` of ``0..n-1``: ``Generator.permuted``
+        along the rows is exactly those shuffles, one after the other
+        (tests/test_fast_epochs.py checks it)."""
+        orders = np.empty((epochs, n), dtype=np.intp) if out is None else out
+        if epochs == 1:
+            _fill_range(orders[0])              # no temporary of size n
+        else:
+            orders[:] = np.arange(n, dtype=np.intp)
+        return rng.permuted(orders, axis=1, out=orders)
 
     def subset_loss(self, rows: np.ndarray, params: np.ndarray) -> float:
         return self._kernels.subset_loss(self._X, self._Y, rows, params, self._loss_factor)
@@ -205,16 +283,26 @@ class CythonBackend:
         return CythonTrainer(data, config)
 
     def sums(self, X: np.ndarray, Y: np.ndarray | None, params: np.ndarray,
-             n_threads: int) -> np.ndarray:
+             n_threads: int, *, weights: np.ndarray | None = None,
+             standardize: np.ndarray | None = None) -> np.ndarray:
         k = 1 if Y is None else Y.shape[1]
         out = np.empty(1 + k + k * X.shape[1])
-        _dispatch.require().full_sums(X, Y, None, params, out, n_threads)
+        _dispatch.require().full_sums(X, Y, weights, params, out, n_threads, standardize)
         return out
 
     def predict(self, X: np.ndarray, w: np.ndarray, b: float | np.ndarray) -> np.ndarray:
         # A matrix product is what BLAS does best: NumPy's, no kernel of ours.
+        # A float32 X goes in blocks of rows made float64 (NumPy would make
+        # a float64 copy of all of it; each row's product is the same).
         with np.errstate(invalid="ignore", over="ignore"):
-            predictions = X @ w
+            if X.dtype == np.float64:
+                predictions = X @ w
+            else:
+                predictions = np.empty((X.shape[0], *w.shape[1:]))
+                step = max(1, ORDER_BLOCK_BYTES // (8 * X.shape[1]))
+                for start in range(0, X.shape[0], step):
+                    block = X[start:start + step].astype(np.float64)
+                    predictions[start:start + step] = block @ w
             predictions += b
         return predictions
 
@@ -236,7 +324,9 @@ class ReferenceTrainer(InMemory):
 
     def __init__(self, data: Data, config: Config) -> None:
         super().__init__(data, config)
-        self._rows = data.X.tolist()
+        self._rows = data.X.tolist()              # the held-out loss's rows
+        self._training_rows = (self._rows if data.standardize is None else
+                               reference.standardized(self._rows, data.standardize.tolist()))
         self._targets = data.Y.tolist()
         self._weights = None if data.weights is None else data.weights.tolist()
         self._config = config
@@ -246,7 +336,8 @@ class ReferenceTrainer(InMemory):
         visit = list(range(len(self._rows))) if order is None else order.tolist()
         lists = state.buffers.tolist()
         totals = [state.l1_total]
-        outcome = reference.train_epoch(self._rows, self._targets, visit, self._weights,
+        outcome = reference.train_epoch(self._training_rows, self._targets, visit,
+                                        self._weights,
                                         lists, totals, self._config,
                                         self._config.batch_size, lr, state.global_step,
                                         first_step, stop_step, running)
@@ -273,11 +364,16 @@ class ReferenceBackend:
         return ReferenceTrainer(data, config)
 
     def sums(self, X: np.ndarray, Y: np.ndarray | None, params: np.ndarray,
-             n_threads: int) -> np.ndarray:
+             n_threads: int, *, weights: np.ndarray | None = None,
+             standardize: np.ndarray | None = None) -> np.ndarray:
         k = 1 if Y is None else Y.shape[1]
         W, b = reference.split(params.tolist(), k)
+        rows = X.tolist()
+        if standardize is not None:
+            rows = reference.standardized(rows, standardize.tolist())
         sum_of_squares, sum_r_x, sum_r = reference.sums(
-            X.tolist(), None if Y is None else Y.tolist(), W, b)
+            rows, None if Y is None else Y.tolist(), W, b,
+            None if weights is None else weights.tolist())
         return np.array([sum_of_squares, *sum_r, *(v for row in sum_r_x for v in row)])
 
     def predict(self, X: np.ndarray, w: np.ndarray, b: float | np.ndarray) -> np.ndarray:

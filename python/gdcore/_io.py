@@ -13,18 +13,22 @@ import dataclasses
 import json
 import math
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import _validation
+from . import _options, _validation
 from ._data import make_regression
 from ._files import write_atomically
 from ._version import __version__
 
 DATA_SUFFIXES = (".npy", ".csv")
 OUTPUT_SUFFIXES = (".json", ".npz")
+PREDICTION_SUFFIXES = (".csv", ".npy")
+#: What a model file (train's -o) says it is; predict reads these.
+MODEL_FORMAT = "gdcore-model-1"
 
 
 class CommandError(Exception):
@@ -264,14 +268,16 @@ def load_data(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, dict,
         X = np.delete(table, column, axis=1)
         y = np.array(table[:, column], dtype=np.float64)
         info = dict(source="file", data=args.data_file, target_column=column,
-                    target_name=header[column] if header else None)
+                    target_name=header[column] if header else None,
+                    feature_names=([name for i, name in enumerate(header) if i != column]
+                                   if header else None))
         return X, y, info, None
     if any(files):
         if not all(files):
             missing = "--y" if args.y_file is None else "--X"
             raise CommandError(f"{missing} is missing: give both --X and --y (or --data)")
-        X, _ = read_array(args.X_file, "--X", args.delimiter, args.header)
-        y, _ = read_array(args.y_file, "--y", args.delimiter, args.header)
+        X, names = read_array(args.X_file, "--X", args.delimiter, args.header)
+        y, targets = read_array(args.y_file, "--y", args.delimiter, args.header)
         if not (y.ndim == 2 and y.shape[1] > 1):        # k > 1 columns: k outputs
             y = _as_vector(y, args.y_file, "--y")
         if X.ndim == 0:
@@ -281,7 +287,9 @@ def load_data(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, dict,
             raise CommandError(f"--X and --y must have the same number of samples; got "
                                f"{X.shape[0]} in {args.X_file!r} and {y.shape[0]} in "
                                f"{args.y_file!r}")
-        return X, y, dict(source="files", X=args.X_file, y=args.y_file), None
+        info = dict(source="files", X=args.X_file, y=args.y_file, feature_names=names,
+                    target_name=(targets[0] if targets and len(targets) == 1 else targets))
+        return X, y, info, None
     X, y, w_true = synthetic(args.n_samples, args.n_features, args.noise, args.bias,
                              args.data_seed)
     info = dict(source="synthetic", noise=args.noise, bias=args.bias, seed=args.data_seed)
@@ -343,15 +351,39 @@ def _plain(value: Any) -> Any:
     return repr(value)
 
 
+def feature_names(data: dict, n_features: int) -> tuple[list[str], bool]:
+    """The names of the features of a run: a .csv header's (True), or x0, x1, ...
+    (False)."""
+    names = data.get("feature_names")
+    if names is not None and len(names) == n_features:
+        return list(names), True
+    return [f"x{i}" for i in range(n_features)], False
+
+
+def all_options(given: dict) -> dict:
+    """Every option of the table (``_options.OPTIONS``, so an option added
+    there appears here) with the value the run used: as given on the
+    command line, or its default; and the data arguments that were given."""
+    options = {record.name: given.get(record.name, record.default)
+               for record in _options.OPTIONS}
+    options.update((record.name, given[record.name]) for record in _options.DATA_ARGUMENTS
+                   if record.name in given)
+    return options
+
+
 def result_record(result: Any, options: dict, data: dict, final_loss: float,
                   seconds: float, w_true: np.ndarray | None) -> dict:
-    """Everything the output file holds."""
-    record = {}
+    """Everything the output file (the model file) holds: the result of fit,
+    every option (:func:`all_options`), the data's description, the names of
+    the features and the target, and the version of gdcore."""
+    record: dict[str, Any] = {"format": MODEL_FORMAT, "gdcore_version": __version__}
     for field in dataclasses.fields(result):
         if field.name != "state":
             record[field.name] = getattr(result, field.name)
-    record.update(final_loss=final_loss, seconds=seconds, options=options, data=data,
-                  gdcore_version=__version__)
+    names, from_header = feature_names(data, int(np.shape(result.w)[0]))
+    record.update(final_loss=final_loss, seconds=seconds, options=all_options(options),
+                  data=data, feature_names=names, feature_names_from_header=from_header,
+                  target_name=data.get("target_name"))
     if w_true is not None:
         record["w_true"] = w_true
     return record
@@ -404,3 +436,124 @@ def check_outputs(outputs: list[tuple[str, str]], inputs: list[tuple[str, str]])
         raise CommandError(exc.strerror or str(exc)) from None
     except ValueError as exc:
         raise CommandError(str(exc)) from None
+
+
+# ---------------------------------------------------------------------------
+# Models and predictions (the predict command)
+# ---------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Model:
+    """What ``predict`` needs of a model file written by ``train -o``."""
+
+    w: np.ndarray                     # (d,) or (d, k)
+    b: Any                            # float or (k,)
+    feature_names: list[str]
+    from_header: bool                 # the names came from a .csv header
+    target_name: Any                  # str, list of str (k outputs) or None
+    target_column: int | None         # trained on --data: the target's column
+
+
+def read_model(path: str) -> Model:
+    """A model file (.json or .npz, ``train -o``); every problem is a
+    one-line :class:`CommandError` naming ``--model``."""
+    file = _check_suffix(path, OUTPUT_SUFFIXES, "--model file")
+    shown = f"--model file {path!r}"
+    if not file.is_file():
+        raise CommandError(f"{shown} does not exist" if not file.exists()
+                           else f"{shown} is not a file")
+    try:
+        if file.suffix.lower() == ".json":
+            record = json.loads(file.read_text(encoding="utf-8"))
+        else:
+            with np.load(file, allow_pickle=False) as archive:
+                arrays = {name: archive[name] for name in archive.files}
+            record = json.loads(str(arrays.pop("meta")))
+            record.update(arrays)
+    except (OSError, ValueError, KeyError, UnicodeDecodeError, EOFError,
+            zipfile.BadZipFile) as exc:
+        raise CommandError(f"cannot read {shown}: {' '.join(str(exc).split())}") from None
+    if not isinstance(record, dict) or "w" not in record or "b" not in record:
+        raise CommandError(f"{shown} is not a model file of gdcore train -o (it has no w "
+                           f"and b)")
+    try:
+        w = np.asarray(record["w"], dtype=np.float64)
+        b = np.asarray(record["b"], dtype=np.float64)
+    except (TypeError, ValueError):
+        raise CommandError(f"{shown}: its w and b are not numbers") from None
+    if w.ndim not in (1, 2) or w.shape[0] == 0 or b.shape != w.shape[1:] \
+            or not (np.isfinite(w).all() and np.isfinite(b).all()):
+        raise CommandError(f"{shown}: its w (shape {w.shape}) and b (shape {b.shape}) are "
+                           f"not the finite parameters of a linear model")
+    d = w.shape[0]
+    names = record.get("feature_names")
+    from_header = bool(record.get("feature_names_from_header", False))
+    if not (isinstance(names, list) and len(names) == d
+            and all(isinstance(name, str) for name in names)):
+        names, from_header = [f"x{i}" for i in range(d)], False
+    data = record.get("data")
+    if not isinstance(data, dict):
+        data = {}
+    column = data.get("target_column") if data.get("source") == "file" else None
+    return Model(w=w, b=float(b) if b.ndim == 0 else b, feature_names=names,
+                 from_header=from_header, target_name=record.get("target_name"),
+                 target_column=column if isinstance(column, int) else None)
+
+
+def model_features(model: Model, table: np.ndarray, header: list[str] | None,
+                   path: str) -> np.ndarray:
+    """The columns of ``table`` (read from ``path``) that are the model's
+    features, in the model's order: by name when both the file and the model
+    have names, else by position (a table with one column more than the
+    model's features, trained on --data, loses the target's column)."""
+    shown = f"--data file {path!r}"
+    d = len(model.feature_names)
+    if table.ndim == 1:
+        table = table.reshape(-1, 1)
+    if header is not None and model.from_header:
+        if len(set(header)) != len(header):
+            repeated = sorted({name for name in header if header.count(name) > 1})
+            raise CommandError(f"{shown} names the column(s) {', '.join(repeated)} twice")
+        missing = [name for name in model.feature_names if name not in header]
+        target = model.target_name if isinstance(model.target_name, str) else None
+        extra = [name for name in header if name not in model.feature_names
+                 and name != target]
+        if missing or extra:
+            problems = []
+            if missing:
+                problems.append(f"lacks the model's feature column(s) {', '.join(missing)}")
+            if extra:
+                problems.append(f"has column(s) {', '.join(extra)} the model was not "
+                                f"trained on")
+            raise CommandError(f"{shown} {' and '.join(problems)} (the model's features: "
+                               f"{', '.join(model.feature_names)})")
+        return table[:, [header.index(name) for name in model.feature_names]]
+    if table.shape[1] == d:
+        return table
+    if table.shape[1] == d + 1 and model.target_column is not None:
+        return np.delete(table, model.target_column, axis=1)
+    raise CommandError(f"{shown} has {table.shape[1]} column(s); the model has {d} "
+                       f"feature(s) ({', '.join(model.feature_names)})"
+                       + ("" if header is None else
+                          "; its header names cannot be matched: the model was trained "
+                          "without column names"))
+
+
+def write_predictions(path: Path, predictions: np.ndarray, names: list[str]) -> None:
+    """Predictions to a .csv (a header of ``names``, shortest round-trip
+    numbers) or .npy file, atomically (``_files.write_atomically``)."""
+    def write(temporary: str) -> None:
+        if path.suffix.lower() == ".npy":
+            with open(temporary, "wb") as handle:
+                np.save(handle, predictions)
+            return
+        with open(temporary, "w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(names)
+            writer.writerows([repr(float(v)) for v in row]
+                             for row in predictions.reshape(predictions.shape[0], -1))
+    try:
+        write_atomically(path, write)
+    except OSError as exc:
+        raise CommandError(f"--output: cannot write {str(path)!r}: "
+                           f"{exc.strerror or exc}") from None

@@ -44,6 +44,8 @@ LOSS_FACTORS = {"mse": 1.0, "half_mse": 0.5}
 STOP_ON = ("loss", "grad_norm", "validation")
 ON_DIVERGENCE = ("raise", "stop", "halve")
 L1_METHODS = ("subgradient", "proximal", "cumulative")
+#: The ``stop_on`` values ``restore_best`` works with (a loss to pick the best epoch by).
+RESTORE_BEST_STOP_ON = ("loss", "validation")
 #: ``validation_fraction`` when ``stop_on="validation"`` and none is given.
 DEFAULT_VALIDATION_FRACTION = 0.1
 
@@ -69,6 +71,11 @@ def number(text: str) -> float:
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be a finite number; got {text}")
     return value
+
+
+def rate(text: str) -> float | str:
+    """A learning rate: ``auto`` or a finite number."""
+    return "auto" if text.strip().lower() == "auto" else number(text)
 
 
 def _value_text(text: str) -> Any:
@@ -236,9 +243,10 @@ class Config:
     batch_size: int = option(
         32, "samples per mini-batch (minibatch only)", _at_least(1),
         flag="--batch-size", type=integer, metavar="N")
-    lr: float = option(
-        0.01, "learning rate", functools.partial(_validation.check_real, positive=True),
-        flag="--lr", type=number, metavar="RATE")
+    lr: float | str = option(
+        0.01, "learning rate, or auto: 1/L for batch (L the loss's largest curvature), "
+        "1/(2 L(B)) for batch size B (Gower et al., 2019)", _validation.check_lr,
+        flag="--lr", type=rate, metavar="RATE")
     epochs: int = option(
         10, "passes over the data", _at_least(0, _validation.MAX_COUNT),
         flag="--epochs", type=integer, metavar="N")
@@ -341,6 +349,14 @@ class Config:
         "subgradient", "how l1 is applied: l1 * sign(w) in the gradient, soft-thresholding "
         "after each step (proximal), or the cumulative penalty of scikit-learn's "
         "SGDRegressor", choices=L1_METHODS, flag="--l1-method")
+    standardize: bool = option(
+        False, "train on (x - mean) / std per feature, formed as each row is read (no "
+        "copy of X); results in the units of X", _validation.check_bool,
+        flag="--standardize", action="store_true")
+    restore_best: bool = option(
+        False, "return the parameters of the epoch whose monitored loss (stop_on: loss or "
+        "validation) was lowest", _validation.check_bool, flag="--restore-best",
+        action="store_true")
 
     def __post_init__(self) -> None:
         for record in OPTIONS:
@@ -351,6 +367,14 @@ class Config:
         if self.nesterov and (self.momentum == 0.0 or self.dampening != 0.0):
             raise ValueError(f"nesterov=True needs momentum > 0 and dampening = 0; got "
                              f"momentum={self.momentum}, dampening={self.dampening}")
+        if self.lr == "auto" and not isinstance(self.optimizer, SGD):
+            raise ValueError(f"lr='auto' is the rate of plain or momentum gradient descent "
+                             f"(optimizer='sgd'); give optimizer="
+                             f"{name_of(self.optimizer)!r} a number")
+        if self.restore_best and self.stop_on not in RESTORE_BEST_STOP_ON:
+            raise ValueError(f"restore_best=True needs stop_on='loss' or 'validation' (the "
+                             f"loss it picks the best epoch by); got "
+                             f"stop_on={self.stop_on!r}")
         if self.validation_fraction is None and self.stop_on == "validation":
             object.__setattr__(self, "validation_fraction", DEFAULT_VALIDATION_FRACTION)
 
@@ -381,6 +405,14 @@ class Config:
                     "optimizer='sgd'"
                 raise ValueError(f"{name} applies to {users} only (as in PyTorch); got "
                                  f"{name}={value!r} with optimizer={name_of(optimizer)!r}")
+
+    @property
+    def rate(self) -> float:
+        """``lr`` as a number (``fit`` replaces ``lr="auto"`` by the run's rate
+        before training starts)."""
+        if isinstance(self.lr, str):
+            raise AssertionError("lr='auto' is resolved before training")
+        return self.lr
 
     @property
     def loss_factor(self) -> float:

@@ -19,7 +19,8 @@ class FitResult:
     ----------
     w : ndarray of shape (n_features,), or (n_features, k) for k outputs
         Learned weights (a new array; ``w0`` is never modified). With
-        ``average``, the averaged weights.
+        ``average``, the averaged weights; with ``restore_best``, those of
+        ``best_epoch``.
     b : float, or ndarray of shape (k,) for k outputs
         Learned intercept (``b0`` when ``fit_intercept=False``).
     history : ndarray of shape (epochs_run,)
@@ -39,7 +40,8 @@ class FitResult:
     grad_norm : ndarray of shape (epochs_run,)
         Norm of the mean over the epoch's steps of the gradient each step used
         (penalties included). For ``"batch"`` it is the full-data gradient
-        norm before the epoch's update.
+        norm before the epoch's update. With ``standardize=True``, the
+        gradient of the standardized problem (the one the steps follow).
     lr_history : ndarray of shape (epochs_run,)
         Learning rate of each epoch (before any per-step decay).
     val_loss : ndarray of shape (epochs_run,) or None
@@ -53,6 +55,20 @@ class FitResult:
     copied : tuple of str
         Which of ``"X"`` and ``"y"`` had to be converted (copied) to float64
         C-contiguous arrays; empty when both were used as given.
+    lr : float or None
+        The base learning rate the run used (the one ``lr="auto"`` chose, or
+        the ``lr`` given).
+    best_epoch : int or None
+        With ``restore_best=True``: the epoch (0-based, counted since the run
+        began, warm starts included) whose monitored loss (``stop_on``: the
+        training loss or the held-out loss) was the lowest; ``w`` and ``b``
+        are the parameters at the end of that epoch. None otherwise.
+    best_loss : float or None
+        With ``restore_best=True``: the training loss of that epoch (its
+        entry of ``history``).
+    best_val_loss : float or None
+        With ``restore_best=True`` and a held-out split: the held-out loss of
+        that epoch (its entry of ``val_loss``).
     """
 
     w: np.ndarray
@@ -70,6 +86,24 @@ class FitResult:
     stop_reason: str = "max_epochs"
     state: TrainState | None = field(default=None, repr=False)
     copied: tuple[str, ...] = ()
+    lr: float | None = None
+    best_epoch: int | None = None
+    best_loss: float | None = None
+    best_val_loss: float | None = None
+
+
+class ConvergenceWarning(UserWarning):
+    """Training ran out of epochs before early stopping's ``tol`` was met.
+
+    Warned by :func:`gdcore.fit` (and ``LinearRegressor.fit``) when ``tol``
+    is set and the run ends with ``stop_reason="max_epochs"``, like
+    scikit-learn's warning of the same name: the result is the last epoch's
+    (or the best one's, with ``restore_best``), which may not have
+    converged. More ``epochs``, a larger ``lr`` or a larger ``tol`` help;
+    ``warnings.simplefilter("ignore", gdcore.ConvergenceWarning)`` silences
+    it. ``LinearRegressor.partial_fit`` runs one epoch per call by design and
+    does not warn.
+    """
 
 
 class DivergenceError(FloatingPointError):

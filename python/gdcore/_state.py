@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from . import _standardize
+
 #: The rows of :attr:`TrainState.buffers`, in order: the parameters, the sum
 #: of the current epoch's step gradients (for the gradient norm), the
 #: optimizer's buffers (the momentum buffer or Adam's first moment; the
@@ -58,6 +60,8 @@ class Data:
     weights: np.ndarray | None = None          # normalised to mean 1 over train_rows
     train_rows: np.ndarray | None = None       # None: every row
     val_rows: np.ndarray | None = None         # held-out rows, or None
+    # standardize=True: (2, d) centres and 1 / scales (see _standardize)
+    standardize: np.ndarray | None = None
 
     @property
     def Y(self) -> np.ndarray:
@@ -77,9 +81,17 @@ class Data:
     def n_train(self) -> int:
         return self.X.shape[0] if self.train_rows is None else self.train_rows.shape[0]
 
+    def in_data_units(self, params: np.ndarray) -> np.ndarray:
+        """The training parameters as the same model in the units of ``X``
+        (themselves without standardization)."""
+        if self.standardize is None:
+            return params
+        return _standardize.to_data_units(params, self.standardize, self.n_features)
+
     def split(self, params: np.ndarray) -> dict:
-        """``{"w": ..., "b": ...}``: :func:`split_params` for this data."""
-        w, b = split_params(params, self.n_features, self.outputs)
+        """``{"w": ..., "b": ...}`` in the units of ``X``: :func:`split_params`
+        of :meth:`in_data_units`."""
+        w, b = split_params(self.in_data_units(params), self.n_features, self.outputs)
         return {"w": w, "b": b}
 
 
@@ -136,6 +148,24 @@ class TrainState:
     l1_total : float
         ``l1_method="cumulative"``: the total L1 penalty ``u`` applied so far
         (the sum of ``lr * l1`` over the steps).
+    standardize : ndarray of shape (2, n_features) or None
+        ``standardize=True``: the features' centres and ``1 / scale``, fixed
+        by the run's first call (later calls, such as ``partial_fit`` chunks,
+        keep them); the buffers then hold the parameters of the standardized
+        problem. None: no standardization.
+    auto_lr : float or None
+        ``lr="auto"``: the rate chosen by the run's first call (kept).
+    best_epoch : int or None
+        ``restore_best``: the epoch (0-based, counted since training began)
+        whose monitored loss was the lowest so far; None before one.
+    best_loss, best_val_loss : float
+        ``restore_best``: the training loss and the held-out loss (NaN
+        without a held-out split) of that epoch.
+    best_params : ndarray or None
+        ``restore_best``: what the run returned had it stopped after that
+        epoch (the parameters, or their running mean with ``average``), in
+        the layout of ``buffers``' rows. The state's own parameters go on
+        from the last epoch, so a continued run is the run that never stopped.
     """
 
     buffers: np.ndarray
@@ -153,6 +183,12 @@ class TrainState:
     weight_scale: tuple[float, float] | None = None
     optimizer: str | None = None
     l1_total: float = 0.0
+    standardize: np.ndarray | None = None
+    auto_lr: float | None = None
+    best_epoch: int | None = None
+    best_loss: float = float("nan")
+    best_val_loss: float = float("nan")
+    best_params: np.ndarray | None = None
 
     @classmethod
     def starting_at(cls, params: np.ndarray, n_features: int,

@@ -25,21 +25,67 @@ import copy
 import math
 import time
 import warnings
+from typing import Any
 
 import numpy as np
 
 from ._checkpoint import Checkpoint, EpochProgress, Saved
-from ._engines import TrainerFactory
+from ._engines import TrainerFactory, vector_norm
 from ._feedback import Progress
 from ._options import Config
-from ._results import DivergenceError, FitResult
+from ._results import ConvergenceWarning, DivergenceError, FitResult
 from ._state import GRAD_SUM, Data, TrainState
+from ._validation import warn_from_caller
 
 #: ``on_divergence="halve"`` halves the rate at most this many times in a run.
 MAX_HALVINGS = 30
 
 #: With a checkpoint, an epoch runs in this many slices (at least), saved between.
 CHECKPOINT_SLICES = 16
+
+#: With a progress bar, an epoch runs in slices of about this many seconds, so
+#: that the bar moves within epochs (it redraws at most every
+#: ``_feedback.REFRESH_SECONDS``).
+PROGRESS_SECONDS = 0.1
+
+
+class Column:
+    """A run's record of one quantity per epoch: a float64 array that grows
+    (by appending one epoch, or a block of them at once), without a Python
+    float per epoch."""
+
+    __slots__ = ("_data", "_size")
+
+    def __init__(self, values: Any = ()) -> None:
+        values = np.asarray(values, dtype=np.float64)
+        self._data = np.empty(max(16, 2 * values.shape[0]))
+        self._data[:values.shape[0]] = values
+        self._size = values.shape[0]
+
+    def _room(self, extra: int) -> None:
+        if self._size + extra > self._data.shape[0]:
+            data = np.empty(max(2 * self._data.shape[0], self._size + extra))
+            data[:self._size] = self._data[:self._size]
+            self._data = data
+
+    def append(self, value: float) -> None:
+        self._room(1)
+        self._data[self._size] = value
+        self._size += 1
+
+    def extend(self, values: np.ndarray) -> None:
+        self._room(values.shape[0])
+        self._data[self._size:self._size + values.shape[0]] = values
+        self._size += values.shape[0]
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __getitem__(self, index: int) -> float:
+        return float(self._data[:self._size][index])
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        return np.array(self._data[:self._size], dtype=dtype)
 
 
 def _finite(params: np.ndarray) -> bool:
@@ -70,22 +116,34 @@ class _Run:
         self.checkpoint = checkpoint
         self.chunk_loss = math.nan          # mean batch loss of the last slice
         if saved is not None:
-            self.history, self.start_step = saved.history, saved.start_step
+            self.history = {name: Column(values) for name, values in saved.history.items()}
+            self.start_step = saved.start_step
             self.halvings, self.finished, self.resume = (saved.halvings, saved.finished,
                                                          saved.epoch)
         else:
-            self.history = {"loss": [], "grad_norm": [], "lr": []}
+            self.history = {"loss": Column(), "grad_norm": Column(), "lr": Column()}
             if data.val_rows is not None:
-                self.history["val_loss"] = []
+                self.history["val_loss"] = Column()
             self.start_step, self.halvings = state.global_step, 0
             self.finished, self.resume = None, None
         self.state = state
         self.chunk = config.callback_every or (
             -(-self.steps_per_epoch // CHECKPOINT_SLICES) if checkpoint is not None
             else self.steps_per_epoch)
+        resumed_steps = 0 if self.resume is None else self.resume.done
         self.progress = Progress(epochs=config.epochs, n_train=data.n_train,
-                                 verbose=config.verbose, progress=config.progress)
+                                 verbose=config.verbose, progress=config.progress,
+                                 epochs_done=len(self.history["loss"]),
+                                 samples_done=self._samples(resumed_steps))
+        # with a bar: steps per call, sized to take about PROGRESS_SECONDS
+        self.bar_steps = 16
         self.epoch: EpochProgress | None = None     # the epoch in progress
+        # whole epochs in one compiled call when nothing in Python needs to run
+        # between them (see _epoch_block)
+        self.fast = (getattr(self.trainer, "runs_epochs", False) and config.callback is None
+                     and not config.verbose and not self.progress.shown
+                     and checkpoint is None and data.val_rows is None
+                     and not config.restore_best and config.schedule.steady_epochs(0) > 0)
 
     # -- the run -------------------------------------------------------------
 
@@ -99,15 +157,52 @@ class _Run:
         self.epoch = None
         self.finished = reason
         self._save()
+        config = self.config
+        if reason == "max_epochs" and config.tol is not None and config.epochs > 0:
+            warn_from_caller(
+                f"training used all {config.epochs} epochs without meeting tol={config.tol:g} "
+                f"(stop_on={config.stop_on!r}): the result may not have converged; give more "
+                f"epochs, a larger lr or a larger tol", ConvergenceWarning)
         return self._result(reason)
 
     def _epochs(self) -> str:
         """Epochs until the run stops; returns why it stopped."""
         while len(self.history["loss"]) < self.config.epochs:
+            if self.fast and self.resume is None:
+                reason, failed = self._epoch_block()
+                if reason is not None:
+                    return reason
+                if not failed:
+                    continue
             reason = self._one_epoch()
             if reason is not None:
                 return reason
         return "max_epochs"
+
+    def _epoch_block(self) -> tuple[str | None, bool]:
+        """Run the epochs that share one rate in one compiled call
+        (``Trainer.run_epochs``): the same bits as :meth:`_one_epoch` run
+        once per epoch, without Python between epochs. Returns the stop
+        reason (or None) and whether the next epoch failed, which
+        :meth:`_one_epoch` then runs (and handles) itself."""
+        config, state, history = self.config, self.state, self.history
+        assert state.schedule_state is not None
+        epochs = min(config.epochs - len(history["loss"]),
+                     config.schedule.steady_epochs(state.epoch))
+        if epochs <= 0:
+            return None, True
+        lr = config.schedule.epoch_lr(config.rate, state.epoch, state.schedule_state)
+        lr *= state.lr_scale
+        stop_on = 0 if config.tol is None else {"loss": 1, "grad_norm": 2}[config.stop_on]
+        done, failed, losses, grad_norms, converged = self.trainer.run_epochs(  # type: ignore[attr-defined]
+            state, epochs, lr, (stop_on, config.tol or 0.0, config.n_iter_no_change))
+        history["loss"].extend(losses)
+        history["grad_norm"].extend(grad_norms)
+        history["lr"].extend(np.full(done, lr))
+        state.epoch += done
+        if converged:
+            return f"tol ({config.stop_on})", False
+        return None, failed
 
     def _one_epoch(self) -> str | None:
         """Run an epoch (or the rest of one, when resuming); None to go on."""
@@ -128,7 +223,7 @@ class _Run:
         while True:                                   # the epoch, retried by "halve"
             epoch_started = time.perf_counter()
             assert state.schedule_state is not None
-            lr = config.schedule.epoch_lr(config.lr, state.epoch, state.schedule_state)
+            lr = config.schedule.epoch_lr(config.rate, state.epoch, state.schedule_state)
             lr *= state.lr_scale
             outcome = self._steps(order, lr)
             if outcome in ("ended", "callback"):
@@ -147,9 +242,13 @@ class _Run:
         assert epoch is not None
         steps_per_epoch = self.steps_per_epoch
         while epoch.done < steps_per_epoch:
-            stop = min(epoch.done + self.chunk, steps_per_epoch)
+            stop = min(epoch.done + self._chunk(), steps_per_epoch)
+            started = time.perf_counter()
             steps, epoch.loss_sum, part, nonfinite = self.trainer.run(
                 state, order, lr, epoch.done, stop, epoch.loss_sum)
+            self._sized(steps, time.perf_counter() - started)
+            self.progress.advance(self._samples(epoch.done + steps) -
+                                  self._samples(epoch.done), part, steps)
             epoch.done += steps
             state.global_step += steps
             self.chunk_loss = part / steps if steps else math.nan
@@ -162,6 +261,27 @@ class _Run:
                 if self.checkpoint is not None and self.checkpoint.due():
                     self._save()
         return "ended"
+
+    def _chunk(self) -> int:
+        """Steps of the next call of the trainer: ``callback_every``, or a
+        sixteenth of an epoch with a checkpoint, or the whole epoch; with a
+        progress bar (and no ``callback_every``), at most about
+        ``PROGRESS_SECONDS`` of work, so that the bar moves within epochs.
+        (How an epoch is sliced never changes its numbers.)"""
+        if not self.progress.shown or self.config.callback_every:
+            return self.chunk
+        return min(self.chunk, self.bar_steps)
+
+    def _sized(self, steps: int, seconds: float) -> None:
+        """Size the next slice from this one: about ``PROGRESS_SECONDS``,
+        growing at most fourfold from one slice to the next."""
+        if self.progress.shown and steps:
+            wanted = int(PROGRESS_SECONDS * steps / max(seconds, 1e-9))
+            self.bar_steps = max(1, min(4 * steps, wanted))
+
+    def _samples(self, steps: int) -> int:
+        """Training samples visited by the first ``steps`` steps of an epoch."""
+        return min(steps * self.config.batch_size, self.data.n_train)
 
     def _diverged(self, order: np.ndarray | None, lr: float, done: int,
                   nonfinite: bool) -> str | None:
@@ -177,14 +297,19 @@ class _Run:
         else:
             message = (f"training diverged in epoch {state.epoch}, step {step}: the loss "
                        f"or the parameters stopped being finite (lr={lr:g} is probably "
-                       f"too large for this data; gdcore.max_stable_lr(X) estimates the "
-                       f"largest stable full-batch rate)")
+                       f"too large for this data: let gdcore choose it with lr='auto' "
+                       f"(--lr auto)"
+                       + ("" if config.standardize else
+                          ", and standardize=True (--standardize) puts features of "
+                          "different scales on one scale")
+                       + ")")
         # A retry with a smaller rate helps unless the epoch's very first loss
         # was already non-finite: that one does not depend on the rate.
         hopeless = step == 0 and nonfinite and done == 0
         if config.on_divergence == "halve" and self.halvings < MAX_HALVINGS \
                 and not hopeless:
             self.halvings += 1
+            self.progress.advance(-self._samples(done), 0.0, 0)    # the epoch again
             state.lr_scale *= 0.5
             _rewind(state, epoch)
             epoch.done, epoch.loss_sum = 0, 0.0
@@ -227,11 +352,10 @@ class _Run:
         config, state, history, epoch = self.config, self.state, self.history, self.epoch
         assert epoch is not None
         loss = self.trainer.loss_total(epoch.loss_sum) / self.steps_per_epoch
-        with np.errstate(over="ignore"):
-            grad_norm = (float(np.linalg.norm(state.buffers[GRAD_SUM]))
-                         / self.steps_per_epoch)
+        grad_norm = vector_norm(state.buffers[GRAD_SUM]) / self.steps_per_epoch
         if self.data.val_rows is not None:
-            val_loss = self.trainer.subset_loss(self.data.val_rows, state.params)
+            val_loss = self.trainer.subset_loss(self.data.val_rows,
+                                                self.data.in_data_units(state.params))
             if not math.isfinite(val_loss):
                 self.trainer.raise_if_bad_input()
                 raise DivergenceError(
@@ -244,6 +368,9 @@ class _Run:
         history["loss"].append(loss)
         history["grad_norm"].append(grad_norm)
         history["lr"].append(lr)
+        if config.restore_best:
+            self._keep_if_best(loss, history["val_loss"][-1] if "val_loss" in history
+                               else math.nan)
         assert state.schedule_state is not None
         config.schedule.end_epoch(loss, state.schedule_state)
         state.epoch += 1
@@ -257,6 +384,24 @@ class _Run:
         if self.checkpoint is not None and self.checkpoint.due():
             self._save()
         return None
+
+    def _returned_params(self) -> np.ndarray:
+        """What the run returns if it stops now: the parameters, or with
+        ``average`` (once its first step is past) their running mean."""
+        state = self.state
+        averaging = state.global_step > self.config.average_from >= 0
+        return state.average if averaging else state.params
+
+    def _keep_if_best(self, loss: float, val_loss: float) -> None:
+        """``restore_best``: keep this epoch's result when its monitored loss
+        is the lowest so far (the earliest epoch wins a tie)."""
+        state = self.state
+        monitored = val_loss if self.config.stop_on == "validation" else loss
+        best = state.best_val_loss if self.config.stop_on == "validation" else state.best_loss
+        if state.best_epoch is None or monitored < best or math.isnan(best):
+            state.best_epoch = state.epoch
+            state.best_loss, state.best_val_loss = loss, val_loss
+            state.best_params = self._returned_params().copy()
 
     # -- around the loop ------------------------------------------------------
 
@@ -280,8 +425,14 @@ class _Run:
     def _result(self, stop_reason: str) -> FitResult:
         config, state = self.config, self.state
         arrays = _history_arrays(self.history)
-        averaging = state.global_step > config.average_from >= 0
-        params = state.average if averaging else state.params
+        params = self._returned_params()
+        best: dict = {}
+        if config.restore_best and state.best_epoch is not None:
+            assert state.best_params is not None
+            params = state.best_params
+            best = dict(best_epoch=state.best_epoch, best_loss=state.best_loss,
+                        best_val_loss=(None if math.isnan(state.best_val_loss)
+                                       else state.best_val_loss))
         return FitResult(
             **self.data.split(params), history=arrays["loss"],
             epochs_run=len(arrays["loss"]), n_steps=state.global_step - self.start_step,
@@ -289,7 +440,7 @@ class _Run:
             method=config.method, backend=self.backend.name,
             grad_norm=arrays["grad_norm"], lr_history=arrays["lr"],
             val_loss=arrays.get("val_loss"), stop_reason=stop_reason, copied=self.copied,
-            state=copy.deepcopy(state))
+            state=copy.deepcopy(state), lr=config.rate, **best)
 
 
 def _rewind(state: TrainState, epoch: EpochProgress) -> None:

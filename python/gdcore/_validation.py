@@ -21,6 +21,7 @@ import numbers
 import operator
 import os
 import sys
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -53,14 +54,21 @@ class DataTypeError(TypeError, ValueError):
     """
 
 
-def as_float_array(value: Any, name: str) -> np.ndarray:
+def as_float_array(value: Any, name: str, *, keep_float32: bool = False) -> np.ndarray:
     """Return ``value`` as a float64 array, C-contiguous, copying only if needed.
 
     A float64 C-contiguous ndarray (a read-only memmap included) is returned as
-    is. Integer, boolean, float16/32 and Fortran-ordered arrays, lists and other
-    array-likes are converted once. Complex, string, object and other dtypes
-    raise ``TypeError``. A ``numpy.ma`` masked array is used as its data when
-    nothing is masked, and refused (``ValueError``) when something is.
+    is, and so is a float32 one with ``keep_float32`` (the compiled kernels
+    read it as it is, each value made a double as it is loaded). Integer,
+    boolean, float16 (float32 without ``keep_float32``) and Fortran-ordered
+    arrays, lists and other
+    array-likes are converted once, and so are object arrays whose entries are
+    all real numbers and pandas objects, nullable dtypes (``Float64``,
+    ``Int64``, ``boolean``) included. Complex, string and other dtypes, and
+    object arrays holding anything but numbers, raise ``TypeError``. A
+    missing value (``None``, ``pandas.NA``) is a ``ValueError``, and so is a
+    ``numpy.ma`` masked array with a masked entry (one without is used as its
+    data).
     """
     if isinstance(value, (str, bytes)):
         raise DataTypeError(f"{name} must be a real numeric array-like; got "
@@ -70,6 +78,8 @@ def as_float_array(value: Any, name: str) -> np.ndarray:
                             f"not supported: pass a dense array ({name}.toarray())")
     if isinstance(value, np.ma.MaskedArray):
         value = _unmasked(value, name)
+    if _is_pandas(value):
+        value = _from_pandas(value, name)
     try:
         array = np.asarray(value)
     except (ValueError, TypeError) as exc:
@@ -77,6 +87,11 @@ def as_float_array(value: Any, name: str) -> np.ndarray:
         raise DataTypeError(
             f"{name} must be a real numeric array-like; got {describe(value)} ({exc})"
         ) from None
+    if array.dtype.kind == "O":
+        if array.ndim == 0:             # None, a dict, ...: not an array of anything
+            raise DataTypeError(f"{name} must be a real numeric array-like; got "
+                                f"{describe(value)}")
+        array = _object_numbers(array, name)
     if array.dtype.kind == "c":
         raise DataTypeError(f"{name} must hold real numbers; got complex data "
                             f"({describe(array)}): Complex data not supported")
@@ -85,10 +100,71 @@ def as_float_array(value: Any, name: str) -> np.ndarray:
             f"{name} must hold real numbers (bool, integer or float); got {array.dtype} "
             f"data ({describe(array)})"
         )
-    if array.dtype == np.float64 and array.flags.c_contiguous:
+    if is_used_as_is(array, keep_float32):
         return array
     # not ascontiguousarray: it would turn a 0-d array into shape (1,)
     return np.asarray(array, dtype=np.float64, order="C")
+
+
+def _is_pandas(value: Any) -> bool:
+    """A pandas DataFrame or Series (pandas is never imported here)."""
+    return (type(value).__module__.partition(".")[0] == "pandas"
+            and hasattr(value, "to_numpy") and hasattr(value, "dtypes"))
+
+
+def _is_missing(item: Any) -> bool:
+    """None, or pandas' NA / NaT (a missing value, not a number)."""
+    return item is None or type(item).__name__ in ("NAType", "NaTType")
+
+
+def _missing_value_error(name: str, count: int, where: str) -> ValueError:
+    return ValueError(f"{name} has {count} missing value(s) (the first {where}); gdcore does "
+                      f"not skip missing values: fill them in or leave those samples out")
+
+
+def _from_pandas(value: Any, name: str) -> Any:
+    """A DataFrame or Series as a NumPy array: numeric columns as they are,
+    nullable numeric dtypes (``Float64``, ``Int64``, ``boolean``) as float64,
+    anything else as objects (checked by :func:`_object_numbers`); a missing
+    value (``pandas.NA``) of a nullable or object column is refused naming
+    ``name`` and its place."""
+    dtypes = list(value.dtypes) if value.ndim == 2 else [value.dtype]
+    if all(isinstance(dtype, np.dtype) and dtype.kind in _NUMERIC_KINDS for dtype in dtypes):
+        return value.to_numpy()
+    missing = np.asarray(value.isna())
+    if missing.any():
+        position = [int(i) for i in np.argwhere(missing)[0]]
+        where = f"in row {value.index[position[0]]!r}"
+        if value.ndim == 2:
+            where += f", column {value.columns[position[1]]!r}"
+        raise _missing_value_error(name, int(missing.sum()), where)
+    if all(getattr(dtype, "kind", "O") in _NUMERIC_KINDS for dtype in dtypes):
+        return value.to_numpy(dtype=np.float64)
+    return value.to_numpy(dtype=object)
+
+
+def _object_numbers(array: np.ndarray, name: str) -> np.ndarray:
+    """An object array whose entries are all real numbers, as float64 (a
+    copy); ``TypeError`` naming ``name`` for strings and other objects,
+    ``ValueError`` for missing values (None, ``pandas.NA``)."""
+    flat = array.reshape(-1)
+    for index, item in enumerate(flat):
+        if isinstance(item, (numbers.Real, np.bool_)) or (
+                isinstance(item, numbers.Number) and not isinstance(item, numbers.Complex)):
+            continue                        # Decimal is a Number, not a Real
+        where = np.unravel_index(index, array.shape)
+        at = int(where[0]) if len(where) == 1 else tuple(int(i) for i in where)
+        if _is_missing(item):
+            count = sum(1 for other in flat if _is_missing(other))
+            raise _missing_value_error(name, count, f"at index {at}")
+        try:
+            float(item)
+            detail = f"{type(item).__name__!r} is not a number"
+        except (TypeError, ValueError) as exc:
+            detail = str(exc)
+        raise DataTypeError(f"{name} must hold real numbers; got an object array holding "
+                            f"{describe(item)} at index {at} ({detail})")
+    return array.astype(np.float64)
 
 
 def _unmasked(value: np.ma.MaskedArray, name: str) -> np.ndarray:
@@ -108,9 +184,10 @@ def _unmasked(value: np.ma.MaskedArray, name: str) -> np.ndarray:
     return np.ma.getdata(value)
 
 
-def check_X(X: Any, name: str = "X") -> np.ndarray:
-    """Return ``X`` as a float64 C-contiguous 2-D array; 1-D means one feature."""
-    array = as_float_array(X, name)
+def check_X(X: Any, name: str = "X", *, keep_float32: bool = False) -> np.ndarray:
+    """Return ``X`` as a float64 (or with ``keep_float32``, float32)
+    C-contiguous 2-D array; 1-D means one feature."""
+    array = as_float_array(X, name, keep_float32=keep_float32)
     if array.ndim == 1:
         array = array.reshape(-1, 1)
     elif array.ndim != 2:
@@ -125,26 +202,30 @@ def check_X(X: Any, name: str = "X") -> np.ndarray:
     return array
 
 
-def is_float64_c(value: Any) -> bool:
-    """True when ``value`` is used as is: a float64 C-contiguous ndarray."""
-    return (isinstance(value, np.ndarray) and value.dtype == np.float64
+def is_used_as_is(value: Any, keep_float32: bool = False) -> bool:
+    """True when ``value`` is used as is: a float64 C-contiguous ndarray (or a
+    float32 one, with ``keep_float32``)."""
+    dtypes = (np.float64, np.float32) if keep_float32 else (np.float64,)
+    return (isinstance(value, np.ndarray) and value.dtype in dtypes
             and value.flags.c_contiguous)
 
 
-def refuse_copy(value: Any, name: str) -> None:
+def refuse_copy(value: Any, name: str, keep_float32: bool = False) -> None:
     """With ``copy=False``: raise instead of converting ``value``."""
-    if not is_float64_c(value):
+    if not is_used_as_is(value, keep_float32):
         what = describe(value)
-        raise ValueError(f"{name} must already be a float64 C-contiguous array with "
+        kinds = "float64 (or float32)" if keep_float32 else "float64"
+        raise ValueError(f"{name} must already be a {kinds} C-contiguous array with "
                          f"copy=False (so that it is not copied); got {what}. Convert it "
                          f"once with numpy.ascontiguousarray({name}, dtype=numpy.float64), "
                          f"or pass copy=True")
 
 
-def check_X_y(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+def check_X_y(X: Any, y: Any, *, keep_float32: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Check ``X`` and the target ``y``: one value per row of ``X``, shape
-    (n_samples,), or (n_samples, k) for k outputs."""
-    X = check_X(X)
+    (n_samples,), or (n_samples, k) for k outputs (``keep_float32``: a float32
+    C-contiguous ``X`` is kept as it is; ``y`` is always float64)."""
+    X = check_X(X, keep_float32=keep_float32)
     if y is None:
         raise ValueError("fit requires y to be passed, but the target y is None")
     y = as_float_array(y, "y")
@@ -234,6 +315,15 @@ def check_real(value: Any, name: str, *, positive: bool = False) -> float:
     if positive and number <= 0.0:
         raise ValueError(f"{name} must be a positive number; got {number}")
     return number
+
+
+def check_lr(value: Any, name: str) -> float | str:
+    """A learning rate: a positive finite number, or ``"auto"``."""
+    if isinstance(value, str):
+        if value == "auto":
+            return value
+        raise TypeError(f'{name} must be a positive number or "auto"; got {value!r}')
+    return check_real(value, name, positive=True)
 
 
 def check_int(value: Any, name: str, *, minimum: int, maximum: int | None = None) -> int:
@@ -461,6 +551,70 @@ def check_n_features(X: np.ndarray, expected: int, what: str, original: Any = No
                     "X.reshape(1, -1) if it is a single sample)")
         raise ValueError(f"X has {X.shape[1]} features, but LinearRegressor is expecting "
                          f"{expected} features as input ({what}){hint}")
+
+
+def warn_from_caller(message: str, category: type[Warning]) -> None:
+    """``warnings.warn`` attributed to the first caller outside gdcore (the
+    line of the user's code that called ``fit``, an estimator's ``fit``, or
+    ``gdcore.dask.fit``)."""
+    frame, level = sys._getframe(1), 1
+    while frame.f_back is not None and \
+            frame.f_globals.get("__name__", "").partition(".")[0] == "gdcore":
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level + 1)
+
+
+def feature_names(X: Any) -> np.ndarray | None:
+    """The column names of a DataFrame ``X`` as an object array when they are
+    all strings (scikit-learn's rule), else None; ``TypeError`` for a mix of
+    strings and other names."""
+    columns = getattr(X, "columns", None)
+    if columns is None:
+        return None
+    names = np.asarray(columns, dtype=object)
+    kinds = sorted({type(name).__qualname__ for name in names})
+    if len(kinds) > 1 and "str" in kinds:
+        raise TypeError(f"X's column names must all be strings, or none of them; got "
+                        f"names of the types {kinds}: convert them, e.g. "
+                        f"X.columns = X.columns.astype(str)")
+    return names if kinds == ["str"] else None
+
+
+def check_feature_names(fitted: np.ndarray | None, given: np.ndarray | None,
+                        estimator: str) -> None:
+    """``X``'s column names against those of the fit, as scikit-learn checks
+    them: a ``ValueError`` when they differ (other names, missing names, or
+    the same in another order, which would silently use the wrong weights);
+    a ``UserWarning`` when only one of the two had names."""
+    if fitted is None and given is None:
+        return
+    if fitted is None:
+        warn_from_caller(f"X has feature names, but {estimator} was fitted without "
+                         f"feature names", UserWarning)
+        return
+    if given is None:
+        warn_from_caller(f"X does not have valid feature names, but {estimator} was "
+                         f"fitted with feature names", UserWarning)
+        return
+    if len(fitted) == len(given) and (fitted == given).all():
+        return
+    message = "The feature names should match those that were passed during fit.\n"
+    unexpected = sorted(set(given) - set(fitted))
+    missing = sorted(set(fitted) - set(given))
+
+    def listed(names: list) -> str:
+        shown = [f"- {name}" for name in names[:5]]
+        if len(names) > 5:
+            shown.append("- ...")
+        return "\n".join(shown) + "\n"
+
+    if unexpected:
+        message += "Feature names unseen at fit time:\n" + listed(unexpected)
+    if missing:
+        message += "Feature names seen at fit time, yet now missing:\n" + listed(missing)
+    if not unexpected and not missing:
+        message += "Feature names must be in the same order as they were in fit.\n"
+    raise ValueError(message)
 
 
 # ---------------------------------------------------------------------------

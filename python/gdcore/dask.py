@@ -87,7 +87,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, NoReturn
+import warnings
+from typing import Any, cast
 
 import numpy as np
 
@@ -100,7 +101,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess by th
         "pip install \"gdcore[dask]\" (which also brings distributed, for clusters)"
     ) from exc
 
-from . import _api, _dispatch, _options, _validation
+from . import _api, _curvature, _dispatch, _options, _validation
 from ._checkpoint import Checkpoint, fingerprint
 from ._dask_chunks import Chunks, predict_chunk, tree_sum
 from ._dask_trainers import (
@@ -123,6 +124,7 @@ NOT_ON_DASK = {
     "backend": "the chunks run in the compiled kernels",
     "copy": "each chunk is converted where it lives",
     "shuffle_block": "the chunks are the blocks: rows are shuffled within each chunk",
+    "standardize": "no standardizing pass over Dask chunks yet",
 }
 
 
@@ -360,21 +362,32 @@ def max_stable_lr(X: Any, *, loss: str = "mse", fit_intercept: bool = True,
     n_threads = _validation.check_int(n_threads, "n_threads", minimum=1,
                                       maximum=_validation.MAX_THREADS)
     chunks = Chunks(X, da.zeros(X.shape[0], chunks=(X.chunks[0],)))
-    return _stable_lr(chunks, loss_factor, fit_intercept, iterations, n_threads)
+    return _stable_lr(chunks, X, loss_factor, fit_intercept, iterations, n_threads)
 
 
-def _stable_lr(chunks: Chunks, loss_factor: float, fit_intercept: bool, iterations: int,
-               n_threads: int) -> float:
-    def sums(v: np.ndarray) -> np.ndarray:
-        return chunks.sums(v, n_threads, targets=False)
+class _ChunkSums:
+    """What a curvature estimate (:mod:`gdcore._curvature`) asks of a backend,
+    over the chunks: the raw sums of a pass with targets 0."""
 
-    def overflow() -> NoReturn:
+    def __init__(self, chunks: Chunks) -> None:
+        self.chunks = chunks
+
+    def sums(self, X: Any, Y: Any, params: np.ndarray, n_threads: int, *,
+             weights: Any = None, standardize: Any = None) -> np.ndarray:
+        return self.chunks.sums(params, n_threads, targets=False)
+
+
+def _stable_lr(chunks: Chunks, X: Any, loss_factor: float, fit_intercept: bool,
+               iterations: int, n_threads: int) -> float:
+    """``2 / L`` by power iteration over the chunks (``inf`` when ``L`` is 0)."""
+    curvature = _curvature.largest_curvature(
+        cast(Any, _ChunkSums(chunks)), X, loss_factor=loss_factor,
+        fit_intercept=fit_intercept, n_threads=n_threads, iterations=iterations)
+    if not math.isfinite(curvature):
         chunks.raise_if_nonfinite()
         raise ValueError("X is too large for the estimate: X.T @ X overflows float64; "
                          "scale X down")
-
-    return _api.power_iteration(sums, chunks.n_samples, chunks.n_features, loss_factor,
-                                fit_intercept, iterations, overflow)
+    return 2.0 / curvature if curvature > 0.0 else math.inf
 
 
 def fit(X: Any, y: Any, *, strategy: str = "sequential", sync_every: int | None = None,
@@ -434,6 +447,9 @@ def fit(X: Any, y: Any, *, strategy: str = "sequential", sync_every: int | None 
             raise ValueError(f"{name} is not available in gdcore.dask.fit "
                              f"({NOT_ON_DASK[name]}); got {name}={value!r}")
     arguments.update(options)
+    if arguments["lr"] == "auto":
+        raise ValueError("lr='auto' is not available in gdcore.dask.fit (no curvature "
+                         "estimate over Dask chunks yet); give lr a number")
     config = _options.from_arguments(arguments)
     strategy = _validation.check_choice(strategy, "strategy", STRATEGIES)
     if sync_every is not None:
@@ -455,18 +471,24 @@ def fit(X: Any, y: Any, *, strategy: str = "sequential", sync_every: int | None 
         saved = checkpoint.load()
         if saved is not None:
             state = saved.state
-    train_rows, val_rows = _api.held_out(config, state, n_samples)
+    train_rows, val_rows = _api._held_out(config, state, n_samples)
     weights, state.weight_scale = _sample_weight(arguments["sample_weight"], X, val_rows,
                                                  state.weight_scale)
     n_train = n_samples if train_rows is None else int(train_rows.shape[0])
+    if not state.schedule_state:
+        state.schedule_state = config.schedule.initial_state(config.rate)
     config = dataclasses.replace(
         config, shuffle_block=None, n_threads=config.n_threads or 1,
         batch_size={"batch": n_train, "sgd": 1}.get(config.method,
                                                     min(config.batch_size, n_train)))
     if config.check_lr:
-        limit = _stable_lr(Chunks(X, y), config.loss_factor, config.fit_intercept, 20,
-                           config.n_threads or 1)
-        _api.warn_if_above(config.lr, limit)  # stacklevel 3: the caller of fit
+        limit = _stable_lr(Chunks(X, y), X, config.loss_factor, config.fit_intercept,
+                           _curvature.ITERATIONS, config.n_threads or 1)
+        if config.rate > limit:
+            warnings.warn(f"lr={config.rate:g} is above {limit:.4g}, the largest learning "
+                          f"rate for which full-batch descent on this data is stable; "
+                          f"training is likely to diverge: try lr <= {0.5 * limit:.3g}",
+                          RuntimeWarning, stacklevel=2)
     data = Data(X=X, y=y, train_rows=train_rows, val_rows=val_rows)
     return train(DaskBackend(weights, strategy, sync_every), data, config, state,
                  checkpoint=checkpoint, saved=saved)

@@ -290,6 +290,18 @@ def train_epoch(rows: Sequence[Sequence[float]], targets: Sequence[Sequence[floa
     return steps, loss_sum, part, False
 
 
+def standardized(rows: Sequence[Sequence[float]],
+                 standardize: Sequence[Sequence[float]]) -> list[list[float]]:
+    """The rows as ``standardize=True`` trains on them: ``z[j] = (x[j] -
+    centre[j]) * inv_scale[j]``, with ``standardize = [centres, inv_scales]``
+    (``inv_scale`` is ``1 / scale``, 0 for a constant feature). The model
+    ``z @ v + c`` is ``x @ w + b`` with ``w = v * inv_scale`` and ``b = c -
+    centre @ w``."""
+    centres, inv_scales = standardize
+    return [[(x - m) * a for x, m, a in zip(row, centres, inv_scales, strict=True)]
+            for row in rows]
+
+
 def loss_values(rows: Sequence[Sequence[float]], targets: Sequence[float],
                 candidates: Sequence[Sequence[float]], intercepts: Sequence[float],
                 loss_factor: float) -> list[float]:

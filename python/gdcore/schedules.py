@@ -32,6 +32,9 @@ from typing import Any
 
 from . import _validation
 
+#: "as many epochs as there are" (Schedule.steady_epochs)
+MANY_EPOCHS = 2 ** 62
+
 
 class Schedule:
     """Base class: a constant rate. Subclasses override what changes."""
@@ -49,6 +52,12 @@ class Schedule:
 
     def end_epoch(self, loss: float, state: dict) -> None:
         """Update ``state`` with the loss of the epoch that just ended."""
+
+    def steady_epochs(self, epoch: int) -> int:
+        """How many epochs from ``epoch`` on share its rate and leave the
+        schedule's state alone (the training loop may run them in one
+        compiled call); 0 when every epoch's end must be seen."""
+        return MANY_EPOCHS
 
 
 @dataclass(frozen=True)
@@ -79,6 +88,9 @@ class Exponential(Schedule):
     def epoch_lr(self, lr: float, epoch: int, state: dict) -> float:
         return lr * self.gamma ** epoch
 
+    def steady_epochs(self, epoch: int) -> int:
+        return 1
+
 
 @dataclass(frozen=True)
 class StepDecay(Schedule):
@@ -94,6 +106,9 @@ class StepDecay(Schedule):
 
     def epoch_lr(self, lr: float, epoch: int, state: dict) -> float:
         return lr * self.gamma ** (epoch // self.step_size)
+
+    def steady_epochs(self, epoch: int) -> int:
+        return self.step_size - epoch % self.step_size
 
 
 @dataclass(frozen=True)
@@ -124,6 +139,9 @@ class Plateau(Schedule):
 
     def epoch_lr(self, lr: float, epoch: int, state: dict) -> float:
         return state["lr"]
+
+    def steady_epochs(self, epoch: int) -> int:
+        return 0
 
     def end_epoch(self, loss: float, state: dict) -> None:
         if loss < state["best"] - self.threshold:

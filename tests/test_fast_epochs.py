@@ -1,0 +1,153 @@
+"""Whole epochs in one compiled call (``kernels.run_epochs``).
+
+When nothing in Python has to run between epochs (no callback, feedback,
+held-out loss, checkpoint, best-epoch record or plateau schedule), the
+training loop hands a block of epochs to the kernels. The result must be
+the bits of the loop that runs one epoch at a time, which a callback that
+never stops training forces: every option, early stopping, divergence, warm
+starts and the generator's state after the run included.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+
+import numpy as np
+import pytest
+
+import gdcore
+from gdcore import _engines, optimizers, schedules
+
+
+def _one_at_a_time(info):
+    """A callback that never stops training: it makes the loop run epoch by epoch."""
+    return None
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 16, 442, 5000])
+@pytest.mark.parametrize("seed", [0, 1, 12345])
+def test_orders_drawn_at_once_are_the_shuffles_one_by_one(n, seed):
+    one_by_one = np.random.default_rng(seed)
+    expected = []
+    for _ in range(9):
+        order = np.arange(n, dtype=np.intp)
+        one_by_one.shuffle(order)
+        expected.append(order)
+    at_once = np.random.default_rng(seed)
+    orders = _engines.CythonTrainer._orders(at_once, 9, n)
+    np.testing.assert_array_equal(orders, np.array(expected))
+    assert at_once.bit_generator.state == one_by_one.bit_generator.state
+
+
+CASES = {
+    "plain": dict(),
+    "no shuffle": dict(shuffle=False),
+    "momentum": dict(momentum=0.9),
+    "nesterov dampening-free": dict(momentum=0.5, nesterov=True),
+    "penalties": dict(weight_decay=0.1, l1=0.01, decay_bias=True, momentum=0.2),
+    "proximal": dict(l1=0.05, l1_method="proximal"),
+    "cumulative": dict(l1=0.05, l1_method="cumulative"),
+    "adam": dict(optimizer=optimizers.Adam(amsgrad=True), weight_decay=0.01),
+    "rmsprop": dict(optimizer="rmsprop", momentum=0.3),
+    "average": dict(average=5),
+    "invscaling": dict(schedule="invscaling"),
+    "exponential": dict(schedule=schedules.Exponential(gamma=0.9)),
+    "step": dict(schedule=schedules.StepDecay(step_size=3, gamma=0.5)),
+    "tol loss": dict(tol=1e-3, n_iter_no_change=2),
+    "tol grad_norm": dict(tol=1e-2, stop_on="grad_norm"),
+    "weights": dict(sample_weight=np.linspace(0.2, 3.0, 30), momentum=0.4),
+    "standardize auto": dict(standardize=True, lr="auto"),
+    "many outputs": dict(momentum=0.3, y="many"),
+}
+
+
+@pytest.mark.parametrize("method,batch_size", [("sgd", 1), ("minibatch", 4),
+                                               ("minibatch", 30), ("batch", 1)])
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_block_of_epochs_is_the_epochs_one_by_one(method, batch_size, case):
+    X, y, _ = gdcore.make_regression(30, 3, noise=0.3, bias=0.5, seed=4)
+    options = dict(CASES[case])
+    if options.pop("y", None) == "many":
+        y = np.c_[y, 1 - 2 * y]
+    options = dict(dict(method=method, batch_size=batch_size, epochs=25, seed=3,
+                        lr=0.05 if method != "sgd" else 0.01), **options)
+    fast = gdcore.fit(X, y, **options)
+    slow = gdcore.fit(X, y, callback=_one_at_a_time, **options)
+    np.testing.assert_array_equal(fast.w, slow.w)
+    np.testing.assert_array_equal(fast.b, slow.b)
+    for name in ("history", "grad_norm", "lr_history"):
+        np.testing.assert_array_equal(getattr(fast, name), getattr(slow, name), name)
+    assert (fast.stop_reason, fast.n_steps, fast.epochs_run) == \
+        (slow.stop_reason, slow.n_steps, slow.epochs_run)
+    np.testing.assert_array_equal(fast.state.buffers, slow.state.buffers)
+    assert fast.state.l1_total == slow.state.l1_total
+    assert (fast.state.best_score, fast.state.no_improvement) == \
+        (slow.state.best_score, slow.state.no_improvement)
+    if fast.state.rng is not None:
+        assert fast.state.rng.bit_generator.state == slow.state.rng.bit_generator.state
+
+
+@pytest.mark.parametrize("on_divergence", ["stop", "halve", "raise"])
+@pytest.mark.parametrize("method", ["sgd", "minibatch", "batch"])
+def test_a_diverging_epoch_is_handed_back_to_the_loop(on_divergence, method):
+    X, y, _ = gdcore.make_regression(40, 3, noise=0.1, seed=2)
+    options = dict(method=method, batch_size=8, lr=3.0 if method == "sgd" else 100.0,
+                   epochs=400, seed=1, on_divergence=on_divergence)
+    outcomes, warned = [], []
+    for extra in ({}, {"callback": _one_at_a_time}):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                outcomes.append(gdcore.fit(X, y, **options, **extra))
+            except gdcore.DivergenceError as error:
+                outcomes.append(error)
+        warned.append([str(w.message) for w in caught])
+    fast, slow = outcomes
+    assert type(fast) is type(slow) and warned[0] == warned[1]
+    np.testing.assert_array_equal(fast.w, slow.w)
+    np.testing.assert_array_equal(fast.history, slow.history)
+    if isinstance(fast, gdcore.FitResult):
+        assert fast.stop_reason == slow.stop_reason
+        np.testing.assert_array_equal(fast.lr_history, slow.lr_history)
+    else:
+        assert str(fast) == str(slow)
+
+
+def test_warm_start_of_blocks_continues_exactly():
+    X, y, _ = gdcore.make_regression(25, 2, seed=5)
+    options = dict(method="sgd", lr=0.01, momentum=0.8, seed=9)
+    whole = gdcore.fit(X, y, epochs=500, **options)
+    first = gdcore.fit(X, y, epochs=123, **options)
+    more = gdcore.fit(X, y, epochs=377, warm_start=first, **options)
+    np.testing.assert_array_equal(more.w, whole.w)
+    np.testing.assert_array_equal(np.r_[first.history, more.history], whole.history)
+
+
+def test_ctrl_c_stops_a_long_run_of_tiny_epochs_at_once(tmp_path):
+    """20 million epochs of 3 samples (minutes of work): SIGINT ends it in
+    well under 0.2 s with KeyboardInterrupt."""
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import sys, time, numpy as np, gdcore\n"
+        "X = np.array([[1.0], [2.0], [3.0]]); y = np.array([1.0, 2.0, 2.5])\n"
+        "print('ready', flush=True)\n"
+        "try:\n"
+        "    gdcore.fit(X, y, method='sgd', lr=0.01, epochs=20_000_000, seed=0)\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted', time.perf_counter(), flush=True)\n")
+    process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
+                               text=True)
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "ready"
+    time.sleep(0.5)
+    sent = time.perf_counter()
+    os.kill(process.pid, signal.SIGINT)
+    line = process.stdout.readline().split()
+    process.wait(timeout=30)
+    assert line[0] == "interrupted"
+    assert float(line[1]) - sent < 0.2
