@@ -70,7 +70,9 @@ How an epoch is distributed:
 Not available on Dask (refused unless at their default, with an error naming
 the option): ``backend="reference"`` (the chunks run in the compiled
 kernels), ``copy=False`` (each chunk is converted where it lives) and
-``shuffle_block`` (the chunks are the blocks). ``n_threads`` is the threads
+``shuffle_block`` (the chunks are the blocks); not yet, and refused the same
+way: ``standardize=True`` and ``lr="auto"`` (each needs a pass of its own
+over the chunks first). ``n_threads`` is the threads
 of the compiled kernel inside each chunk's task (None, the default: 1, since
 Dask already runs the chunks in parallel); results do not depend on it.
 
