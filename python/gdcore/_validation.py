@@ -876,28 +876,35 @@ def check_dask_X(X: Any, da: Any) -> Any:
 
 
 def check_dask_X_y(X: Any, y: Any, da: Any) -> tuple[Any, Any]:
-    """Check ``X`` and ``y``; return them with ``y`` chunked like ``X``'s rows."""
+    """Check ``X`` and ``y`` (1-D, or 2-D for several outputs); return them with
+    ``y`` chunked like ``X``'s rows (and in one chunk along its columns)."""
     X = check_dask_X(X, da)
     if not isinstance(y, da.Array):
         y = as_float_array(y, "y")
-        if y.ndim != 1:
-            raise ValueError(f"y must be 1-D (n_samples,); got {y.ndim}-D with shape "
-                             f"{y.shape}")
+        if y.ndim not in (1, 2):
+            raise ValueError(f"y must be 1-D (n_samples,) or 2-D (n_samples, k); got "
+                             f"{y.ndim}-D with shape {y.shape}")
         if y.shape[0] != X.shape[0]:
             raise ValueError(f"X and y must have the same number of samples; got X with "
                              f"{X.shape[0]} and y with {y.shape[0]}")
-        return X, da.from_array(y, chunks=(X.chunks[0],))
+        if y.ndim == 2 and y.shape[1] == 0:
+            raise ValueError(f"y must have at least one output; got shape {y.shape}")
+        return X, da.from_array(y, chunks=(X.chunks[0],) + y.shape[1:])
     if y.dtype.kind not in _NUMERIC_KINDS:
         raise TypeError(f"y must hold real numbers (bool, integer or float); got "
                         f"{y.dtype} data (dask array of shape {y.shape})")
-    if y.ndim != 1:
-        raise ValueError(f"y must be 1-D (n_samples,); got {y.ndim}-D with shape {y.shape}")
-    if math.isnan(y.shape[0]):
+    if y.ndim not in (1, 2):
+        raise ValueError(f"y must be 1-D (n_samples,) or 2-D (n_samples, k); got {y.ndim}-D "
+                         f"with shape {y.shape}")
+    if any(math.isnan(size) for size in y.shape):
         raise ValueError(f"y must have known chunk sizes; got shape {y.shape} (call "
                          f"y.compute_chunk_sizes() first)")
     if y.shape[0] != X.shape[0]:
         raise ValueError(f"X and y must have the same number of samples; got X with "
                          f"{X.shape[0]} and y with {y.shape[0]}")
-    if y.chunks[0] != X.chunks[0]:
-        y = y.rechunk((X.chunks[0],))
+    if y.ndim == 2 and y.shape[1] == 0:
+        raise ValueError(f"y must have at least one output; got shape {y.shape}")
+    wanted = (X.chunks[0],) + ((y.shape[1],) if y.ndim == 2 else ())
+    if y.chunks != wanted:
+        y = y.rechunk(wanted)
     return X, y

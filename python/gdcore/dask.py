@@ -3,58 +3,94 @@
 Install with ``pip install "gdcore[dask]"``; ``import gdcore`` never imports
 Dask, this module does (``import gdcore.dask``).
 
-``X`` is a ``dask.array.Array`` of shape (n_samples, n_features) (or
-(n_samples,), one feature), chunked along the rows; ``y`` a Dask array (or an
-in-memory array-like, then chunked like ``X``'s rows). Every chunk is handed to
-gdcore's compiled kernels where it lives (on a ``distributed`` worker, when a
-``distributed.Client`` is active, else in Dask's default local scheduler), and
-only O(``n_features``) numbers travel per chunk.
+``X`` is a ``dask.array.Array`` (or a Dask DataFrame) of shape (n_samples,
+n_features) (or (n_samples,), one feature), chunked along the rows; ``y`` a
+Dask array or Series (or an in-memory array-like, then chunked like ``X``'s
+rows), 1-D or (n_samples, k) for k outputs. Arrays with unknown chunk sizes
+are measured first (``compute_chunk_sizes``, one pass over them). Every chunk
+is handed to gdcore's compiled kernels where it lives (on a ``distributed``
+worker, when a ``distributed.Client`` is active, else in Dask's default local
+scheduler), and only O(parameters) numbers travel per chunk.
 
 :func:`fit` is :func:`gdcore.fit`'s training loop (the same options, defaults,
-schedules, momentum, early stopping, callbacks, divergence policies, warm
-starts in both directions) with a Dask trainer under it. Two ways of running
-an epoch, one per kind of method:
+schedules, optimizers, penalties, sample weights, validation split, early
+stopping, callbacks, progress, divergence policies, checkpoints, warm starts
+in both directions) with a Dask trainer under it (``gdcore._dask_trainers``).
+How an epoch is distributed:
 
 ``method="batch"`` (parallel)
     Every chunk computes its raw sums ``sum(r**2)``, ``sum(r)`` and
-    ``X_chunk.T @ r`` in parallel with the compiled kernel; the client adds
-    them **in chunk order** (a fixed order, so the result does not depend on
-    which worker finished first) and takes the step with the compiled
-    update rule, exactly as a full-batch epoch in memory does. The result
-    equals :func:`gdcore.fit` with ``method="batch"`` on the same data in
-    memory to about 1e-15 relative (the two only group the sum over rows
-    differently; the tests hold it to 1e-12), and is the same bits on every
-    run, cluster size and chunk placement for the same chunking.
+    ``X_chunk.T @ r`` in parallel with the compiled kernel, and the sums are
+    added in a fixed tree (groups of 8 consecutive chunks, each added in
+    chunk order, level by level): on persisted data one task per worker
+    thread runs the chunks it holds and the client adds their sums in that
+    tree; otherwise a task per chunk, and the tree's levels run as tasks on
+    the workers. One round trip per epoch; the client takes the step with
+    the compiled update rule, exactly as a full-batch epoch in memory does. The result equals
+    :func:`gdcore.fit` with ``method="batch"`` on the same data in memory to
+    about 1e-15 relative (the two only group the sum over rows differently;
+    the tests hold it to 1e-12), and is the same bits on every run, cluster
+    size and chunk placement for the same chunking.
 
-``method="sgd"`` and ``"minibatch"`` (sequential)
+``method="sgd"`` and ``"minibatch"``, ``strategy="sequential"`` (the default)
     The chunks are streamed **one after the other, in order** through the
     compiled epoch kernel, each on the worker that holds it; only the
-    training state travels from chunk to chunk. This is inherently sequential
-    (each update needs the previous one): a cluster adds memory, not speed.
-    Batches **restart at every chunk boundary**: the last batch of a chunk may
-    be smaller and is averaged over its own size, and no batch spans two
-    chunks. So with chunks whose sizes are multiples of ``batch_size``
-    (always, for ``sgd``) and ``shuffle=False`` the parameters are the same
-    bits as :func:`gdcore.fit` with ``shuffle=False`` in memory.
-    ``shuffle=True`` keeps the chunk order and visits the rows of each chunk
-    in a fresh random order every epoch: ``rng.permutation(rows)`` of
+    training state travels from chunk to chunk. Exact, and inherently
+    sequential: a cluster adds memory, not speed. Batches **restart at every
+    chunk boundary**: the last batch of a chunk may be smaller and is
+    averaged over its own size, and no batch spans two chunks. So with
+    chunks whose sizes are multiples of ``batch_size`` (always, for ``sgd``)
+    and ``shuffle=False`` the parameters are the same bits as
+    :func:`gdcore.fit` with ``shuffle=False`` in memory. ``shuffle=True``
+    keeps the chunk order and visits the (training) rows of each chunk in a
+    fresh random order every epoch: ``rng.permutation(rows)`` of
     ``default_rng(s)``, one ``s = rng.integers(2**63)`` drawn per chunk from
     the run's generator.
 
-Not available on Dask (refused with an error naming the option):
-``backend="reference"``, ``validation_fraction``, ``stop_on="validation"``,
-``sample_weight``, a 2-D ``y``, ``copy=False`` and ``shuffle_block``.
+``method="sgd"`` and ``"minibatch"``, ``strategy="local"`` (parallel)
+    Local SGD (parameter averaging): every chunk is a replica that runs the
+    compiled epoch kernel over its own rows (batches and shuffling as in the
+    sequential strategy), all chunks in parallel from the same state; every
+    ``sync_every`` rows of each replica (default: once per epoch) the
+    parameters and the optimizer's buffers (momentum, Adam's moments, the
+    running average of averaged SGD, the cumulative L1 penalty) are
+    replaced by their average over the replicas, weighted by the rows each
+    visited since the last average, added in chunk order on the client.
+    The chunks are the replicas: the number of chunks (not of workers) sets
+    how many models are averaged, so the same chunking gives the same bits
+    on any cluster. One step of the training loop is one step of every
+    replica: an epoch has as many steps as the largest chunk has batches
+    (``global_step``, schedules and ``average`` count those); the epoch's
+    loss is the mean of all replicas' batch losses, and its gradient norm
+    that of the mean of their step gradients. A ``callback_every`` or a
+    ``checkpoint`` also averages at its slice boundaries (a callback sees one
+    set of parameters). Averaging is not the same as one sequential pass:
+    see ``docs/scale.md`` for its measured statistical efficiency.
+
+Not available on Dask (refused unless at their default, with an error naming
+the option): ``backend="reference"`` (the chunks run in the compiled
+kernels), ``copy=False`` (each chunk is converted where it lives) and
+``shuffle_block`` (the chunks are the blocks); not yet, and refused the same
+way: ``standardize=True`` and ``lr="auto"`` (each needs a pass of its own
+over the chunks first). ``n_threads`` is the threads
+of the compiled kernel inside each chunk's task (None, the default: 1, since
+Dask already runs the chunks in parallel); results do not depend on it.
 
 Data are read once per epoch from wherever the Dask graph gets them: call
 ``X, y = dask.persist(X, y)`` first when they fit in the cluster's memory,
-or every epoch recomputes (reloads) the chunks.
+or every epoch recomputes (reloads) the chunks. A worker that dies is
+replaced and the chunks it held are recomputed from their source: the fit
+ends with the same bits. Data that existed only in a dead worker's memory
+(``client.scatter``) cannot be recomputed: :class:`DataLostError`, carrying
+the last parameters and the training state.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+import warnings
+from typing import Any, cast
 
 import numpy as np
 
@@ -67,192 +103,31 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess by th
         "pip install \"gdcore[dask]\" (which also brings distributed, for clusters)"
     ) from exc
 
-from . import _api, _dispatch, _options, _validation
+from . import _api, _curvature, _dispatch, _options, _validation
+from ._checkpoint import Checkpoint, fingerprint
+from ._dask_chunks import Chunks, predict_chunk, tree_sum
+from ._dask_trainers import (
+    STRATEGIES,
+    BatchTrainer,
+    DataLostError,
+    LocalTrainer,
+    SequentialTrainer,
+)
 from ._options import Config
 from ._results import FitResult
-from ._state import Data, TrainState
+from ._state import Data, to_params
 from ._training import train
 
-__all__ = ["fit", "predict", "value_and_grad"]
+__all__ = ["DataLostError", "fit", "max_stable_lr", "predict", "value_and_grad"]
 
 #: Options of gdcore.fit that gdcore.dask.fit does not take (other than at
 #: their defaults), and why.
 NOT_ON_DASK = {
     "backend": "the chunks run in the compiled kernels",
-    "validation_fraction": "no held-out chunks yet",
-    "sample_weight": "no sample weights on Dask yet",
     "copy": "each chunk is converted where it lives",
-    "shuffle_block": "chunks are shuffled one by one",
-    "checkpoint": "no checkpoints of Dask runs yet",
-    "checkpoint_seconds": "no checkpoints of Dask runs yet",
+    "shuffle_block": "the chunks are the blocks: rows are shuffled within each chunk",
     "standardize": "no standardizing pass over Dask chunks yet",
 }
-
-
-# ---------------------------------------------------------------------------
-# The chunks
-# ---------------------------------------------------------------------------
-
-class _Chunks:
-    """The non-empty row chunks of ``X`` and ``y``, in order, as Dask delayeds."""
-
-    def __init__(self, X: da.Array, y: da.Array) -> None:
-        x_parts = X.to_delayed().ravel()
-        y_parts = y.to_delayed().ravel()
-        self.parts = []     # (X chunk, y chunk, first row, rows)
-        start = 0
-        for x_part, y_part, rows in zip(x_parts, y_parts, X.chunks[0], strict=True):
-            if rows > 0:    # a zero-row chunk holds nothing to learn from
-                self.parts.append((x_part, y_part, start, int(rows)))
-            start += rows
-        self.n_samples = int(X.shape[0])
-        self.n_features = int(X.shape[1])
-
-    def sums(self, params: np.ndarray, n_threads: int) -> np.ndarray:
-        """``[sum r**2, sum r, *(X.T @ r)]`` over all rows, chunks added in order."""
-        tasks = [dask.delayed(_chunk_sums, pure=True)(x, y, params, n_threads)
-                 for x, y, _, _ in self.parts]
-        parts = dask.compute(*tasks)            # results come back in chunk order
-        total = parts[0].copy()
-        for part in parts[1:]:
-            total += part
-        return total
-
-    def raise_if_nonfinite(self) -> None:
-        """``ValueError`` naming the first non-finite value of ``X``, else of ``y``."""
-        tasks = [dask.delayed(_first_nonfinite, pure=True)(x, y)
-                 for x, y, _, _ in self.parts]
-        found = dask.compute(*tasks)
-        for name in ("X", "y"):
-            for (_, _, start, _), hits in zip(self.parts, found, strict=True):
-                if name in hits:
-                    position, value = hits[name]
-                    row = start + position[0]
-                    where = row if name == "y" else (row, position[1])
-                    raise ValueError(f"{name} must contain only finite values; got "
-                                     f"{value} at index {where}")
-
-
-# ---------------------------------------------------------------------------
-# What runs on the workers, one chunk at a time
-# ---------------------------------------------------------------------------
-
-def _chunk_sums(X: np.ndarray, y: np.ndarray, params: np.ndarray,
-                n_threads: int) -> np.ndarray:
-    """``[sum r**2, sum r, *(X.T @ r)]`` of one chunk: the compiled kernel's raw
-    sums (``full_sums``), so chunks add up without any rescaling. A non-finite
-    value in the chunk makes them non-finite."""
-    X, y = (np.asarray(a, dtype=np.float64, order="C") for a in (X, y))
-    out = np.empty(X.shape[1] + 2)
-    _dispatch.require().full_sums(X, y.reshape(-1, 1), None, params, out, n_threads)
-    return out
-
-
-def _first_nonfinite(X: np.ndarray, y: np.ndarray) -> dict:
-    """``{name: (index, value)}`` of the first non-finite value of a chunk's X and y."""
-    hits = {}
-    for name, array in (("X", X), ("y", y)):
-        bad = ~np.isfinite(array)
-        if bad.any():
-            position = tuple(int(i) for i in np.argwhere(bad)[0])
-            hits[name] = (position, float(array[position]))
-    return hits
-
-
-def _stream_chunk(X: np.ndarray, y: np.ndarray, config: Config, seed: int | None,
-                  carried: tuple, lr: float, first: int, stop: int) -> tuple:
-    """Steps ``first .. stop - 1`` of one chunk's part of an epoch, continuing
-    from ``carried = (state, global_step, steps, running, part, nonfinite, l1_total)``
-    (``running`` the kernel's loss accumulator of the epoch, ``part`` the
-    sum of this call's batch losses).
-
-    Once a chunk stops at a non-finite loss, later chunks pass ``carried``
-    on untouched.
-    """
-    state, step, steps_before, running, part_before, nonfinite, l1_total = carried
-    if nonfinite or first >= stop:
-        return carried
-    X, y = (np.asarray(a, dtype=np.float64, order="C") for a in (X, y))
-    state = state.copy()
-    kernels = _dispatch.require()
-    rule = kernels.Rule(config, config.batch_size, config.n_threads)
-    order = (None if seed is None
-             else np.random.default_rng(seed).permutation(X.shape[0]).astype(np.intp))
-    steps, running, part, nonfinite, l1_total = kernels.run_epoch(
-        X, y.reshape(-1, 1), order, None, state, rule, lr, step, first, stop, running,
-        l1_total)
-    return (state, step + steps, steps_before + steps, running, part_before + part, nonfinite,
-            l1_total)
-
-
-def _predict_chunk(X: np.ndarray, w: np.ndarray, b: float) -> np.ndarray:
-    return _api.predict(X, w, b)
-
-
-# ---------------------------------------------------------------------------
-# The trainer under gdcore.fit's training loop
-# ---------------------------------------------------------------------------
-
-class DaskTrainer:
-    """A run's epochs over the chunks of Dask arrays (see the module docstring)."""
-
-    def __init__(self, data: Data, config: Config) -> None:
-        self._chunks = _Chunks(data.X, data.y)
-        self._batch = config.batch_size >= self._chunks.n_samples
-        self._shuffle = config.shuffle and not self._batch
-        # What the workers need of the options (a callback stays on the client).
-        self._config = dataclasses.replace(config, callback=None)
-        self._kernels = _dispatch.require()
-        self._rule = self._kernels.Rule(config, config.batch_size, config.n_threads)
-        self._threads = int(config.n_threads or 1)
-        # the first step of each chunk within an epoch, and the epoch's steps
-        per_chunk = [1 if self._batch else -(-rows // config.batch_size)
-                     for _, _, _, rows in self._chunks.parts]
-        self._first_steps = np.concatenate([[0], np.cumsum(per_chunk)]).astype(int)
-        self.steps_per_epoch = 1 if self._batch else int(self._first_steps[-1])
-
-    def epoch_order(self, state: TrainState) -> np.ndarray | None:
-        """One seed per chunk for its row permutation (None: rows in order)."""
-        if not self._shuffle:
-            return None
-        assert state.rng is not None
-        return np.array([state.rng.integers(2 ** 63) for _ in self._chunks.parts],
-                        dtype=np.int64)
-
-    def raise_if_bad_input(self) -> None:
-        self._chunks.raise_if_nonfinite()
-
-    def run(self, state: TrainState, order: np.ndarray | None, lr: float, first_step: int,
-            stop_step: int, running: float) -> tuple[int, float, float, bool]:
-        if self._batch:
-            if first_step > 0 or stop_step < 1:
-                return 0, running, 0.0, False
-            sums = self._chunks.sums(state.params, self._threads)
-            steps, running, part, nonfinite, state.l1_total = self._kernels.sums_step(
-                state.buffers, self._rule, sums, self._chunks.n_samples, 1, lr,
-                state.global_step, running, state.l1_total)
-            return steps, running, part, nonfinite
-        carried: Any = (state.buffers, state.global_step, 0, running, 0.0, False,
-                        state.l1_total)
-        for c, (x_part, y_part, _, _) in enumerate(self._chunks.parts):
-            start = int(self._first_steps[c])
-            first = max(first_step - start, 0)
-            stop = min(stop_step, int(self._first_steps[c + 1])) - start
-            if first >= stop:
-                continue
-            seed = None if order is None else int(order[c])
-            carried = dask.delayed(_stream_chunk, pure=False)(
-                x_part, y_part, self._config, seed, carried, lr, first, stop)
-        new_state, _, steps, running, part, nonfinite, l1_total = dask.compute(carried)[0]
-        state.buffers[...] = new_state
-        state.l1_total = l1_total
-        return steps, running, part, nonfinite
-
-    def loss_total(self, running: float) -> float:
-        return self._config.loss_factor * running   # the kernel sums losses over the factor
-
-    def subset_loss(self, rows: np.ndarray, params: np.ndarray) -> float:
-        raise AssertionError("gdcore.dask has no validation split")  # refused in fit
 
 
 class DaskBackend:
@@ -260,33 +135,143 @@ class DaskBackend:
 
     name = "dask"
 
-    def trainer(self, data: Data, config: Config) -> DaskTrainer:
-        return DaskTrainer(data, config)
+    def __init__(self, weights: Any = None, strategy: str = "sequential",
+                 sync_every: int | None = None) -> None:
+        self.weights, self.strategy, self.sync_every = weights, strategy, sync_every
+
+    def trainer(self, data: Data, config: Config) -> Any:
+        if config.batch_size >= data.n_train:
+            return BatchTrainer(data, config, self.weights)
+        if self.strategy == "local":
+            return LocalTrainer(data, config, self.weights, self.sync_every)
+        return SequentialTrainer(data, config, self.weights)
+
+
+# ---------------------------------------------------------------------------
+# Inputs
+# ---------------------------------------------------------------------------
+
+def _as_dask(value: Any) -> Any:
+    """A Dask DataFrame or Series as a Dask array; unknown chunk sizes measured
+    (on a new array object: the caller's is not touched)."""
+    if not isinstance(value, da.Array) and hasattr(value, "to_dask_array"):
+        value = value.to_dask_array(lengths=True)
+    if isinstance(value, da.Array) and any(math.isnan(size) for size in value.shape):
+        value = da.Array(value.__dask_graph__(), value.name, value.chunks,
+                         meta=value._meta).compute_chunk_sizes()
+    return value
+
+
+def _check_X_y(X: Any, y: Any) -> tuple[Any, Any]:
+    return _validation.check_dask_X_y(_as_dask(X), _as_dask(y), da)
+
+
+def _normalise(weights: np.ndarray, largest: float, mean: float) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        out = np.asarray(weights, dtype=np.float64) / largest / mean
+    return np.minimum(out, np.finfo(np.float64).max, out=out)
+
+
+def _weight_stats(weights: Any, val: np.ndarray | None) -> tuple:
+    """``(first bad index or -1, its value, largest training weight)`` of a chunk."""
+    weights = np.asarray(weights, dtype=np.float64)
+    bad = ~np.isfinite(weights) | (weights < 0)
+    if bad.any():
+        position = int(np.flatnonzero(bad)[0])
+        return position, float(weights[position]), 0.0
+    used = weights if val is None else np.delete(weights, val)
+    return -1, 0.0, float(used.max()) if used.size else 0.0
+
+
+def _scaled_sum(weights: Any, val: np.ndarray | None, largest: float) -> float:
+    weights = np.asarray(weights, dtype=np.float64)
+    used = weights if val is None else np.delete(weights, val)
+    return float((used / largest).sum())
+
+
+def _sample_weight(sample_weight: Any, X: Any, val_rows: np.ndarray | None,
+                   scale: tuple[float, float] | None) -> tuple[Any, Any]:
+    """The normalised weights as a Dask array chunked like ``X`` (or None), and
+    their scale: as :func:`gdcore.fit` (``_validation.check_sample_weight``);
+    in-memory weights are normalised exactly as there, Dask weights chunk by
+    chunk (their mean summed per chunk: equal to about 1e-16 relative)."""
+    if sample_weight is None:
+        return None, scale
+    n, row_chunks = int(X.shape[0]), (X.chunks[0],)
+    sample_weight = _as_dask(sample_weight)
+    if not isinstance(sample_weight, da.Array):
+        train_rows = None
+        if val_rows is not None:
+            keep = np.ones(n, dtype=bool)
+            keep[val_rows] = False
+            train_rows = np.flatnonzero(keep)
+        normalised, scale = _validation.check_sample_weight(sample_weight, n, train_rows,
+                                                            scale)
+        assert normalised is not None
+        return da.from_array(normalised, chunks=row_chunks), scale
+    if sample_weight.dtype.kind not in "biuf":
+        raise TypeError(f"sample_weight must hold real numbers; got {sample_weight.dtype} "
+                        f"data (dask array of shape {sample_weight.shape})")
+    if sample_weight.ndim != 1 or sample_weight.shape[0] != n:
+        raise ValueError(f"sample_weight must have shape ({n},), one weight per sample; "
+                         f"got shape {sample_weight.shape}")
+    weights = sample_weight.rechunk(row_chunks)
+    parts = weights.to_delayed().ravel()
+    starts = np.concatenate([[0], np.cumsum(X.chunks[0])]).astype(int)
+    vals: list[np.ndarray | None] = []
+    for start, stop in zip(starts[:-1], starts[1:], strict=True):
+        if val_rows is None:
+            vals.append(None)
+            continue
+        lo, hi = np.searchsorted(val_rows, [start, stop])
+        vals.append((val_rows[lo:hi] - start).astype(np.intp))
+    stats = dask.compute(*[dask.delayed(_weight_stats, pure=True)(part, val)
+                           for part, val in zip(parts, vals, strict=True)])
+    for (position, value, _), start in zip(stats, starts, strict=False):
+        if position >= 0:
+            raise ValueError(f"sample_weight must be finite and >= 0; got {value} at index "
+                             f"{int(start) + position}")
+    used_max = max(largest for _, _, largest in stats)
+    if used_max == 0.0:
+        raise ValueError("sample_weight must not be all zero (on the training rows)")
+    if scale is None:
+        total = dask.compute(tree_sum([dask.delayed(_scaled_sum, pure=True)(part, val, used_max)
+                                       for part, val in zip(parts, vals, strict=True)]))[0]
+        n_train = n if val_rows is None else n - int(val_rows.shape[0])
+        scale = (used_max, float(total) / n_train)
+    largest, mean = scale
+    with np.errstate(over="ignore"):
+        if not math.isfinite(used_max / largest / mean):
+            raise ValueError(f"sample_weight is too large next to the weights that set this "
+                             f"run's scale (the largest of its first weighted call was "
+                             f"{largest:g}): up to {used_max:g} here, a ratio float64 cannot "
+                             f"hold")
+    return weights.map_blocks(_normalise, largest, mean, dtype=np.float64), scale
 
 
 # ---------------------------------------------------------------------------
 # Public functions
 # ---------------------------------------------------------------------------
 
-def value_and_grad(X: Any, y: Any, w: Any, b: float = 0.0, *, loss: str = "mse",
-                   n_threads: int = 1) -> tuple[float, np.ndarray, float]:
+def value_and_grad(X: Any, y: Any, w: Any, b: Any = 0.0, *, loss: str = "mse",
+                   n_threads: int = 1) -> tuple[float, np.ndarray, Any]:
     """Loss and gradient of the linear model over all rows of a Dask array.
 
     The same numbers as :func:`gdcore.value_and_grad` on the data in memory,
     to about 1e-15 relative: each chunk's raw sums come from the compiled
-    kernel on its worker, and the client adds them in chunk order (the same
-    bits on every run).
+    kernel on its worker, and are added in a fixed tree on the workers (the
+    same bits on every run).
 
     Parameters
     ----------
-    X : dask.array.Array of shape (n_samples, n_features) or (n_samples,)
+    X : dask.array.Array or dask DataFrame, (n_samples, n_features) or (n_samples,)
         Real-valued; chunks along the columns are merged first. Chunks that
         are not float64 C-contiguous are converted on their worker.
-    y : dask.array.Array or array-like of shape (n_samples,)
+    y : dask.array.Array, Series or array-like of shape (n_samples,) or (n_samples, k)
         Targets; rechunked (or chunked) like ``X``'s rows.
-    w : array-like of shape (n_features,)
+    w : array-like of shape (n_features,), or (n_features, k) for k outputs
         Weights; finite.
-    b : float, default 0.0
+    b : float, or array-like of shape (k,), default 0.0
         Intercept; finite.
     loss : {"mse", "half_mse"}, default "mse"
     n_threads : int, default 1
@@ -297,59 +282,127 @@ def value_and_grad(X: Any, y: Any, w: Any, b: float = 0.0, *, loss: str = "mse",
     -------
     loss : float
         The loss at ``w`` and ``b``.
-    grad_w : ndarray of shape (n_features,)
+    grad_w : ndarray of shape (n_features,) or (n_features, k)
         Its gradient with respect to ``w``.
-    grad_b : float
+    grad_b : float, or ndarray of shape (k,)
         Its derivative with respect to ``b``.
 
     Raises
     ------
     TypeError, ValueError
-        As :func:`gdcore.value_and_grad`; also when ``X`` is not a Dask array
-        or has unknown chunk sizes.
+        As :func:`gdcore.value_and_grad`; also when ``X`` is not a Dask array.
     """
-    X, y = _validation.check_dask_X_y(X, y, da)
-    w = _validation.check_weights(w, X.shape[1], "w")
-    b = _validation.check_real(b, "b")
+    X, y = _check_X_y(X, y)
+    outputs = None if y.ndim == 1 else int(y.shape[1])
+    w = _validation.check_weights(w, X.shape[1], "w", outputs)
+    b = _validation.check_intercept(b, "b", outputs)
     loss_factor = _options.loss_factor(loss)
     n_threads = _validation.check_int(n_threads, "n_threads", minimum=1,
                                       maximum=_validation.MAX_THREADS)
-    chunks = _Chunks(X, y)
-    sums = chunks.sums(np.append(w, b), n_threads)
-    n = chunks.n_samples
-    scale = 2.0 * loss_factor / n
+    chunks = Chunks(X, y)
+    sums = chunks.sums(to_params(w, b), n_threads)
+    n, d, k = chunks.n_samples, chunks.n_features, outputs or 1
     value = loss_factor * sums[0] / n
     if not math.isfinite(value):
         chunks.raise_if_nonfinite()
-    return float(value), scale * sums[2:], float(scale * sums[1])
+    scale = 2.0 * loss_factor / n
+    with np.errstate(over="ignore", invalid="ignore"):
+        grad_w = scale * sums[1 + k:].reshape(k, d).T
+        grad_b = scale * sums[1:1 + k]
+    if outputs is None:
+        return float(value), grad_w[:, 0].copy(), float(grad_b[0])
+    return float(value), grad_w.copy(), grad_b
 
 
-def predict(X: Any, w: Any, b: float = 0.0) -> da.Array:
+def predict(X: Any, w: Any, b: Any = 0.0) -> da.Array:
     """Predict ``X @ w + b`` as a lazy Dask array (one task per row chunk).
 
     Parameters
     ----------
-    X : dask.array.Array of shape (n_samples, n_features) or (n_samples,)
+    X : dask.array.Array or dask DataFrame, (n_samples, n_features) or (n_samples,)
         Samples, chunked along the rows; 1-D means one feature.
-    w : array-like of shape (n_features,)
+    w : array-like of shape (n_features,), or (n_features, k) for k outputs
         Weights.
-    b : float, default 0.0
+    b : float, or array-like of shape (k,), default 0.0
         Intercept.
 
     Returns
     -------
-    dask.array.Array of shape (n_samples,), float64
+    dask.array.Array of shape (n_samples,) or (n_samples, k), float64
         Computing it raises ``ValueError`` if a chunk of ``X`` holds a
         non-finite value (as :func:`gdcore.predict` does).
     """
-    X = _validation.check_dask_X(X, da)
-    w = _validation.check_weights(w, X.shape[1], "w")
-    b = _validation.check_real(b, "b")
-    return X.map_blocks(_predict_chunk, w, b, drop_axis=1, dtype=np.float64,
-                        meta=np.empty((0,), dtype=np.float64))
+    X = _validation.check_dask_X(_as_dask(X), da)
+    outputs = np.shape(w)[1] if np.ndim(w) == 2 else None
+    w = _validation.check_weights(w, X.shape[1], "w", outputs)
+    b = _validation.check_intercept(b, "b", outputs)
+    if outputs is None:
+        return X.map_blocks(predict_chunk, w, b, drop_axis=1, dtype=np.float64,
+                            meta=np.empty((0,), dtype=np.float64))
+    return X.map_blocks(predict_chunk, w, b, chunks=(X.chunks[0], (outputs,)),
+                        dtype=np.float64, meta=np.empty((0, 0), dtype=np.float64))
 
 
-def fit(X: Any, y: Any, **options: Any) -> FitResult:
+def max_stable_lr(X: Any, *, loss: str = "mse", fit_intercept: bool = True,
+                  iterations: int = 20, n_threads: int = 1) -> float:
+    """:func:`gdcore.max_stable_lr` over the chunks of a Dask array.
+
+    Parameters
+    ----------
+    X : dask.array.Array or dask DataFrame, (n_samples, n_features) or (n_samples,)
+        Samples, chunked along the rows; 1-D means one feature.
+    loss : {"mse", "half_mse"}, default "mse"
+        The loss whose Hessian is estimated.
+    fit_intercept : bool, default True
+        Whether the model has an intercept (a column of ones in ``A``).
+    iterations : int, default 20
+        Power iterations (passes over ``X``, one compute each).
+    n_threads : int, default 1
+        Threads of the compiled pass inside each chunk's task.
+
+    Returns
+    -------
+    float
+        ``2 / lambda_max(H)`` (``inf`` when ``H`` is zero); the in-memory
+        estimate to about 1e-15 relative.
+    """
+    X = _validation.check_dask_X(_as_dask(X), da)
+    loss_factor = _options.loss_factor(loss)
+    fit_intercept = _validation.check_bool(fit_intercept, "fit_intercept")
+    iterations = _validation.check_int(iterations, "iterations", minimum=1)
+    n_threads = _validation.check_int(n_threads, "n_threads", minimum=1,
+                                      maximum=_validation.MAX_THREADS)
+    chunks = Chunks(X, da.zeros(X.shape[0], chunks=(X.chunks[0],)))
+    return _stable_lr(chunks, X, loss_factor, fit_intercept, iterations, n_threads)
+
+
+class _ChunkSums:
+    """What a curvature estimate (:mod:`gdcore._curvature`) asks of a backend,
+    over the chunks: the raw sums of a pass with targets 0."""
+
+    def __init__(self, chunks: Chunks) -> None:
+        self.chunks = chunks
+
+    def sums(self, X: Any, Y: Any, params: np.ndarray, n_threads: int, *,
+             weights: Any = None, standardize: Any = None) -> np.ndarray:
+        return self.chunks.sums(params, n_threads, targets=False)
+
+
+def _stable_lr(chunks: Chunks, X: Any, loss_factor: float, fit_intercept: bool,
+               iterations: int, n_threads: int) -> float:
+    """``2 / L`` by power iteration over the chunks (``inf`` when ``L`` is 0)."""
+    curvature = _curvature.largest_curvature(
+        cast(Any, _ChunkSums(chunks)), X, loss_factor=loss_factor,
+        fit_intercept=fit_intercept, n_threads=n_threads, iterations=iterations)
+    if not math.isfinite(curvature):
+        chunks.raise_if_nonfinite()
+        raise ValueError("X is too large for the estimate: X.T @ X overflows float64; "
+                         "scale X down")
+    return 2.0 / curvature if curvature > 0.0 else math.inf
+
+
+def fit(X: Any, y: Any, *, strategy: str = "sequential", sync_every: int | None = None,
+        **options: Any) -> FitResult:
     """Train ``y ~ X @ w + b`` by gradient descent on Dask arrays.
 
     :func:`gdcore.fit` on data spread over a cluster: the same keywords, with
@@ -359,16 +412,24 @@ def fit(X: Any, y: Any, **options: Any) -> FitResult:
 
     Parameters
     ----------
-    X : dask.array.Array of shape (n_samples, n_features) or (n_samples,)
-        Real-valued, with known chunk sizes; chunks along the columns are
-        merged first. Never modified.
-    y : dask.array.Array or array-like of shape (n_samples,)
+    X : dask.array.Array or dask DataFrame, (n_samples, n_features) or (n_samples,)
+        Real-valued; chunks along the columns are merged first; unknown chunk
+        sizes are measured first (one pass). Never modified.
+    y : dask.array.Array, Series or array-like of shape (n_samples,) or (n_samples, k)
         Targets; rechunked (or chunked) like ``X``'s rows. Never modified.
+    strategy : {"sequential", "local"}, default "sequential"
+        How ``method="sgd"`` and ``"minibatch"`` use the cluster: the chunks
+        one after the other (exact: the in-memory bits), or local SGD, every
+        chunk a replica in parallel, averaged every ``sync_every`` rows. Not
+        for ``method="batch"``, which is always parallel.
+    sync_every : int or None, default None
+        ``strategy="local"``: average the replicas after every this many rows
+        of each replica (rounded up to whole batches); None: once per epoch.
     **options
         The keywords of :func:`gdcore.fit`, except those in ``NOT_ON_DASK``
         (refused unless at their default). ``n_threads`` is the threads of
-        the compiled kernel inside each chunk's task (default 1: Dask runs the
-        chunks in parallel); results do not depend on it.
+        the compiled kernel inside each chunk's task (None: 1); results do
+        not depend on it. ``sample_weight`` may be a Dask array.
 
     Returns
     -------
@@ -384,7 +445,9 @@ def fit(X: Any, y: Any, **options: Any) -> FitResult:
     DivergenceError
         As :func:`gdcore.fit`: the loss or the parameters stopped being
         finite; carries the last finite parameters, the epoch and the step
-        within the epoch (counted over all chunks) and the history so far.
+        within the epoch and the history so far.
+    DataLostError
+        Chunks held only by a worker that died (see the module documentation).
     """
     arguments: dict[str, Any] = {name: record.default
                                  for name, record in _options.ALL.items()}
@@ -399,19 +462,47 @@ def fit(X: Any, y: Any, **options: Any) -> FitResult:
         raise ValueError("lr='auto' is not available in gdcore.dask.fit (no curvature "
                          "estimate over Dask chunks yet); give lr a number")
     config = _options.from_arguments(arguments)
-    if config.stop_on == "validation":
-        raise ValueError("stop_on='validation' is not available in gdcore.dask.fit "
-                         "(no held-out chunks yet)")
-    X, y = _validation.check_dask_X_y(X, y, da)
+    strategy = _validation.check_choice(strategy, "strategy", STRATEGIES)
+    if sync_every is not None:
+        sync_every = _validation.check_int(sync_every, "sync_every", minimum=1)
+    if strategy == "local" and config.method == "batch":
+        raise ValueError("strategy='local' applies to method='sgd' and 'minibatch' "
+                         "(method='batch' is always parallel); got strategy='local' with "
+                         "method='batch'")
+    X, y = _check_X_y(X, y)
     n_samples, n_features = (int(size) for size in X.shape)
+    outputs = None if y.ndim == 1 else int(y.shape[1])
     _dispatch.require()
-    state = _api.start_state(config, arguments, n_features, None)
-    state.schedule_state = state.schedule_state or config.schedule.initial_state(config.rate)
+    state = _api.start_state(config, arguments, n_features, outputs)
+    checkpoint, saved = None, None
+    if config.checkpoint is not None:
+        checkpoint = Checkpoint(config.checkpoint, config.checkpoint_seconds, fingerprint(
+            config, X, y, arguments["sample_weight"], state)
+            + f" dask strategy={strategy} sync_every={sync_every}")
+        saved = checkpoint.load()
+        if saved is not None:
+            state = saved.state
+    train_rows, val_rows = _api._held_out(config, state, n_samples)
+    weights, state.weight_scale = _sample_weight(arguments["sample_weight"], X, val_rows,
+                                                 state.weight_scale)
+    n_train = n_samples if train_rows is None else int(train_rows.shape[0])
+    if not state.schedule_state:
+        state.schedule_state = config.schedule.initial_state(config.rate)
     config = dataclasses.replace(
         config, shuffle_block=None, n_threads=config.n_threads or 1,
-        batch_size={"batch": n_samples, "sgd": 1}.get(config.method,
-                                                      min(config.batch_size, n_samples)))
-    return train(DaskBackend(), Data(X=X, y=y), config, state)
+        batch_size={"batch": n_train, "sgd": 1}.get(config.method,
+                                                    min(config.batch_size, n_train)))
+    if config.check_lr:
+        limit = _stable_lr(Chunks(X, y), X, config.loss_factor, config.fit_intercept,
+                           _curvature.ITERATIONS, config.n_threads or 1)
+        if config.rate > limit:
+            warnings.warn(f"lr={config.rate:g} is above {limit:.4g}, the largest learning "
+                          f"rate for which full-batch descent on this data is stable; "
+                          f"training is likely to diverge: try lr <= {0.5 * limit:.3g}",
+                          RuntimeWarning, stacklevel=2)
+    data = Data(X=X, y=y, train_rows=train_rows, val_rows=val_rows)
+    return train(DaskBackend(weights, strategy, sync_every), data, config, state,
+                 checkpoint=checkpoint, saved=saved)
 
 
 def _is_default(value: Any, default: Any) -> bool:
