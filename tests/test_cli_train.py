@@ -245,6 +245,18 @@ def test_plot_without_matplotlib_fails_before_training(tmp_path, capsys, monkeyp
     assert not (tmp_path / "loss.png").exists()
 
 
+def test_plot_with_no_epochs_is_refused_with_or_without_matplotlib(tmp_path, capsys,
+                                                                   monkeypatch):
+    # the flags' own error first, not "needs matplotlib" where matplotlib is missing
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    status, stdout, stderr = _train(capsys, "-n", "50", "--epochs", "0", "--plot",
+                                    tmp_path / "loss.png")
+    assert status == 2 and stdout == ""
+    assert stderr == ("python -m gdcore train: error: --plot needs at least one epoch of "
+                      "history (--epochs 0 trains nothing)\n")
+    assert not (tmp_path / "loss.png").exists()
+
+
 def test_quiet_prints_nothing(tmp_path, capsys):
     status, stdout, _ = _train(capsys, "-n", "50", "-d", "2", "--epochs", "1", "-q")
     assert status == 0 and stdout == ""

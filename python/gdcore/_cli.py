@@ -200,6 +200,10 @@ def train(argv: Sequence[str], prog: str) -> int:
         from .plotting import SAVE_SUFFIXES, _figure_class
 
         plot = _io.check_writable(args.plot, SAVE_SUFFIXES, "--plot")
+        # a bad combination of flags first: the same error with or without matplotlib
+        if getattr(args, "fit_epochs", None) == 0:
+            raise CommandError("--plot needs at least one epoch of history (--epochs 0 "
+                               "trains nothing)")
         _figure_class()             # matplotlib missing: say so before training
     # every output writable, none of them another output or an input file
     files = {"--X": args.X_file, "--y": args.y_file, "--data": args.data_file,
@@ -211,9 +215,6 @@ def train(argv: Sequence[str], prog: str) -> int:
                       [(flag, path) for flag, path in files.items() if path])
     if not 0.0 <= args.smoothing < 1.0:
         raise CommandError(f"--smoothing must be in [0, 1); got {args.smoothing}")
-    if plot is not None and getattr(args, "fit_epochs", None) == 0:
-        raise CommandError("--plot needs at least one epoch of history (--epochs 0 "
-                           "trains nothing)")
     args.delimiter = delimiter(args)
     X, y, data, w_true = _io.load_data(args)
     options = _fit_options(args)
