@@ -1,6 +1,6 @@
 """W1: one ``value_and_grad`` (loss "mse") over all the data, d = 100.
 
-Entries: gdcore, the memory floor ``X.sum()``, NumPy two-pass, PyTorch
+Entries: gdcore, the memory floor ``X.sum()`` and the 2-core floor, NumPy two-pass, PyTorch
 autograd, JAX ``jit(value_and_grad)``.  Every entry's result is checked
 (outside the timed call): gdcore against NumPy at rtol 1e-9, the peers at
 rtol 1e-8.
@@ -61,6 +61,12 @@ def test_w1_floor_sum(bench, w1):
     X = data.X
     total = bench(X.sum, impl="floor X.sum()", role="floor")
     assert np.isfinite(total)
+
+
+def test_w1_floor_two_cores(bench, w1, two_core_sum):
+    X = w1[0].X
+    assert np.isfinite(bench(lambda: two_core_sum(X), impl="2-core floor (2 threads sum halves)",
+                             role="floor2"))
 
 
 def test_w1_numpy(bench, w1):

@@ -92,6 +92,13 @@ def test_w3_floor_sum(bench, regression_data, B):
 
 
 @pytest.mark.parametrize("B", CASES)
+def test_w3_floor_two_cores(bench, regression_data, two_core_sum, B):
+    X = regression_data(D).X
+    assert np.isfinite(bench(lambda: two_core_sum(X), impl="2-core floor (2 threads sum halves)",
+                             role="floor2"))
+
+
+@pytest.mark.parametrize("B", CASES)
 def test_w3_numpy_loop(bench, regression_data, gdcore_result, B):
     data = regression_data(D)
     X, y = data.X, data.y
