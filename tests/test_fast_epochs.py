@@ -140,8 +140,10 @@ def test_ctrl_c_stops_a_long_run_of_tiny_epochs_at_once(tmp_path):
         "    gdcore.fit(X, y, method='sgd', lr=0.01, epochs=20_000_000, seed=0)\n"
         "except KeyboardInterrupt:\n"
         "    print('interrupted', time.perf_counter(), flush=True)\n")
+    # SIGINT back to its default in the child, in case this runs with it ignored
     process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
-                               text=True)
+                               text=True, preexec_fn=lambda: signal.signal(signal.SIGINT,
+                                                                           signal.SIG_DFL))
     assert process.stdout is not None
     assert process.stdout.readline().strip() == "ready"
     time.sleep(0.5)

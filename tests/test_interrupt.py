@@ -96,10 +96,18 @@ def sparse_X(tmp_path_factory):
     return str(path), n, d
 
 
+def _default_sigint() -> None:
+    """In the child: Ctrl-C raises KeyboardInterrupt again, even when the tests
+    run from a shell that started them with SIGINT ignored (a background job
+    of a non-interactive shell), which the child would inherit."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_every_long_call_stops_within_latency(sparse_X):
     path, n, d = sparse_X
     done = subprocess.run([sys.executable, "-c", SCRIPT, path, str(n), str(d), *CALLS],
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300,
+                          preexec_fn=_default_sigint)
     assert done.returncode == 0, done.stderr
     results = json.loads(done.stdout.strip().splitlines()[-1])
     for name in CALLS:
@@ -116,7 +124,8 @@ def test_command_line_interrupted_is_one_line_and_exit_130(tmp_path, command):
             if command == "train" else ["--method", "sgd"])
     process = subprocess.Popen([sys.executable, "-m", "gdcore", *args, "-n", "2000000",
                                 "-d", "20", "--epochs", "1000"], cwd=tmp_path,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=_default_sigint)
     # wait for training to start (the data line is printed first)
     assert process.stdout is not None
     first = process.stdout.readline()
