@@ -339,6 +339,10 @@ cdef struct OneOutput:
     char unused
 cdef struct ManyOutputs:
     char unused
+cdef struct AsIsRows:           # X's rows are doubles used as they are
+    char unused
+cdef struct MadeRows:           # rows made as read: floats converted, or standardized
+    char unused
 
 ctypedef fused RuleTag:
     PlainTag
@@ -363,6 +367,13 @@ ctypedef fused PenaltyTag:
 ctypedef fused OutputsTag:
     OneOutput
     ManyOutputs
+
+# The full-data sums and the mini-batch loop are compiled once for rows used
+# as they are and once for rows made as they are read (_training_row): a
+# branch per row there cost the mini-batch epoch at d = 10 10 %.
+ctypedef fused RowsTag:
+    AsIsRows
+    MadeRows
 
 
 # ---------------------------------------------------------------------------
@@ -821,8 +832,8 @@ cdef inline Py_ssize_t _row_at(Py_ssize_t d, Py_ssize_t k) noexcept nogil:
     return _lines(_sums_size(d, k))
 
 
-cdef void _block_sums(const OutputsTag *outputs, const Problem *p, const double *params,
-                      Py_ssize_t start, Py_ssize_t stop, int thread,
+cdef void _block_sums(const OutputsTag *outputs, const RowsTag *rows_tag, const Problem *p,
+                      const double *params, Py_ssize_t start, Py_ssize_t stop, int thread,
                       double *out) noexcept nogil:
     # OUT out: the sums (in the layout of _at_S) over places start..stop-1 of
     # the visiting order, computed by thread `thread` (garbage when the call
@@ -839,6 +850,7 @@ cdef void _block_sums(const OutputsTag *outputs, const Problem *p, const double 
     # locals, so that the C compiler sees them constant through the loop
     cdef const double *center = p.center
     cdef const double *inv_scale = p.inv_scale
+    cdef const double *x
     for c in range(k * d):
         out[c] = 0.0
     for c in range(k):
@@ -853,8 +865,11 @@ cdef void _block_sums(const OutputsTag *outputs, const Problem *p, const double 
             if q + ahead < stop:
                 GD_PREFETCH_ROW(_line_of(p, _row(p.order, q + ahead)), row_doubles,
                                 p.order != NULL)
-            sum_sq += _row_sums(_training_row(p.X + i * p.row_bytes, p.single, center,
-                                              inv_scale, d, z), params,
+            if RowsTag is AsIsRows:
+                x = <const double *> (p.X + i * p.row_bytes)
+            else:
+                x = _training_row(p.X + i * p.row_bytes, p.single, center, inv_scale, d, z)
+            sum_sq += _row_sums(x, params,
                                 p.Y + i * k if p.Y != NULL else NULL,
                                 p.weight[i] if p.weight != NULL else 1.0, d, k, R, out)
         first = last
@@ -879,12 +894,20 @@ cdef void _sums_block(void *context, Py_ssize_t c, int thread) noexcept nogil:
         start = n
     if stop > n:
         stop = n
-    if task.p.k == 1:
-        _block_sums(<OneOutput *> NULL, task.p, task.params, start, stop, thread,
-                    task.partials + c * task.stride)
+    cdef double *out = task.partials + c * task.stride
+    cdef bint as_is = task.p.center == NULL and not task.p.single
+    if task.p.k == 1 and as_is:
+        _block_sums(<OneOutput *> NULL, <AsIsRows *> NULL, task.p, task.params, start, stop,
+                    thread, out)
+    elif task.p.k == 1:
+        _block_sums(<OneOutput *> NULL, <MadeRows *> NULL, task.p, task.params, start, stop,
+                    thread, out)
+    elif as_is:
+        _block_sums(<ManyOutputs *> NULL, <AsIsRows *> NULL, task.p, task.params, start,
+                    stop, thread, out)
     else:
-        _block_sums(<ManyOutputs *> NULL, task.p, task.params, start, stop, thread,
-                    task.partials + c * task.stride)
+        _block_sums(<ManyOutputs *> NULL, <MadeRows *> NULL, task.p, task.params, start,
+                    stop, thread, out)
 
 
 cdef void _full_sums(const Problem *p, const double *params, double *partials,
@@ -961,8 +984,9 @@ cdef EpochOutcome _full_batch_epoch(const RuleC *rule, const Problem *p, State s
                       sums + _at_S(p.d, p.k) + 1, t, lr, running)
 
 
-cdef EpochOutcome _minibatch_epoch(const OutputsTag *outputs, const RuleC *rule,
-                                   const Problem *p, State st, double lr, Py_ssize_t t,
+cdef EpochOutcome _minibatch_epoch(const OutputsTag *outputs, const RowsTag *rows_tag,
+                                   const RuleC *rule, const Problem *p, State st,
+                                   double lr, Py_ssize_t t,
                                    Py_ssize_t first_step, Py_ssize_t stop_step,
                                    double running, double *scratch) noexcept nogil:
     # One update per batch of rule.batch_size rows (the last one may be
@@ -984,6 +1008,7 @@ cdef EpochOutcome _minibatch_epoch(const OutputsTag *outputs, const RuleC *rule,
     # locals, so that the C compiler sees them constant through the loop
     cdef const double *center = p.center
     cdef const double *inv_scale = p.inv_scale
+    cdef const double *x
     out.nonfinite = False
     out.interrupted = False
     out.steps = 0
@@ -1003,9 +1028,11 @@ cdef EpochOutcome _minibatch_epoch(const OutputsTag *outputs, const RuleC *rule,
             if q + ahead < n:
                 GD_PREFETCH_ROW(_line_of(p, _row(p.order, q + ahead)), row_doubles,
                                 p.order != NULL)
-            sum_sq += _row_sums(_training_row(p.X + i * p.row_bytes, p.single, center,
-                                              inv_scale, d, z),
-                                st.params, p.Y + i * k,
+            if RowsTag is AsIsRows:
+                x = <const double *> (p.X + i * p.row_bytes)
+            else:
+                x = _training_row(p.X + i * p.row_bytes, p.single, center, inv_scale, d, z)
+            sum_sq += _row_sums(x, st.params, p.Y + i * k,
                                 p.weight[i] if p.weight != NULL else 1.0, d, k, R, G)
         if not (sum_sq <= DBL_MAX):
             out.nonfinite = True
@@ -1029,12 +1056,19 @@ cdef inline Py_ssize_t _minibatch_scratch(Py_ssize_t d, Py_ssize_t k) noexcept n
 cdef EpochOutcome _minibatch_any(const RuleC *rule, const Problem *p, State st, double lr,
                                  Py_ssize_t t, Py_ssize_t first_step, Py_ssize_t stop_step,
                                  double running, double *scratch) noexcept nogil:
-    # _minibatch_epoch for the outputs of p (a StepsLoop)
+    # _minibatch_epoch for the outputs and rows of p (a StepsLoop)
+    cdef bint as_is = p.center == NULL and not p.single
+    if p.k == 1 and as_is:
+        return _minibatch_epoch(<OneOutput *> NULL, <AsIsRows *> NULL, rule, p, st, lr, t,
+                                first_step, stop_step, running, scratch)
     if p.k == 1:
-        return _minibatch_epoch(<OneOutput *> NULL, rule, p, st, lr, t, first_step,
-                                stop_step, running, scratch)
-    return _minibatch_epoch(<ManyOutputs *> NULL, rule, p, st, lr, t, first_step,
-                            stop_step, running, scratch)
+        return _minibatch_epoch(<OneOutput *> NULL, <MadeRows *> NULL, rule, p, st, lr, t,
+                                first_step, stop_step, running, scratch)
+    if as_is:
+        return _minibatch_epoch(<ManyOutputs *> NULL, <AsIsRows *> NULL, rule, p, st, lr, t,
+                                first_step, stop_step, running, scratch)
+    return _minibatch_epoch(<ManyOutputs *> NULL, <MadeRows *> NULL, rule, p, st, lr, t,
+                            first_step, stop_step, running, scratch)
 
 
 cdef EpochOutcome _sgd_rows(
