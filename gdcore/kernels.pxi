@@ -44,7 +44,8 @@
 # of the iterates.
 #
 # Specialisation. One mechanism: fused types over empty tag structs (the
-# update rule, the penalty, one or many outputs). A run-time switch picks
+# update rule, the penalty, one or many outputs, rows used as they are or
+# made as read). A run-time switch picks
 # the specialisation once per call (the per-sample loop) or once per step
 # (the update of a batch step); inside a specialisation the choice is a
 # compile-time constant, so it holds only its own arithmetic. The per-sample
@@ -57,13 +58,21 @@
 # train on the rows (x - center) * inv_scale, each formed in a scratch row of
 # d doubles as it is read (_training_row): the parameters, the update rule
 # and the penalties are those of the standardized problem, and the Python
-# layer maps them back to the units of X. Without it, that is one predictable
-# branch per row.
+# layer maps them back to the units of X. Without it (and with float64 rows),
+# the full-data sums and the mini-batch loop run their as-is copies (RowsTag);
+# the per-sample loop tests one predictable branch per row.
 #
 # Memory. No array of size n is allocated. Scratch: k + d doubles (per-sample
 # loop), 2k + k*d + d (mini-batch), and one partial-sum row of 1 + 2k + k*d
 # doubles and a standardized row, padded to cache lines, per row block (full
 # batch; at most MAX_BLOCKS blocks).
+#
+# Whole epochs. run_epochs runs a block of epochs of one rate in one call:
+# each epoch's zeroed gradient sum, loop, loss, gradient norm (_norm, the
+# fixed order the training loop's norm uses too) and early stopping (the
+# training loop's comparisons, _converged); an epoch whose loss or
+# parameters stop being finite is undone from a copy of the state taken at
+# its start, and the call returns for the Python layer to run it.
 #
 # The GIL is released for the whole of each call (an epoch, or a pass over
 # X). A call from the main thread looks at signals every few MB of X read
