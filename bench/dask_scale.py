@@ -1,11 +1,12 @@
 """gdcore.dask at scale: throughput, fixed costs and statistical efficiency.
 
-Three measurements (each prints a markdown table and the machine's load)::
+Measurements (each prints a markdown table and the machine's load)::
 
     python bench/dask_scale.py throughput --n 2000000 --d 100 --workers 1,2
     python bench/dask_scale.py costs                 # fixed cost per epoch and per chunk
     python bench/dask_scale.py efficiency            # local SGD vs sequential, loss by epoch
     python bench/dask_scale.py ceiling --n 2000000   # 1 vs 2 plain processes, no Dask
+    python bench/dask_scale.py roundtrip             # one empty task: Dask's floor
     python bench/dask_scale.py model                 # the cost model on 1e9 x 100
 
 ``throughput`` times one epoch (the median of the epochs after the first,
@@ -16,12 +17,14 @@ each, with the data persisted on the workers in chunks of ``--chunk-rows``.
 cost anything else (batch, and local SGD with one sync per epoch).
 ``ceiling`` measures what the machine gives two processes at once (plain
 ``gdcore.fit`` on half the rows each, no Dask): the bound on any speed-up.
+``roundtrip`` times computing one empty task on the cluster: the least any
+epoch that needs the client (every epoch of batch and local SGD) costs.
 ``efficiency`` compares the loss after each epoch of local SGD (several
 chunkings and sync periods) with the sequential strategy (the in-memory
 bits) and with the least-squares optimum, on well- and ill-conditioned
 problems.
 
-``bench/test_dask_scale.py`` runs all three at a small size under pytest
+``bench/test_dask_scale.py`` runs them at a small size under pytest
 (skipped without ``distributed``). The machine's load (``os.getloadavg``)
 is printed with every table: on a shared machine the timings are noisy.
 """
@@ -80,8 +83,10 @@ METHODS = [
 
 def _cluster(workers: int, processes: bool = True) -> Any:
     import distributed
+    # worker threads of one process talk in-process, which takes no host
+    where = {"host": "127.0.0.1"} if processes else {}
     cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1,
-                                       processes=processes, host="127.0.0.1",
+                                       processes=processes, **where,
                                        dashboard_address=None, silence_logs=logging.ERROR)
     return cluster, distributed.Client(cluster)
 
@@ -288,6 +293,45 @@ def ceiling(n: int, d: int, epochs: int, processes: int = 2) -> list[dict]:
     return rows
 
 
+def _nothing() -> None:
+    return None
+
+
+def _median_and_best(call: Callable[[], Any], repeats: int) -> dict:
+    """Milliseconds of ``call()`` over ``repeats`` calls after a first one."""
+    call()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return {"median ms": 1e3 * statistics.median(times), "best ms": 1e3 * min(times)}
+
+
+def roundtrip(workers: list[int], processes: bool = True, repeats: int = 50) -> list[dict]:
+    """Seconds to compute one empty task (``client.submit(...).result()``)
+    and one empty task per worker (``dask.compute`` of delayed calls, as an
+    epoch of gdcore.dask does) on a cluster of each size: Dask's own cost of
+    one round trip, which every epoch of batch descent and local SGD pays."""
+    import dask
+
+    rows = []
+    for count in workers:
+        cluster, client = _cluster(count, processes)
+        try:
+            one = _median_and_best(
+                lambda c=client: c.submit(_nothing, pure=False).result(), repeats)
+            each = _median_and_best(
+                lambda w=count: dask.compute(
+                    *[dask.delayed(_nothing, pure=False)() for _ in range(w)]), repeats)
+        finally:
+            client.close()
+            cluster.close()
+        rows.append({"workers": count, "call": "submit one empty task", **one})
+        rows.append({"workers": count, "call": "compute one empty task per worker", **each})
+    return rows
+
+
 #: Constants of the cost model measured on the development machine (see
 #: docs/scale.md): seconds per round trip ``a``, per task ``b`` and per chunk
 #: inside a task ``c`` of each way of running an epoch (``costs``: ``b + c``
@@ -361,7 +405,7 @@ def table(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("what", choices=["throughput", "costs", "efficiency", "ceiling",
-                                         "model"])
+                                         "roundtrip", "model"])
     parser.add_argument("--n", type=int, default=2_000_000)
     parser.add_argument("--d", type=int, default=100)
     parser.add_argument("--chunk-rows", type=int, default=250_000)
@@ -383,6 +427,8 @@ def main(argv: list[str] | None = None) -> None:
         rows = model()
     elif args.what == "ceiling":
         rows = ceiling(args.n, args.d, args.epochs)
+    elif args.what == "roundtrip":
+        rows = roundtrip([int(w) for w in args.workers.split(",")], processes=not args.threads)
     elif args.what == "costs":
         rows = costs([8, 32, 128, 256])
     else:

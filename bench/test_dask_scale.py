@@ -39,3 +39,11 @@ def test_statistical_efficiency():
     rows = dask_scale.efficiency(n=5_000, d=5, epochs=2)
     print("\n" + dask_scale.table(rows))
     assert all(row["epoch 2"] >= -1e-9 for row in rows)      # nothing beats the optimum
+
+
+@pytest.mark.parametrize("processes", [True, False], ids=["processes", "threads"])
+def test_round_trip(processes):
+    rows = dask_scale.roundtrip([1, 2], processes=processes, repeats=5)
+    print("\n" + dask_scale.load() + "\n" + dask_scale.table(rows))
+    assert [row["workers"] for row in rows] == [1, 1, 2, 2]
+    assert all(0 < row["best ms"] <= row["median ms"] for row in rows)
