@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import warnings
 
@@ -21,12 +22,31 @@ import numpy as np
 import pytest
 
 import gdcore
-from gdcore import _engines, optimizers, schedules
+from gdcore import _engines, _orders, optimizers, schedules
 
 
 def _one_at_a_time(info):
     """A callback that never stops training: it makes the loop run epoch by epoch."""
     return None
+
+
+@pytest.fixture(params=["one block", "blocks drawn ahead"])
+def order_blocks(request, monkeypatch):
+    """Run the multi-epoch calls as they are, or with blocks of orders so small
+    (two epochs of 30 or 40 rows) that every run takes many of them, each
+    drawn on the second thread while the one before trains; yields the
+    number of drawing threads started."""
+    started = []
+    if request.param == "blocks drawn ahead":
+        monkeypatch.setattr(_engines, "ORDER_BLOCK_BYTES", 2 * 8 * 40)
+        monkeypatch.setattr(_engines, "AHEAD_BLOCK_BYTES", 2 * 8 * 40)
+        original = _orders.Ahead.__init__
+
+        def counted(self, *args, **kwargs):
+            started.append(args)
+            original(self, *args, **kwargs)
+        monkeypatch.setattr(_orders.Ahead, "__init__", counted)
+    yield started
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 16, 442, 5000])
@@ -39,7 +59,7 @@ def test_orders_drawn_at_once_are_the_shuffles_one_by_one(n, seed):
         one_by_one.shuffle(order)
         expected.append(order)
     at_once = np.random.default_rng(seed)
-    orders = _engines.CythonTrainer._orders(at_once, 9, n)
+    orders = _orders.draw(at_once, 9, n)
     np.testing.assert_array_equal(orders, np.array(expected))
     assert at_once.bit_generator.state == one_by_one.bit_generator.state
 
@@ -69,15 +89,18 @@ CASES = {
 @pytest.mark.parametrize("method,batch_size", [("sgd", 1), ("minibatch", 4),
                                                ("minibatch", 30), ("batch", 1)])
 @pytest.mark.parametrize("case", list(CASES))
-def test_a_block_of_epochs_is_the_epochs_one_by_one(method, batch_size, case):
+def test_a_block_of_epochs_is_the_epochs_one_by_one(method, batch_size, case, order_blocks):
     X, y, _ = gdcore.make_regression(30, 3, noise=0.3, bias=0.5, seed=4)
     options = dict(CASES[case])
     if options.pop("y", None) == "many":
         y = np.c_[y, 1 - 2 * y]
     options = dict(dict(method=method, batch_size=batch_size, epochs=25, seed=3,
-                        lr=0.05 if method != "sgd" else 0.01), **options)
+                        lr=0.05 if method != "sgd" else 0.01, n_threads=2), **options)
     fast = gdcore.fit(X, y, **options)
+    drawn_ahead = bool(order_blocks)
     slow = gdcore.fit(X, y, callback=_one_at_a_time, **options)
+    assert drawn_ahead == (bool(order_blocks) and options.get("shuffle", True)
+                           and batch_size < 30 and method != "batch")
     np.testing.assert_array_equal(fast.w, slow.w)
     np.testing.assert_array_equal(fast.b, slow.b)
     for name in ("history", "grad_norm", "lr_history"):
@@ -94,10 +117,10 @@ def test_a_block_of_epochs_is_the_epochs_one_by_one(method, batch_size, case):
 
 @pytest.mark.parametrize("on_divergence", ["stop", "halve", "raise"])
 @pytest.mark.parametrize("method", ["sgd", "minibatch", "batch"])
-def test_a_diverging_epoch_is_handed_back_to_the_loop(on_divergence, method):
+def test_a_diverging_epoch_is_handed_back_to_the_loop(on_divergence, method, order_blocks):
     X, y, _ = gdcore.make_regression(40, 3, noise=0.1, seed=2)
     options = dict(method=method, batch_size=8, lr=3.0 if method == "sgd" else 100.0,
-                   epochs=400, seed=1, on_divergence=on_divergence)
+                   epochs=400, seed=1, on_divergence=on_divergence, n_threads=2)
     outcomes, warned = [], []
     for extra in ({}, {"callback": _one_at_a_time}):
         with warnings.catch_warnings(record=True) as caught:
@@ -118,14 +141,57 @@ def test_a_diverging_epoch_is_handed_back_to_the_loop(on_divergence, method):
         assert str(fast) == str(slow)
 
 
-def test_warm_start_of_blocks_continues_exactly():
+def test_warm_start_of_blocks_continues_exactly(order_blocks):
     X, y, _ = gdcore.make_regression(25, 2, seed=5)
-    options = dict(method="sgd", lr=0.01, momentum=0.8, seed=9)
+    options = dict(method="sgd", lr=0.01, momentum=0.8, seed=9, n_threads=2)
     whole = gdcore.fit(X, y, epochs=500, **options)
     first = gdcore.fit(X, y, epochs=123, **options)
     more = gdcore.fit(X, y, epochs=377, warm_start=first, **options)
     np.testing.assert_array_equal(more.w, whole.w)
     np.testing.assert_array_equal(np.r_[first.history, more.history], whole.history)
+    assert more.state.rng.bit_generator.state == whole.state.rng.bit_generator.state
+
+
+def test_one_thread_draws_the_orders_itself(order_blocks):
+    X, y, _ = gdcore.make_regression(40, 2, seed=5)
+    ahead = gdcore.fit(X, y, method="sgd", lr=0.01, epochs=50, seed=2, n_threads=2)
+    threads = len(order_blocks)
+    alone = gdcore.fit(X, y, method="sgd", lr=0.01, epochs=50, seed=2, n_threads=1)
+    assert len(order_blocks) == threads            # no drawing thread for n_threads=1
+    np.testing.assert_array_equal(ahead.w, alone.w)
+    assert ahead.state.rng.bit_generator.state == alone.state.rng.bit_generator.state
+
+
+def test_a_failing_draw_is_raised_and_leaves_no_thread(monkeypatch):
+    monkeypatch.setattr(_engines, "AHEAD_BLOCK_BYTES", 2 * 8 * 40)
+    calls = []
+    draw = _orders.draw
+
+    def failing(rng, epochs, n, out=None):
+        calls.append(threading.current_thread().name)
+        if len(calls) == 3:
+            raise MemoryError("no room for the orders")
+        return draw(rng, epochs, n, out)
+    monkeypatch.setattr(_orders, "draw", failing)
+    X, y, _ = gdcore.make_regression(40, 2, seed=5)
+    with pytest.raises(MemoryError, match="no room"):
+        gdcore.fit(X, y, method="sgd", lr=0.01, epochs=50, seed=2, n_threads=2)
+    assert calls[2] == "gdcore-orders"
+    assert not [t for t in threading.enumerate() if t.name == "gdcore-orders"]
+
+
+def test_a_consumer_that_stops_early_rewinds_the_generator():
+    rng, fresh = np.random.default_rng(7), np.random.default_rng(7)
+    ahead = _orders.Ahead(rng, 5, [3, 3, 3, 3])
+    start, orders = ahead.next()
+    start, orders = ahead.next()        # the second block; more may be drawn already
+    ahead.close()
+    ahead.rewind(start, 2)              # as if 3 + 2 epochs had been drawn
+    np.testing.assert_array_equal(orders, _orders.draw(fresh, 6, 5)[3:])
+    expected = np.random.default_rng(7)
+    _orders.draw(expected, 5, 5)
+    assert rng.bit_generator.state == expected.bit_generator.state
+    assert not [t for t in threading.enumerate() if t.name == "gdcore-orders"]
 
 
 def test_ctrl_c_stops_a_long_run_of_tiny_epochs_at_once(tmp_path):

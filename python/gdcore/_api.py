@@ -216,7 +216,10 @@ def fit(X: Any, y: Any, *, method: str = "minibatch", batch_size: int = 32,
         (:mod:`gdcore.reference`; same results to ``rtol=1e-9``, slow).
     n_threads : int or None, default None
         Threads for the full-data gradient of ``method="batch"`` (None:
-        OpenMP's default). Results are bit-for-bit the same for any value.
+        OpenMP's default). With 2 or more, a shuffled run of many epochs on
+        small data draws the next epochs' sample orders on a second thread
+        while the current ones train. Results are bit-for-bit the same for
+        any value.
     momentum : float, default 0.0
         Momentum factor ``mu >= 0`` (PyTorch's convention): the buffer starts
         as the first gradient, ``v = g``; after that ``v = mu * v +

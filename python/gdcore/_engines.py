@@ -21,7 +21,7 @@ from typing import Protocol
 
 import numpy as np
 
-from . import _dispatch, reference
+from . import _dispatch, _orders, reference
 from ._options import Config
 from ._state import Data, TrainState
 from ._validation import raise_if_nonfinite_input
@@ -107,14 +107,6 @@ class Backend(TrainerFactory, Protocol):
 # Data in memory: what both backends' trainers share
 # ---------------------------------------------------------------------------
 
-def _fill_range(buffer: np.ndarray) -> None:
-    """``buffer[:] = 0..n-1`` (in the compiled kernel when built: no temporary)."""
-    if _dispatch.kernels is not None:
-        _dispatch.kernels.fill_range(buffer)
-    else:
-        buffer[:] = np.arange(buffer.shape[0])
-
-
 def vector_norm(x: np.ndarray) -> float:
     """``sqrt(sum x**2)``, summed in the compiled kernels' fixed order when they
     are built (so an epoch's gradient norm has the same bits whether the
@@ -128,6 +120,13 @@ def vector_norm(x: np.ndarray) -> float:
 #: sample orders drawn at once for a multi-epoch call: about 1 MiB of them
 #: (one when an order is larger: then the run's own index array holds it)
 ORDER_BLOCK_BYTES = 1 << 20
+
+#: ... and in blocks of about 256 KiB when drawn ahead on a second thread
+#: (at most three blocks exist at once; smaller blocks overlap more)
+AHEAD_BLOCK_BYTES = 1 << 18
+
+#: rows of a float32 X made float64 at a time by ``predict``: about 1 MiB
+CONVERT_BLOCK_BYTES = 1 << 20
 
 
 class InMemory:
@@ -157,7 +156,7 @@ class InMemory:
         assert state.rng is not None
         if self._block is None:
             if rows is None:
-                _fill_range(buffer)
+                _orders.fill_range(buffer)
             else:
                 np.copyto(buffer, rows)
             state.rng.shuffle(buffer)
@@ -198,6 +197,7 @@ class CythonTrainer(InMemory):
             kernels = _dispatch.short_row_kernels or kernels
         self._kernels = kernels
         self._rule = kernels.Rule(config, config.batch_size, config.n_threads or 1)
+        self._threads = config.n_threads or 1
         self._X, self._Y, self._weights = data.X, data.Y, data.weights
         self._standardize = data.standardize
         self._loss_factor = config.loss_factor
@@ -219,8 +219,8 @@ class CythonTrainer(InMemory):
     def run_epochs(self, state: TrainState, epochs: int, lr: float,
                    stopping: tuple[int, float, int]
                    ) -> tuple[int, bool, np.ndarray, np.ndarray, bool]:
-        """Up to ``epochs`` whole epochs at rate ``lr`` in one compiled call
-        (``kernels.run_epochs``), their sample orders drawn at once.
+        """Up to ``epochs`` whole epochs at rate ``lr`` in compiled calls
+        (``kernels.run_epochs``), their sample orders drawn a block at a time.
 
         ``stopping`` is ``(stop_on, tol, n_iter_no_change)`` with ``stop_on``
         0 (none), 1 (the loss) or 2 (the gradient norm). Updates the state
@@ -231,15 +231,52 @@ class CythonTrainer(InMemory):
         parameters (it is left undone, for the training loop to run and
         handle); fewer epochs than asked may also run because the orders of
         more did not fit in one block.
+
+        With two threads or more and more than one block of orders, the next
+        block is drawn on a second thread while the current one trains
+        (:class:`gdcore._orders.Ahead`): the same orders, the same bits.
         """
         n = self._data.n_train
-        orders, drawn_from = None, None
-        if self._buffer is not None:
-            assert state.rng is not None
+        if self._buffer is None:
+            return self._run_block(state, None, epochs, lr, stopping)
+        assert state.rng is not None
+        per_block = max(1, AHEAD_BLOCK_BYTES // (8 * n))
+        if epochs <= per_block or per_block == 1 or self._threads < 2:
             epochs = min(epochs, max(1, ORDER_BLOCK_BYTES // (8 * n)))
-            drawn_from = state.rng.bit_generator.state
-            orders = self._orders(state.rng, epochs, n,
+            start = state.rng.bit_generator.state
+            orders = _orders.draw(state.rng, epochs, n,
                                   self._buffer.reshape(1, n) if epochs == 1 else None)
+            outcome = self._run_block(state, orders, epochs, lr, stopping)
+            if outcome[0] < epochs:                 # undraw the orders not used
+                state.rng.bit_generator.state = start
+                if outcome[0]:
+                    _orders.draw(state.rng, outcome[0], n)
+            return outcome
+        sizes = [per_block] * (epochs // per_block) + (
+            [epochs % per_block] if epochs % per_block else [])
+        done, losses, grad_norms = 0, [], []
+        failed = converged = False
+        ahead = _orders.Ahead(state.rng, n, sizes)
+        try:
+            for size in sizes:
+                start, orders = ahead.next()
+                ran, failed, block_losses, block_norms, converged = self._run_block(
+                    state, orders, size, lr, stopping)
+                done += ran
+                losses.append(block_losses)
+                grad_norms.append(block_norms)
+                if ran < size or converged:     # the orders drawn after are not used
+                    ahead.close()
+                    ahead.rewind(start, ran)
+                    break
+        finally:
+            ahead.close()
+        return done, failed, np.concatenate(losses), np.concatenate(grad_norms), converged
+
+    def _run_block(self, state: TrainState, orders: np.ndarray | None, epochs: int, lr: float,
+               stopping: tuple[int, float, int]
+               ) -> tuple[int, bool, np.ndarray, np.ndarray, bool]:
+        """:meth:`run_epochs` of one compiled call, the orders given."""
         losses, grad_norms = np.empty(epochs), np.empty(epochs)
         stop_on, tol, patience = stopping
         (done, steps, state.l1_total, state.best_score, state.no_improvement,
@@ -248,27 +285,8 @@ class CythonTrainer(InMemory):
             state.global_step, epochs, state.l1_total, losses, grad_norms, stop_on, tol,
             patience, state.best_score, state.no_improvement, self._standardize)
         state.global_step += steps
-        if orders is not None and done < epochs:    # undraw the orders not used
-            assert state.rng is not None and drawn_from is not None
-            state.rng.bit_generator.state = drawn_from
-            if done:
-                self._orders(state.rng, done, n)
         failed = done < epochs and not converged
         return done, failed, losses[:done], grad_norms[:done], converged
-
-    @staticmethod
-    def _orders(rng: np.random.Generator, epochs: int, n: int,
-                out: np.ndarray | None = None) -> np.ndarray:
-        """``epochs`` sample orders (into ``out``, of shape (epochs, n), when
-        given), each ``rng.shuffle`` of ``0..n-1``: ``Generator.permuted``
-        along the rows is exactly those shuffles, one after the other
-        (tests/test_fast_epochs.py checks it)."""
-        orders = np.empty((epochs, n), dtype=np.intp) if out is None else out
-        if epochs == 1:
-            _fill_range(orders[0])              # no temporary of size n
-        else:
-            orders[:] = np.arange(n, dtype=np.intp)
-        return rng.permuted(orders, axis=1, out=orders)
 
     def subset_loss(self, rows: np.ndarray, params: np.ndarray) -> float:
         return self._kernels.subset_loss(self._X, self._Y, rows, params, self._loss_factor)
@@ -299,7 +317,7 @@ class CythonBackend:
                 predictions = X @ w
             else:
                 predictions = np.empty((X.shape[0], *w.shape[1:]))
-                step = max(1, ORDER_BLOCK_BYTES // (8 * X.shape[1]))
+                step = max(1, CONVERT_BLOCK_BYTES // (8 * X.shape[1]))
                 for start in range(0, X.shape[0], step):
                     block = X[start:start + step].astype(np.float64)
                     predictions[start:start + step] = block @ w
