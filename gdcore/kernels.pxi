@@ -90,7 +90,7 @@
 include "common.pxi"
 
 from libc.float cimport DBL_MAX
-from libc.math cimport pow, sqrt
+from libc.math cimport floor, log, pow, sqrt
 from libc.string cimport memcpy, memset
 
 cdef extern from *:
@@ -212,6 +212,7 @@ cdef struct RuleC:
     double momentum, dampening
     bint nesterov, decay_bias, fit_intercept
     double beta1, beta2, eps  # Adam (beta1, beta2, eps), Adagrad (eps), RMSprop (eps)
+    double beta1_gone, beta2_gone  # Adam: from these steps s, 1 - beta**s is exactly 1
     double lr_decay           # Adagrad: lr / (1 + t * lr_decay)
     double alpha              # RMSprop: the mean square's decay
     bint amsgrad, decoupled   # Adam: amsgrad; AdamW: weight decay decoupled
@@ -221,6 +222,25 @@ cdef struct RuleC:
     int n_threads             # of the full-data pass
     int kind                  # PLAIN_RULE, ..., RMSPROP_RULE
     int penalty               # NO_PENALTY, ..., CUMULATIVE_PENALTY
+
+
+cdef double _power_gone(double beta):
+    # The least step s (a whole number, as a double) from which
+    # 1.0 - pow(beta, s) is exactly 1.0 for every later s, for 0 <= beta < 1
+    # (DBL_MAX otherwise): where pow(beta, s) <= 2**-56. Then the exact
+    # difference lies above the midpoint 1 - 2**-54 between 1 and the double
+    # below it, with room for pow's error (under 1 ulp), so it rounds to 1;
+    # the true power falls with s, so it stays so. Found by checking pow
+    # itself, from the estimate log(2**-56) / log(beta).
+    cdef double tiny = 2.0 ** -56, s
+    if not 0.0 <= beta < 1.0:
+        return DBL_MAX
+    if beta == 0.0:
+        return 1.0
+    s = max(1.0, floor(log(tiny) / log(beta)) - 2.0)
+    while pow(beta, s) > tiny:
+        s += 1.0
+    return s
 
 
 cdef class Rule:
@@ -259,6 +279,8 @@ cdef class Rule:
         self.c.amsgrad = numbers.get("amsgrad", False)
         self.c.decoupled = numbers.get("decoupled", False)
         self.c.centered = numbers.get("centered", False)
+        self.c.beta1_gone = _power_gone(self.c.beta1)
+        self.c.beta2_gone = _power_gone(self.c.beta2)
         kind = numbers["kind"]
         if kind == "adam":
             self.c.kind = ADAM_RULE
@@ -577,8 +599,11 @@ cdef inline AdaptiveStep _adaptive_step(const RuleC *rule, double lr, Py_ssize_t
     a.penalty = penalty
     a.bc2_sqrt = 1.0
     if rule.kind == ADAM_RULE:
-        a.step_size = lr / (1.0 - pow(rule.beta1, s))
-        a.bc2_sqrt = sqrt(1.0 - pow(rule.beta2, s))
+        # PyTorch's bias corrections 1 - beta**s, computed with pow as it
+        # computes them; past beta*_gone they are exactly 1 (no pow, whose
+        # underflowing calls cost most of a short row's step)
+        a.step_size = lr if s >= rule.beta1_gone else lr / (1.0 - pow(rule.beta1, s))
+        a.bc2_sqrt = 1.0 if s >= rule.beta2_gone else sqrt(1.0 - pow(rule.beta2, s))
     elif rule.kind == ADAGRAD_RULE:
         a.step_size = lr / (1.0 + (s - 1.0) * rule.lr_decay)
     else:
@@ -600,8 +625,12 @@ cdef inline void _adam_plain(double *p, double scale, const double *src,
                              double *s2, AdaptiveStep a) noexcept nogil:
     # Adam's step (as in _rule_steps) with the L2 term l2 * p in the gradient
     # (l2 = 0: none), no amsgrad, no L1. IN/OUT p, grad_sum, v, s2 [0:count].
+    # A bias correction of exactly 1 (past rule.beta2_gone) divides nothing:
+    # x / 1 is x, so the loop skips that division (a loop-invariant test,
+    # which the C compiler takes out of the loop).
     cdef Py_ssize_t j
-    cdef double gj, vj, sj
+    cdef double gj, vj, sj, root
+    cdef bint corrected = a.bc2_sqrt != 1.0
     for j in range(count):
         gj = scale * src[j] + l2 * p[j]
         grad_sum[j] += gj
@@ -609,7 +638,8 @@ cdef inline void _adam_plain(double *p, double scale, const double *src,
         v[j] = vj
         sj = a.beta2 * s2[j] + a.one_minus_beta2 * gj * gj
         s2[j] = sj
-        p[j] = p[j] - a.step_size * (vj / (sqrt(sj) / a.bc2_sqrt + a.eps))
+        root = sqrt(sj) / a.bc2_sqrt if corrected else sqrt(sj)
+        p[j] = p[j] - a.step_size * (vj / (root + a.eps))
 
 
 cdef inline void _rule_steps(const RuleTag *rule_tag, const PenaltyTag *penalty_tag,

@@ -269,6 +269,25 @@ def test_first_step_closed_form(data, backend, name):
     np.testing.assert_allclose(np.r_[result.w, result.b], expected, rtol=1e-13)
 
 
+@pytest.mark.parametrize("betas,amsgrad", [((0.9, 0.999), False), ((0.0, 0.5), False),
+                                           ((0.5, 0.999), True)])
+def test_adam_past_its_bias_corrections_keeps_pytorchs_bits(betas, amsgrad):
+    """Past about 38,100 steps (beta2 = 0.999; 362 for beta1 = 0.9) PyTorch's
+    bias corrections ``1 - beta**t`` are exactly 1, and the kernels stop
+    computing them (and dividing by them): 45,000 steps give the parameters
+    of the reference, which computes ``pow`` and divides at every step, bit
+    for bit (the losses, summed in another order there, to rtol 1e-13)."""
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(15_000, 1))
+    y = 1.5 * X[:, 0] - 0.5 + 0.1 * rng.normal(size=15_000)
+    options = dict(method="sgd", lr=1e-3, epochs=3, shuffle=False,
+                   optimizer=optimizers.Adam(betas=betas, amsgrad=amsgrad))
+    fast = gdcore.fit(X, y, **options)
+    spec = gdcore.fit(X, y, backend="reference", **options)
+    np.testing.assert_array_equal(np.r_[fast.w, fast.b], np.r_[spec.w, spec.b])
+    np.testing.assert_allclose(fast.history, spec.history, rtol=1e-13)
+
+
 # ---------------------------------------------------------------------------
 # L1 methods
 # ---------------------------------------------------------------------------
