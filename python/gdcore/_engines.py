@@ -273,9 +273,9 @@ class CythonTrainer(InMemory):
             ahead.close()
         return done, failed, np.concatenate(losses), np.concatenate(grad_norms), converged
 
-    def _run_block(self, state: TrainState, orders: np.ndarray | None, epochs: int, lr: float,
-               stopping: tuple[int, float, int]
-               ) -> tuple[int, bool, np.ndarray, np.ndarray, bool]:
+    def _run_block(self, state: TrainState, orders: np.ndarray | None, epochs: int,
+                   lr: float, stopping: tuple[int, float, int]
+                   ) -> tuple[int, bool, np.ndarray, np.ndarray, bool]:
         """:meth:`run_epochs` of one compiled call, the orders given."""
         losses, grad_norms = np.empty(epochs), np.empty(epochs)
         stop_on, tol, patience = stopping
