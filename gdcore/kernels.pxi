@@ -1591,7 +1591,7 @@ def run_epochs(X,                              # IN (n, d) float64 or float32
     cdef double *scratch = NULL
     cdef double *sums = NULL
     cdef Py_ssize_t e, done = 0, steps = 0, per_epoch, countdown, check
-    cdef bint converged = False
+    cdef bint converged = False, direct
     cdef EpochOutcome out
     _set_rows(&p, X)
     p.Y = &Y[0, 0]
@@ -1610,6 +1610,9 @@ def run_epochs(X,                              # IN (n, d) float64 or float32
     stopping.no_improvement = no_improvement
     check = _check_every(p.d)
     countdown = check
+    # per-sample epochs short enough to need no look at signals within them
+    # (_in_slices would make one slice) run their row loop directly
+    direct = rule.c.batch_size == 1 and p.n <= check
     out.interrupted = False
     try:
         st = _working_copy(state, l1_total, work)
@@ -1621,8 +1624,12 @@ def run_epochs(X,                              # IN (n, d) float64 or float32
                 memset(st.grad_sum, 0, size * sizeof(double))
                 if orders is not None:
                     p.order = &orders[e, 0]
-                out = _epoch_steps(&rule.c, &p, st, lr, global_step + steps, 0, per_epoch,
-                                   0.0, scratch, sums)
+                if direct:      # an epoch of one slice: no slicer, no layers
+                    out = _sgd_epoch(&rule.c, &p, st, lr, global_step + steps, 0, per_epoch,
+                                     0.0, scratch)
+                else:
+                    out = _epoch_steps(&rule.c, &p, st, lr, global_step + steps, 0,
+                                       per_epoch, 0.0, scratch, sums)
                 if out.interrupted:
                     break
                 if out.nonfinite or out.steps < per_epoch or not _all_finite(st.params,
