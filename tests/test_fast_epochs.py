@@ -10,6 +10,7 @@ starts and the generator's state after the run included.
 
 from __future__ import annotations
 
+import _thread
 import os
 import signal
 import subprocess
@@ -162,13 +163,35 @@ def test_one_thread_draws_the_orders_itself(order_blocks):
     assert ahead.state.rng.bit_generator.state == alone.state.rng.bit_generator.state
 
 
+def _threads_now():
+    """Python threads running now, once the count has been steady for 50 ms
+    (threads of earlier tests may still be ending)."""
+    count, steady_since = _thread._count(), time.monotonic()
+    deadline = steady_since + 1.0
+    while time.monotonic() < deadline and time.monotonic() - steady_since < 0.05:
+        time.sleep(0.005)
+        if _thread._count() != count:
+            count, steady_since = _thread._count(), time.monotonic()
+    return count
+
+
+def _no_drawing_thread_left(baseline):
+    """Whether the Python threads are back to ``baseline`` within a second
+    (the drawing thread ends by itself)."""
+    deadline = time.monotonic() + 1.0
+    while _thread._count() > baseline and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return _thread._count() <= baseline
+
+
 def test_a_failing_draw_is_raised_and_leaves_no_thread(monkeypatch):
     monkeypatch.setattr(_engines, "AHEAD_BLOCK_BYTES", 2 * 8 * 40)
+    baseline, main = _threads_now(), threading.get_ident()
     calls = []
     draw = _orders.draw
 
     def failing(rng, epochs, n, out=None):
-        calls.append(threading.current_thread().name)
+        calls.append(threading.get_ident())
         if len(calls) == 3:
             raise MemoryError("no room for the orders")
         return draw(rng, epochs, n, out)
@@ -176,22 +199,74 @@ def test_a_failing_draw_is_raised_and_leaves_no_thread(monkeypatch):
     X, y, _ = gdcore.make_regression(40, 2, seed=5)
     with pytest.raises(MemoryError, match="no room"):
         gdcore.fit(X, y, method="sgd", lr=0.01, epochs=50, seed=2, n_threads=2)
-    assert calls[2] == "gdcore-orders"
-    assert not [t for t in threading.enumerate() if t.name == "gdcore-orders"]
+    assert calls[2] != main
+    assert _no_drawing_thread_left(baseline)
 
 
-def test_a_consumer_that_stops_early_rewinds_the_generator():
+def _shuffles(seed, epochs, n):
+    """The state of default_rng(seed) after ``epochs`` shuffles of 0..n-1."""
+    rng = np.random.default_rng(seed)
+    for _ in range(epochs):
+        rng.shuffle(np.arange(n))
+    return rng.bit_generator.state
+
+
+@pytest.mark.parametrize("threads", [2, 1])
+def test_ctrl_c_in_a_block_leaves_the_generator_after_the_epochs_kept(monkeypatch, threads):
+    """Ctrl-C in the third compiled call (blocks of two epochs) leaves the
+    parameters as after four epochs, and a caller's generator as after
+    those four epochs' draws, whatever the drawing thread drew beyond."""
+    monkeypatch.setattr(_engines, "AHEAD_BLOCK_BYTES", 2 * 8 * 40)
+    monkeypatch.setattr(_engines, "ORDER_BLOCK_BYTES", 2 * 8 * 40)
+    original, calls = _engines.CythonTrainer._run_block, []
+
+    def interrupted(self, state, orders, epochs, lr, stopping):
+        calls.append(epochs)
+        if len(calls) == 3:
+            time.sleep(0.05)            # the drawing thread runs ahead meanwhile
+            raise KeyboardInterrupt
+        return original(self, state, orders, epochs, lr, stopping)
+    monkeypatch.setattr(_engines.CythonTrainer, "_run_block", interrupted)
+    baseline = _threads_now()
+    X, y, _ = gdcore.make_regression(40, 2, seed=5)
+    generator = np.random.default_rng(2)
+    with pytest.raises(KeyboardInterrupt):
+        gdcore.fit(X, y, method="sgd", lr=0.01, epochs=50, seed=generator, n_threads=threads)
+    assert generator.bit_generator.state == _shuffles(2, 4, 40)
+    assert _no_drawing_thread_left(baseline)
+
+
+def test_a_huge_number_of_epochs_costs_nothing_up_front(monkeypatch):
+    monkeypatch.setattr(_engines, "AHEAD_BLOCK_BYTES", 2 * 8 * 40)
+    X, y, _ = gdcore.make_regression(40, 2, seed=5)
+    started = time.perf_counter()
+    result = gdcore.fit(X, y, method="sgd", lr=0.01, epochs=10**12, seed=2, n_threads=2,
+                        tol=1e9, n_iter_no_change=3)
+    assert result.stop_reason == "tol (loss)" and result.epochs_run == 4
+    assert time.perf_counter() - started < 5.0
+
+
+def test_the_thread_draws_from_a_copy_of_the_generator():
     rng, fresh = np.random.default_rng(7), np.random.default_rng(7)
-    ahead = _orders.Ahead(rng, 5, [3, 3, 3, 3])
-    start, orders = ahead.next()
-    start, orders = ahead.next()        # the second block; more may be drawn already
+    before = rng.bit_generator.state
+    baseline = _threads_now()
+    ahead = _orders.Ahead(rng, 5, 12, 3)
+    blocks = [ahead.next() for _ in range(2)]
     ahead.close()
-    ahead.rewind(start, 2)              # as if 3 + 2 epochs had been drawn
-    np.testing.assert_array_equal(orders, _orders.draw(fresh, 6, 5)[3:])
-    expected = np.random.default_rng(7)
-    _orders.draw(expected, 5, 5)
-    assert rng.bit_generator.state == expected.bit_generator.state
-    assert not [t for t in threading.enumerate() if t.name == "gdcore-orders"]
+    assert rng.bit_generator.state == before        # untouched: the thread has a copy
+    assert ahead.start == before
+    np.testing.assert_array_equal(np.r_[blocks[0][1], blocks[1][1]], _orders.draw(fresh, 6, 5))
+    assert blocks[0][2] == blocks[1][0]             # each block starts where the last ended
+    assert blocks[1][2] == fresh.bit_generator.state
+    assert _no_drawing_thread_left(baseline)
+
+
+def test_a_consumer_that_goes_away_stops_the_thread():
+    baseline = _threads_now()
+    ahead = _orders.Ahead(np.random.default_rng(1), 50, 10**9, 4)
+    ahead.next()
+    del ahead                           # never closed: an interrupted consumer
+    assert _no_drawing_thread_left(baseline)
 
 
 def test_ctrl_c_stops_a_long_run_of_tiny_epochs_at_once(tmp_path):

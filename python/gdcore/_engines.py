@@ -235,6 +235,9 @@ class CythonTrainer(InMemory):
         With two threads or more and more than one block of orders, the next
         block is drawn on a second thread while the current one trains
         (:class:`gdcore._orders.Ahead`): the same orders, the same bits.
+        Interrupted (Ctrl-C stops a compiled call with the state as the call
+        found it), the generator is left at the state after the epochs whose
+        parameters the state holds.
         """
         n = self._data.n_train
         if self._buffer is None:
@@ -246,31 +249,45 @@ class CythonTrainer(InMemory):
             start = state.rng.bit_generator.state
             orders = _orders.draw(state.rng, epochs, n,
                                   self._buffer.reshape(1, n) if epochs == 1 else None)
-            outcome = self._run_block(state, orders, epochs, lr, stopping)
+            try:
+                outcome = self._run_block(state, orders, epochs, lr, stopping)
+            except BaseException:       # Ctrl-C: the state is as the call found it
+                state.rng.bit_generator.state = start
+                raise
             if outcome[0] < epochs:                 # undraw the orders not used
                 state.rng.bit_generator.state = start
                 if outcome[0]:
                     _orders.draw(state.rng, outcome[0], n)
             return outcome
-        sizes = [per_block] * (epochs // per_block) + (
-            [epochs % per_block] if epochs % per_block else [])
+        try:
+            ahead = _orders.Ahead(state.rng, n, epochs, per_block)
+        except RuntimeError:            # no thread to be had: draw here instead
+            return self.run_epochs(state, min(epochs, per_block), lr, stopping)
+        # The run's generator is set, whatever happens, to the state after the
+        # epochs whose parameters the state holds: `at`, plus `redraw` epochs.
+        at, redraw = ahead.start, 0
         done, losses, grad_norms = 0, [], []
         failed = converged = False
-        ahead = _orders.Ahead(state.rng, n, sizes)
         try:
-            for size in sizes:
-                start, orders = ahead.next()
+            for size in _orders.block_sizes(epochs, per_block):
+                start, orders, after = ahead.next()
+                at = start          # until this block's call returns
                 ran, failed, block_losses, block_norms, converged = self._run_block(
                     state, orders, size, lr, stopping)
                 done += ran
                 losses.append(block_losses)
                 grad_norms.append(block_norms)
-                if ran < size or converged:     # the orders drawn after are not used
-                    ahead.close()
-                    ahead.rewind(start, ran)
+                if ran < size:      # stopped or failed within the block
+                    redraw = ran
+                    break
+                at = after
+                if converged:
                     break
         finally:
             ahead.close()
+            state.rng.bit_generator.state = at
+            if redraw:
+                _orders.draw(state.rng, redraw, n)
         return done, failed, np.concatenate(losses), np.concatenate(grad_norms), converged
 
     def _run_block(self, state: TrainState, orders: np.ndarray | None, epochs: int,

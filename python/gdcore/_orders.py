@@ -6,26 +6,36 @@ compiled call, their orders are drawn before it, as one array per block of
 epochs (:func:`draw`). On small data the draw costs about as much as the
 epochs themselves (NumPy's shuffle takes 7 to 10 ns a row, an epoch of
 per-sample SGD at d = 10 about 12 ns a row), so :class:`Ahead` draws the
-next block on a second thread while the compiled call runs the current one:
+next blocks on a second thread while the compiled call runs the current one:
 NumPy releases the GIL while it shuffles, and the kernels while they train.
 
-The draws are the same calls in the same order as without the thread, so the
-orders and the generator's final state are the same; a consumer that stops
-within a block puts the generator back to where that block's draw started
-and draws again only the epochs it ran (:meth:`Ahead.rewind`).
+The thread draws from its own copy of the run's generator, never from the
+generator itself: the same calls in the same order give the same orders,
+and the consumer sets the run's generator to the state its epochs used
+(:meth:`Ahead.state_after`), whatever the thread has drawn beyond them. The
+thread is started without a ``threading.Thread`` object (whose start waits,
+and whose clean-up runs a callback: a Ctrl-C arriving in either was lost or
+left the thread behind) and ends by itself once the consumer is done with
+it or gone: nothing waits for it.
 """
 
 from __future__ import annotations
 
+import _thread
 import contextlib
+import copy
 import queue
-import threading
-from collections.abc import Sequence
+import weakref
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from . import _dispatch
+
+#: seconds the thread waits to hand over a block before it looks again
+#: whether the consumer still wants it
+HANDOVER_SECONDS = 0.05
 
 
 def fill_range(buffer: np.ndarray) -> None:
@@ -50,61 +60,91 @@ def draw(rng: np.random.Generator, epochs: int, n: int,
     return rng.permuted(orders, axis=1, out=orders)
 
 
+def block_sizes(epochs: int, per_block: int) -> Iterator[int]:
+    """Epochs of each block: ``per_block`` each, the rest last (computed as
+    they are taken, so a huge ``epochs`` costs nothing up front)."""
+    for start in range(0, epochs, per_block):
+        yield min(per_block, epochs - start)
+
+
 class Ahead:
-    """Blocks of sample orders drawn one after the other on a thread of
-    their own, at most two blocks ahead of the consumer.
+    """The orders of ``epochs`` epochs of ``n`` rows, in blocks of
+    ``per_block`` epochs drawn one after the other on a thread of their own,
+    at most two blocks ahead of the consumer.
 
     Parameters
     ----------
     rng : numpy.random.Generator
-        The run's generator. Only this object's thread draws from it until
-        :meth:`close` returns.
+        The run's generator; the thread draws from a copy of it.
     n : int
         Rows per epoch.
-    sizes : sequence of int
-        Epochs of each block, in the order they are taken.
+    epochs, per_block : int
+        Epochs in all, and per block.
     """
 
-    def __init__(self, rng: np.random.Generator, n: int, sizes: Sequence[int]) -> None:
-        self._rng = rng
-        self._n = n
-        self._sizes = list(sizes)
-        # one block waiting here, one being drawn, one in use: bounded memory
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=1)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._draw_all, name="gdcore-orders",
-                                        daemon=True)
-        self._thread.start()
+    def __init__(self, rng: np.random.Generator, n: int, epochs: int,
+                 per_block: int) -> None:
+        self._start = rng.bit_generator.state
+        self._blocks: queue.Queue[Any] = queue.Queue(maxsize=1)
+        self._done = False
+        _thread.start_new_thread(
+            _draw_blocks, (weakref.ref(self), self._blocks, copy.deepcopy(rng), n,
+                           epochs, per_block))
 
-    def _draw_all(self) -> None:
-        try:
-            for size in self._sizes:
-                if self._stop.is_set():
-                    return
-                start = self._rng.bit_generator.state
-                self._queue.put((start, draw(self._rng, size, self._n)))
-        except BaseException as error:      # handed to the consumer, raised there
-            self._queue.put(error)
+    def wanted(self) -> bool:
+        """Whether the consumer still takes blocks (False once closed)."""
+        return not self._done
 
-    def next(self) -> tuple[dict, np.ndarray]:
-        """The next block: the generator's state before its draw, and its
-        ``(epochs, n)`` orders. Raises what the drawing thread raised."""
-        item = self._queue.get()
+    def next(self) -> tuple[Any, np.ndarray, Any]:
+        """The next block: the generator's state before its draw, its
+        ``(epochs, n)`` orders, and the state after. Raises what the drawing
+        thread raised."""
+        item = self._blocks.get()
         if isinstance(item, BaseException):
             raise item
         return item
 
     def close(self) -> None:
-        """Stop drawing and wait for the thread (a draw under way finishes)."""
-        self._stop.set()
-        while self._thread.is_alive():
-            with contextlib.suppress(queue.Empty):    # free a put waiting for room
-                self._queue.get(timeout=0.01)
-        self._thread.join()
+        """No more blocks: the thread ends after the draw under way. Never waits."""
+        self._done = True
+        with contextlib.suppress(queue.Empty):      # a hand-over waiting for room ends
+            self._blocks.get_nowait()
 
-    def rewind(self, start: dict, epochs: int) -> None:
-        """After :meth:`close`: the generator as if only ``epochs`` epochs of
-        the block whose draw began at ``start`` had been drawn."""
-        self._rng.bit_generator.state = start
-        if epochs:
-            draw(self._rng, epochs, self._n)
+    @property
+    def start(self) -> Any:
+        """The generator's state before the first block."""
+        return self._start
+
+
+def _draw_blocks(owner: weakref.ref[Ahead], blocks: queue.Queue[Any],
+                 rng: np.random.Generator, n: int, epochs: int, per_block: int) -> None:
+    """The drawing thread: each block as ``(state before, orders, state
+    after)`` into ``blocks`` while its owner exists and wants more; an
+    exception instead, if one is raised."""
+    try:
+        for size in block_sizes(epochs, per_block):
+            if not _wanted(owner):
+                return
+            before = rng.bit_generator.state
+            orders = draw(rng, size, n)
+            if not _hand_over(owner, blocks, (before, orders, rng.bit_generator.state)):
+                return
+    except BaseException as error:      # handed to the consumer, raised there
+        _hand_over(owner, blocks, error)
+
+
+def _wanted(owner: weakref.ref[Ahead]) -> bool:
+    consumer = owner()
+    return consumer is not None and consumer.wanted()
+
+
+def _hand_over(owner: weakref.ref[Ahead], blocks: queue.Queue[Any], item: Any) -> bool:
+    """Put ``item`` into ``blocks`` once there is room; False (and not put)
+    when the owner is gone or wants no more first."""
+    while _wanted(owner):
+        try:
+            blocks.put(item, timeout=HANDOVER_SECONDS)
+            return True
+        except queue.Full:
+            continue
+    return False
