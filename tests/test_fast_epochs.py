@@ -261,6 +261,26 @@ def test_the_thread_draws_from_a_copy_of_the_generator():
     assert _no_drawing_thread_left(baseline)
 
 
+def test_without_a_copy_of_the_generator_the_run_draws_itself(monkeypatch):
+    monkeypatch.setattr(_engines, "AHEAD_BLOCK_BYTES", 2 * 8 * 40)
+
+    refused = []
+
+    class NoCopies:                     # _orders' view of the copy module
+        @staticmethod
+        def deepcopy(value):
+            refused.append(value)
+            raise TypeError("cannot pickle this generator")
+    monkeypatch.setattr(_orders, "copy", NoCopies)
+    X, y, _ = gdcore.make_regression(40, 2, seed=5)
+    ahead = gdcore.fit(X, y, method="sgd", lr=0.01, epochs=30, seed=4, n_threads=2)
+    assert refused                      # it tried, and trained without the thread
+    alone = gdcore.fit(X, y, method="sgd", lr=0.01, epochs=30, seed=4, n_threads=1)
+    np.testing.assert_array_equal(ahead.w, alone.w)
+    np.testing.assert_array_equal(ahead.history, alone.history)
+    assert ahead.state.rng.bit_generator.state == alone.state.rng.bit_generator.state
+
+
 def test_a_consumer_that_goes_away_stops_the_thread():
     baseline = _threads_now()
     ahead = _orders.Ahead(np.random.default_rng(1), 50, 10**9, 4)

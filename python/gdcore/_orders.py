@@ -80,6 +80,12 @@ class Ahead:
         Rows per epoch.
     epochs, per_block : int
         Epochs in all, and per block.
+
+    Raises
+    ------
+    RuntimeError
+        When the generator cannot be copied or no thread can be started (the
+        caller then draws the orders itself).
     """
 
     def __init__(self, rng: np.random.Generator, n: int, epochs: int,
@@ -87,9 +93,12 @@ class Ahead:
         self._start = rng.bit_generator.state
         self._blocks: queue.Queue[Any] = queue.Queue(maxsize=1)
         self._done = False
+        try:
+            own = copy.deepcopy(rng)
+        except Exception as error:      # a generator that cannot be copied
+            raise RuntimeError(f"cannot draw ahead from a copy of {rng!r}") from error
         _thread.start_new_thread(
-            _draw_blocks, (weakref.ref(self), self._blocks, copy.deepcopy(rng), n,
-                           epochs, per_block))
+            _draw_blocks, (weakref.ref(self), self._blocks, own, n, epochs, per_block))
 
     def wanted(self) -> bool:
         """Whether the consumer still takes blocks (False once closed)."""
