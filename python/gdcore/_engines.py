@@ -196,8 +196,8 @@ class CythonTrainer(InMemory):
         if config.batch_size == 1 and data.n_features <= _dispatch.SHORT_ROW_FEATURES:
             kernels = _dispatch.short_row_kernels or kernels
         self._kernels = kernels
-        self._rule = kernels.Rule(config, config.batch_size, config.n_threads or 1)
         self._threads = config.n_threads or 1
+        self._rule = kernels.Rule(config, config.batch_size, self._threads)
         self._X, self._Y, self._weights = data.X, data.Y, data.weights
         self._standardize = data.standardize
         self._loss_factor = config.loss_factor
@@ -252,12 +252,10 @@ class CythonTrainer(InMemory):
             try:
                 outcome = self._run_block(state, orders, epochs, lr, stopping)
             except BaseException:       # Ctrl-C: the state is as the call found it
-                state.rng.bit_generator.state = start
+                _orders.rewind(state.rng, start, 0, n)
                 raise
             if outcome[0] < epochs:                 # undraw the orders not used
-                state.rng.bit_generator.state = start
-                if outcome[0]:
-                    _orders.draw(state.rng, outcome[0], n)
+                _orders.rewind(state.rng, start, outcome[0], n)
             return outcome
         try:
             ahead = _orders.Ahead(state.rng, n, epochs, per_block)
@@ -285,9 +283,7 @@ class CythonTrainer(InMemory):
                     break
         finally:
             ahead.close()
-            state.rng.bit_generator.state = at
-            if redraw:
-                _orders.draw(state.rng, redraw, n)
+            _orders.rewind(state.rng, at, redraw, n)
         return done, failed, np.concatenate(losses), np.concatenate(grad_norms), converged
 
     def _run_block(self, state: TrainState, orders: np.ndarray | None, epochs: int,

@@ -60,6 +60,14 @@ def draw(rng: np.random.Generator, epochs: int, n: int,
     return rng.permuted(orders, axis=1, out=orders)
 
 
+def rewind(rng: np.random.Generator, start: Any, epochs: int, n: int) -> None:
+    """``rng`` as if only ``epochs`` orders of ``n`` rows had been drawn
+    since its state was ``start``."""
+    rng.bit_generator.state = start
+    if epochs:
+        draw(rng, epochs, n)
+
+
 def block_sizes(epochs: int, per_block: int) -> Iterator[int]:
     """Epochs of each block: ``per_block`` each, the rest last (computed as
     they are taken, so a huge ``epochs`` costs nothing up front)."""
