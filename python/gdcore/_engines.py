@@ -159,7 +159,7 @@ class InMemory:
                 _orders.fill_range(buffer)
             else:
                 np.copyto(buffer, rows)
-            state.rng.shuffle(buffer)
+            self.shuffle(state.rng, buffer)
             return buffer
         # Block-wise: the blocks of `shuffle_block` consecutive (training) rows
         # are visited in a random order and the rows of each block in a random
@@ -176,6 +176,10 @@ class InMemory:
             buffer[at:at + block.shape[0]] = block
             at += block.shape[0]
         return buffer
+
+    def shuffle(self, rng: np.random.Generator, order: np.ndarray) -> None:
+        """``rng.shuffle(order)``, in place."""
+        rng.shuffle(order)
 
     def raise_if_bad_input(self) -> None:
         raise_if_nonfinite_input(self._data.X, self._data.y)
@@ -204,6 +208,11 @@ class CythonTrainer(InMemory):
         #: whole epochs can run in one call (run_epochs): the order of every
         #: row, not of held-out rows' complement or of blocks
         self.runs_epochs = data.train_rows is None and self._block is None
+
+    def shuffle(self, rng: np.random.Generator, order: np.ndarray) -> None:
+        """``rng.shuffle(order)`` in place, by the compiled shuffle
+        (:func:`gdcore._orders.shuffle`: the same order and generator state)."""
+        _orders.shuffle(rng, order.reshape(1, -1))
 
     def run(self, state: TrainState, order: np.ndarray | None, lr: float, first_step: int,
             stop_step: int, running: float) -> tuple[int, float, float, bool]:

@@ -1,0 +1,83 @@
+"""The compiled shuffle (gdcore/shuffle.pyx) gives NumPy's orders and state."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gdcore import _orders
+
+_shuffle = pytest.importorskip("gdcore._shuffle")
+
+BIT_GENERATORS = [np.random.PCG64, np.random.PCG64DXSM, np.random.MT19937,
+                  np.random.Philox, np.random.SFC64]
+# around the batch of 256 draws and the powers of two where the mask changes
+SIZES = [0, 1, 2, 3, 4, 5, 7, 8, 9, 100, 255, 256, 257, 511, 512, 513, 1000, 4097,
+         65535, 65536, 65537, 100_003]
+
+
+def _numpy_rows(rng: np.random.Generator, orders: np.ndarray) -> np.ndarray:
+    out = orders.copy()
+    for row in out:
+        rng.shuffle(row)
+    return out
+
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("seed", [0, 1, 12345])
+def test_the_same_orders_and_state_as_numpy(n: int, seed: int) -> None:
+    orders = np.tile(np.arange(n, dtype=np.intp), (3, 1))
+    ours, theirs = np.random.default_rng(seed), np.random.default_rng(seed)
+    expected = _numpy_rows(theirs, orders)
+    _shuffle.shuffle_rows(ours.bit_generator, orders)
+    np.testing.assert_array_equal(orders, expected)
+    assert ours.bit_generator.state == theirs.bit_generator.state
+    assert ours.integers(2**62) == theirs.integers(2**62)
+
+
+@pytest.mark.parametrize("bit_generator", BIT_GENERATORS)
+def test_every_numpy_bit_generator(bit_generator: type) -> None:
+    for n, seed in [(10, 3), (1000, 4), (70_000, 5)]:
+        ours = np.random.Generator(bit_generator(seed))
+        theirs = np.random.Generator(bit_generator(seed))
+        orders = np.arange(2 * n, dtype=np.intp).reshape(2, n)
+        expected = theirs.permuted(orders, axis=1)
+        _shuffle.shuffle_rows(ours.bit_generator, orders)
+        np.testing.assert_array_equal(orders, expected)
+        assert ours.random() == theirs.random()
+
+
+def test_a_half_used_32_bit_draw_is_continued() -> None:
+    # PCG64 hands out a 64-bit draw as two 32-bit halves: a generator that
+    # holds the second half must give it first, as NumPy does
+    ours, theirs = np.random.default_rng(7), np.random.default_rng(7)
+    for rng in (ours, theirs):
+        rng.integers(0, 2**31, dtype=np.uint32)     # one half used
+    orders = np.arange(999, dtype=np.intp).reshape(1, -1)
+    expected = _numpy_rows(theirs, orders)
+    _shuffle.shuffle_rows(ours.bit_generator, orders)
+    np.testing.assert_array_equal(orders, expected)
+    assert ours.bit_generator.state == theirs.bit_generator.state
+
+
+def test_any_values_not_only_a_range() -> None:
+    rng, check = np.random.default_rng(9), np.random.default_rng(9)
+    values = np.random.default_rng(1).integers(-5, 5, size=(2, 333)).astype(np.intp)
+    expected = _numpy_rows(check, values)
+    _shuffle.shuffle_rows(rng.bit_generator, values)
+    np.testing.assert_array_equal(values, expected)
+
+
+def test_orders_shuffle_falls_back_to_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    compiled = _orders.shuffle(np.random.default_rng(2), np.tile(np.arange(50), (4, 1)))
+    monkeypatch.setattr(_orders, "_shuffle", None)
+    fallback = _orders.shuffle(np.random.default_rng(2), np.tile(np.arange(50), (4, 1)))
+    np.testing.assert_array_equal(compiled, fallback)
+
+
+def test_bad_arguments_are_refused() -> None:
+    rng = np.random.default_rng(0)
+    with pytest.raises((TypeError, ValueError)):
+        _shuffle.shuffle_rows(rng.bit_generator, np.arange(10, dtype=np.float64).reshape(1, -1))
+    with pytest.raises(AttributeError):
+        _shuffle.shuffle_rows(object(), np.arange(10, dtype=np.intp).reshape(1, -1))
