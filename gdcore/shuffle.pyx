@@ -118,7 +118,7 @@ cdef void _shuffle(bitgen_t *bitgen, Py_ssize_t *a, Py_ssize_t n) noexcept nogil
             a[top - q] = t
 
 
-def shuffle_rows(bit_generator, Py_ssize_t[:, ::1] orders):   # IN/OUT (epochs, n)
+def shuffle_rows(bit_generator, Py_ssize_t[:, ::1] orders not None):  # IN/OUT (epochs, n)
     """Shuffle each row of ``orders`` in place, row after row, exactly as
     ``numpy.random.Generator(bit_generator).shuffle`` would each in turn.
 

@@ -75,9 +75,38 @@ def test_orders_shuffle_falls_back_to_numpy(monkeypatch: pytest.MonkeyPatch) -> 
     np.testing.assert_array_equal(compiled, fallback)
 
 
+class _Reversing(np.random.Generator):
+    """A generator whose own shuffle reverses: it must be the one called."""
+
+    def shuffle(self, x: np.ndarray, axis: int = 0) -> None:  # type: ignore[override]
+        x[:] = x[::-1].copy()
+
+
+def test_a_generator_subclass_shuffles_with_its_own_shuffle() -> None:
+    rng = _Reversing(np.random.PCG64(5))
+    orders = _orders.draw(rng, 3, 6)
+    np.testing.assert_array_equal(orders, np.tile(np.arange(6)[::-1], (3, 1)))
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_both_backends_use_a_subclass_s_shuffle(fast: bool) -> None:
+    import gdcore
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 4))
+    y = X @ rng.standard_normal(4)
+    extra = {} if fast else {"callback": lambda info: None}
+    w = [gdcore.fit(X, y, backend=backend, method="sgd", epochs=5, lr=0.01,
+                    seed=_Reversing(np.random.PCG64(5)), **extra).w
+         for backend in ("cython", "reference")]
+    np.testing.assert_allclose(w[0], w[1], rtol=1e-12)
+
+
 def test_bad_arguments_are_refused() -> None:
     rng = np.random.default_rng(0)
     with pytest.raises((TypeError, ValueError)):
         _shuffle.shuffle_rows(rng.bit_generator, np.arange(10, dtype=np.float64).reshape(1, -1))
     with pytest.raises(AttributeError):
         _shuffle.shuffle_rows(object(), np.arange(10, dtype=np.intp).reshape(1, -1))
+    with pytest.raises(TypeError):
+        _shuffle.shuffle_rows(rng.bit_generator, None)

@@ -56,15 +56,17 @@ def fill_range(buffer: np.ndarray) -> None:
 
 def shuffle(rng: np.random.Generator, orders: np.ndarray) -> np.ndarray:
     """Each row of ``orders`` (C-contiguous ``intp``, shape (epochs, n))
-    shuffled in place, one row after the other, exactly as ``rng.shuffle``
-    of each in turn would: by the compiled ``gdcore._shuffle`` when it was
-    built (NumPy's algorithm and draws, about twice as fast:
-    gdcore/shuffle.pyx), else by ``Generator.permuted`` along the rows
-    (tests/test_shuffle.py checks that all three agree)."""
-    if _shuffle is not None and type(rng) is np.random.Generator:
+    shuffled in place, one row after the other, by ``rng.shuffle`` of each
+    in turn: for a plain ``Generator``, by the compiled ``gdcore._shuffle``
+    when it was built (NumPy's algorithm and draws, about twice as fast:
+    gdcore/shuffle.pyx; tests/test_shuffle.py checks the equality); a
+    subclass's own ``shuffle`` is called row by row."""
+    if type(rng) is np.random.Generator and _shuffle is not None:
         _shuffle.shuffle_rows(rng.bit_generator, orders)
-        return orders
-    return rng.permuted(orders, axis=1, out=orders)
+    else:
+        for row in orders:
+            rng.shuffle(row)
+    return orders
 
 
 def draw(rng: np.random.Generator, epochs: int, n: int,
