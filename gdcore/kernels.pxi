@@ -10,10 +10,12 @@
 # output learns what it would learn alone.
 #
 # Layouts. X (n, d) is C-contiguous float64 or float32 (each float made a
-# double as its row is read, into a scratch row: _training_row); Y (n, k) is
-# C-contiguous float64; a 1-D y arrives as (n, 1). The parameters are one flat vector laid out *by output*: output c's
-# d weights contiguous at c * d, then the k intercepts at k * d (for k = 1,
-# simply w then b). The training state is one (N_STATE_ROWS, (d + 1) * k)
+# double, exactly, as the arithmetic loads it: Element, in the full-data sums
+# and the mini-batch loop; into a scratch row as the row is read elsewhere:
+# _training_row); Y (n, k) is C-contiguous float64; a 1-D y arrives as
+# (n, 1). The parameters are one flat vector laid out *by output*: output
+# c's d weights contiguous at c * d, then the k intercepts at k * d (for
+# k = 1, simply w then b). The training state is one (N_STATE_ROWS, (d + 1) * k)
 # array whose rows are laid out like the parameters: the parameters, the sum
 # of the epoch's step gradients (for the gradient norm), the optimizer's
 # buffers (momentum or first moment, squares, amsgrad's maximum or centred
@@ -44,8 +46,9 @@
 # of the iterates.
 #
 # Specialisation. One mechanism: fused types over empty tag structs (the
-# update rule, the penalty, one or many outputs, rows used as they are or
-# made as read). A run-time switch picks
+# update rule, the penalty, one or many outputs, rows of doubles or of floats
+# used as they are or made as read; Element, the type a row's values have
+# where the arithmetic reads them, follows from the rows). A run-time switch picks
 # the specialisation once per call (the per-sample loop) or once per step
 # (the update of a batch step); inside a specialisation the choice is a
 # compile-time constant, so it holds only its own arithmetic. The per-sample
@@ -58,9 +61,10 @@
 # train on the rows (x - center) * inv_scale, each formed in a scratch row of
 # d doubles as it is read (_training_row): the parameters, the update rule
 # and the penalties are those of the standardized problem, and the Python
-# layer maps them back to the units of X. Without it (and with float64 rows),
-# the full-data sums and the mini-batch loop run their as-is copies (RowsTag);
-# the per-sample loop tests one predictable branch per row.
+# layer maps them back to the units of X. Without it, the full-data sums and
+# the mini-batch loop run their copies for rows as they are (RowsTag: doubles,
+# or floats converted in the arithmetic); the per-sample loop tests one
+# predictable branch per row.
 #
 # Memory. No array of size n is allocated. Scratch: k + d doubles (per-sample
 # loop), 2k + k*d + d (mini-batch), and one partial-sum row of 1 + 2k + k*d
@@ -395,7 +399,9 @@ cdef struct ManyOutputs:
     char unused
 cdef struct AsIsRows:           # X's rows are doubles used as they are
     char unused
-cdef struct MadeRows:           # rows made as read: floats converted, or standardized
+cdef struct SingleRows:         # X's rows are floats, made doubles in the arithmetic
+    char unused
+cdef struct MadeRows:           # rows made as read into a scratch row: standardized
     char unused
 
 ctypedef fused RuleTag:
@@ -422,19 +428,29 @@ ctypedef fused OutputsTag:
     OneOutput
     ManyOutputs
 
-# The full-data sums and the mini-batch loop are compiled once for rows used
-# as they are and once for rows made as they are read (_training_row): a
-# branch per row there cost the mini-batch epoch at d = 10 10 %.
+# The full-data sums and the mini-batch loop are compiled once for rows of
+# doubles used as they are, once for rows of floats (each made a double as
+# the arithmetic loads it: Element) and once for rows made as they are read
+# into a scratch row (_training_row: standardized): a branch per row there
+# cost the mini-batch epoch at d = 10 10 %.
 ctypedef fused RowsTag:
     AsIsRows
+    SingleRows
     MadeRows
+
+# What a row of X holds where the arithmetic reads it directly: doubles, or
+# floats that each load makes a double (exactly: the same bits as a float64
+# copy of X, without writing one, even of a row).
+ctypedef fused Element:
+    float
+    double
 
 
 # ---------------------------------------------------------------------------
 # Per-row helpers
 # ---------------------------------------------------------------------------
 
-cdef inline double _dot(const double *x, const double *w, Py_ssize_t d) noexcept nogil:
+cdef inline double _dot(const Element *x, const double *w, Py_ssize_t d) noexcept nogil:
     # Eight independent partial sums let the compiler keep several additions in
     # flight (and vectorise them) without -ffast-math, which would break NaN
     # detection; the sum order is fixed, so results are reproducible.
@@ -458,7 +474,7 @@ cdef inline double _dot(const double *x, const double *w, Py_ssize_t d) noexcept
     return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
 
 
-cdef inline void _axpy(double alpha, const double *x, double *out,
+cdef inline void _axpy(double alpha, const Element *x, double *out,
                        Py_ssize_t d) noexcept nogil:
     # OUT out += alpha * x
     cdef Py_ssize_t j
@@ -504,7 +520,7 @@ cdef inline const double *_training_row(const char *row, bint single,
     return z
 
 
-cdef inline double _row_sums(const double *x, const double *params, const double *y,
+cdef inline double _row_sums(const Element *x, const double *params, const double *y,
                              double s, Py_ssize_t d, Py_ssize_t k, double *R,
                              double *G) noexcept nogil:
     # One row's part of the batch sums: for each output c, r = x . W_c + b_c
@@ -521,6 +537,23 @@ cdef inline double _row_sums(const double *x, const double *params, const double
         R[c] += sr
         _axpy(sr, x, G + c * d, d)
     return sq
+
+
+cdef inline double _sample_sums(const RowsTag *rows_tag, const Problem *p, Py_ssize_t i,
+                                const double *params, Py_ssize_t k, double *z, double *R,
+                                double *G) noexcept nogil:
+    # _row_sums of sample i (its row of X, targets and weight) as RowsTag
+    # reads rows; z (OUT, d doubles) is the scratch row of MadeRows.
+    cdef const char *row = p.X + i * p.row_bytes
+    cdef const double *y = p.Y + i * k if p.Y != NULL else NULL
+    cdef double s = p.weight[i] if p.weight != NULL else 1.0
+    if RowsTag is AsIsRows:
+        return _row_sums(<const double *> row, params, y, s, p.d, k, R, G)
+    elif RowsTag is SingleRows:
+        return _row_sums(<const float *> row, params, y, s, p.d, k, R, G)
+    else:
+        return _row_sums(_training_row(row, p.single, p.center, p.inv_scale, p.d, z),
+                         params, y, s, p.d, k, R, G)
 
 
 cdef inline double _sign(double v) noexcept nogil:
@@ -904,10 +937,6 @@ cdef void _block_sums(const OutputsTag *outputs, const RowsTag *rows_tag, const 
     cdef double sum_sq = 0.0
     cdef double *R = out + _at_S(d, k) + 1
     cdef double *z = out + _row_at(d, k)
-    # locals, so that the C compiler sees them constant through the loop
-    cdef const double *center = p.center
-    cdef const double *inv_scale = p.inv_scale
-    cdef const double *x
     for c in range(k * d):
         out[c] = 0.0
     for c in range(k):
@@ -922,13 +951,7 @@ cdef void _block_sums(const OutputsTag *outputs, const RowsTag *rows_tag, const 
             if q + ahead < stop:
                 GD_PREFETCH_SAMPLE(p.X, p.row_bytes, row_doubles, p.Y, k, p.weight,
                                    _row(p.order, q + ahead), p.order != NULL)
-            if RowsTag is AsIsRows:
-                x = <const double *> (p.X + i * p.row_bytes)
-            else:
-                x = _training_row(p.X + i * p.row_bytes, p.single, center, inv_scale, d, z)
-            sum_sq += _row_sums(x, params,
-                                p.Y + i * k if p.Y != NULL else NULL,
-                                p.weight[i] if p.weight != NULL else 1.0, d, k, R, out)
+            sum_sq += _sample_sums(rows_tag, p, i, params, k, z, R, out)
         first = last
     out[_at_S(d, k)] = sum_sq
 
@@ -952,19 +975,22 @@ cdef void _sums_block(void *context, Py_ssize_t c, int thread) noexcept nogil:
     if stop > n:
         stop = n
     cdef double *out = task.partials + c * task.stride
-    cdef bint as_is = task.p.center == NULL and not task.p.single
-    if task.p.k == 1 and as_is:
-        _block_sums(<OneOutput *> NULL, <AsIsRows *> NULL, task.p, task.params, start, stop,
-                    thread, out)
-    elif task.p.k == 1:
-        _block_sums(<OneOutput *> NULL, <MadeRows *> NULL, task.p, task.params, start, stop,
-                    thread, out)
-    elif as_is:
-        _block_sums(<ManyOutputs *> NULL, <AsIsRows *> NULL, task.p, task.params, start,
-                    stop, thread, out)
+    if task.p.k == 1:
+        _block_sums_of(<OneOutput *> NULL, task.p, task.params, start, stop, thread, out)
     else:
-        _block_sums(<ManyOutputs *> NULL, <MadeRows *> NULL, task.p, task.params, start,
-                    stop, thread, out)
+        _block_sums_of(<ManyOutputs *> NULL, task.p, task.params, start, stop, thread, out)
+
+
+cdef inline void _block_sums_of(const OutputsTag *outputs, const Problem *p,
+                                const double *params, Py_ssize_t start, Py_ssize_t stop,
+                                int thread, double *out) noexcept nogil:
+    # _block_sums for the rows of p (see RowsTag)
+    if p.center != NULL:
+        _block_sums(outputs, <MadeRows *> NULL, p, params, start, stop, thread, out)
+    elif p.single:
+        _block_sums(outputs, <SingleRows *> NULL, p, params, start, stop, thread, out)
+    else:
+        _block_sums(outputs, <AsIsRows *> NULL, p, params, start, stop, thread, out)
 
 
 cdef void _full_sums(const Problem *p, const double *params, double *partials,
@@ -1062,10 +1088,6 @@ cdef EpochOutcome _minibatch_epoch(const OutputsTag *outputs, const RowsTag *row
     cdef double *G = scratch
     cdef double *R = scratch + _at_S(d, k)
     cdef double *z = scratch + _lines(_at_S(d, k) + k)
-    # locals, so that the C compiler sees them constant through the loop
-    cdef const double *center = p.center
-    cdef const double *inv_scale = p.inv_scale
-    cdef const double *x
     out.nonfinite = False
     out.interrupted = False
     out.steps = 0
@@ -1085,12 +1107,7 @@ cdef EpochOutcome _minibatch_epoch(const OutputsTag *outputs, const RowsTag *row
             if q + ahead < n:
                 GD_PREFETCH_SAMPLE(p.X, p.row_bytes, row_doubles, p.Y, k, p.weight,
                                    _row(p.order, q + ahead), p.order != NULL)
-            if RowsTag is AsIsRows:
-                x = <const double *> (p.X + i * p.row_bytes)
-            else:
-                x = _training_row(p.X + i * p.row_bytes, p.single, center, inv_scale, d, z)
-            sum_sq += _row_sums(x, st.params, p.Y + i * k,
-                                p.weight[i] if p.weight != NULL else 1.0, d, k, R, G)
+            sum_sq += _sample_sums(rows_tag, p, i, st.params, k, z, R, G)
         if not (sum_sq <= DBL_MAX):
             out.nonfinite = True
             break
@@ -1114,18 +1131,27 @@ cdef EpochOutcome _minibatch_any(const RuleC *rule, const Problem *p, State st, 
                                  Py_ssize_t t, Py_ssize_t first_step, Py_ssize_t stop_step,
                                  double running, double *scratch) noexcept nogil:
     # _minibatch_epoch for the outputs and rows of p (a StepsLoop)
-    cdef bint as_is = p.center == NULL and not p.single
-    if p.k == 1 and as_is:
-        return _minibatch_epoch(<OneOutput *> NULL, <AsIsRows *> NULL, rule, p, st, lr, t,
-                                first_step, stop_step, running, scratch)
     if p.k == 1:
-        return _minibatch_epoch(<OneOutput *> NULL, <MadeRows *> NULL, rule, p, st, lr, t,
+        return _minibatch_rows(<OneOutput *> NULL, rule, p, st, lr, t, first_step,
+                               stop_step, running, scratch)
+    return _minibatch_rows(<ManyOutputs *> NULL, rule, p, st, lr, t, first_step, stop_step,
+                           running, scratch)
+
+
+cdef inline EpochOutcome _minibatch_rows(const OutputsTag *outputs, const RuleC *rule,
+                                         const Problem *p, State st, double lr,
+                                         Py_ssize_t t, Py_ssize_t first_step,
+                                         Py_ssize_t stop_step, double running,
+                                         double *scratch) noexcept nogil:
+    # _minibatch_epoch for the rows of p (see RowsTag)
+    if p.center != NULL:
+        return _minibatch_epoch(outputs, <MadeRows *> NULL, rule, p, st, lr, t, first_step,
+                                stop_step, running, scratch)
+    if p.single:
+        return _minibatch_epoch(outputs, <SingleRows *> NULL, rule, p, st, lr, t,
                                 first_step, stop_step, running, scratch)
-    if as_is:
-        return _minibatch_epoch(<ManyOutputs *> NULL, <AsIsRows *> NULL, rule, p, st, lr, t,
-                                first_step, stop_step, running, scratch)
-    return _minibatch_epoch(<ManyOutputs *> NULL, <MadeRows *> NULL, rule, p, st, lr, t,
-                            first_step, stop_step, running, scratch)
+    return _minibatch_epoch(outputs, <AsIsRows *> NULL, rule, p, st, lr, t, first_step,
+                            stop_step, running, scratch)
 
 
 cdef EpochOutcome _sgd_rows(

@@ -54,6 +54,29 @@ def test_fit_on_float32_is_fit_on_its_float64_values(data, method, name):
                                   gdcore.fit(X64, Y, **{**options, "epochs": 30}).w)
 
 
+@pytest.mark.parametrize("method", ["minibatch", "batch"])
+def test_rows_longer_than_one_vector_of_the_dot_product(method):
+    # 19 features: the 8-wide part of the dot product and its tail both read
+    # floats (the full-data sums and the mini-batch loop convert in the
+    # arithmetic, without a scratch row)
+    X, y, _ = gdcore.make_regression(203, 19, noise=0.3, seed=8)
+    X32 = (X * 2 - 0.5).astype(np.float32)
+    weights = np.linspace(0.2, 3.0, 203)
+    for Y in (y, np.c_[y, 2 * y, -y]):
+        options = dict(method=method, batch_size=10, lr=0.002, epochs=3, momentum=0.5,
+                       sample_weight=weights, seed=9, n_threads=2)
+        single = gdcore.fit(X32, Y, **options)
+        double = gdcore.fit(X32.astype(np.float64), Y, **options)
+        np.testing.assert_array_equal(single.w, double.w)
+        np.testing.assert_array_equal(single.b, double.b)
+    w = np.linspace(-1, 1, 19)
+    single = gdcore.value_and_grad(X32, y, w, 0.5)
+    double = gdcore.value_and_grad(X32.astype(np.float64), y, w, 0.5)
+    assert single[0] == double[0]
+    np.testing.assert_array_equal(single[1], double[1])
+    assert single[2] == double[2]
+
+
 def test_the_reference_backend_agrees(data, assert_agree):
     X32, _, y = data
     options = dict(method="minibatch", batch_size=9, lr=0.001, epochs=2, seed=1,
