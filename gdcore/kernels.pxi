@@ -471,6 +471,12 @@ cdef inline double _dot(const Element *x, const double *w, Py_ssize_t d) noexcep
     while j < d:
         s0 += x[j] * w[j]
         j += 1
+    if d8 == 0:
+        # Fewer than 8 terms: s1..s7 are +0.0, and the sum below is then
+        # exactly s0 + 0.0, which is s0: s0 began as +0.0, so it is never
+        # -0.0. Three additions fewer on the chain of a short row's
+        # per-sample step.
+        return s0
     return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
 
 
