@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 import gdcore
-from gdcore import _engines, _orders, optimizers, schedules
+from gdcore import _engines, _orders, _training, optimizers, schedules
 
 
 def _one_at_a_time(info):
@@ -236,14 +236,28 @@ def test_ctrl_c_in_a_block_leaves_the_generator_after_the_epochs_kept(monkeypatc
     assert _no_drawing_thread_left(baseline)
 
 
-def test_a_huge_number_of_epochs_costs_nothing_up_front(monkeypatch):
+@pytest.mark.parametrize("options", [dict(method="sgd", n_threads=2),
+                                     dict(method="sgd", shuffle=False),
+                                     dict(method="minibatch", batch_size=8, n_threads=1),
+                                     dict(method="batch")])
+def test_a_huge_number_of_epochs_costs_nothing_up_front(monkeypatch, options):
     monkeypatch.setattr(_engines, "AHEAD_BLOCK_BYTES", 2 * 8 * 40)
     X, y, _ = gdcore.make_regression(40, 2, seed=5)
     started = time.perf_counter()
-    result = gdcore.fit(X, y, method="sgd", lr=0.01, epochs=10**12, seed=2, n_threads=2,
-                        tol=1e9, n_iter_no_change=3)
+    result = gdcore.fit(X, y, lr=0.01, epochs=10**12, seed=2, tol=1e9, n_iter_no_change=3,
+                        **options)
     assert result.stop_reason == "tol (loss)" and result.epochs_run == 4
     assert time.perf_counter() - started < 5.0
+
+
+def test_more_epochs_than_one_call_runs_give_the_same_bits(monkeypatch):
+    X, y, _ = gdcore.make_regression(30, 3, seed=4)
+    options = dict(method="sgd", lr=0.01, epochs=50, seed=3, n_threads=2)
+    whole = gdcore.fit(X, y, **options)
+    monkeypatch.setattr(_training, "MAX_BLOCK_EPOCHS", 7)
+    cut = gdcore.fit(X, y, **options)
+    np.testing.assert_array_equal(cut.w, whole.w)
+    np.testing.assert_array_equal(cut.history, whole.history)
 
 
 def test_the_thread_draws_from_a_copy_of_the_generator():

@@ -40,6 +40,12 @@ from ._validation import warn_from_caller
 #: ``on_divergence="halve"`` halves the rate at most this many times in a run.
 MAX_HALVINGS = 30
 
+#: Whole epochs run in compiled calls of at most this many epochs, each call
+#: with its own arrays of losses and gradient norms: a run asked for 10**12
+#: epochs that meets its tol early allocates 16 MB, not terabytes. (A call
+#: of this many epochs takes 30 ms or more even at 3 x 1.)
+MAX_BLOCK_EPOCHS = 1 << 20
+
 #: With a checkpoint, an epoch runs in this many slices (at least), saved between.
 CHECKPOINT_SLICES = 16
 
@@ -188,7 +194,7 @@ class _Run:
         config, state, history = self.config, self.state, self.history
         assert state.schedule_state is not None
         epochs = min(config.epochs - len(history["loss"]),
-                     config.schedule.steady_epochs(state.epoch))
+                     config.schedule.steady_epochs(state.epoch), MAX_BLOCK_EPOCHS)
         if epochs <= 0:
             return None, True
         lr = config.schedule.epoch_lr(config.rate, state.epoch, state.schedule_state)
