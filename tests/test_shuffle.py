@@ -35,6 +35,32 @@ def test_the_same_orders_and_state_as_numpy(n: int, seed: int) -> None:
     assert ours.integers(2**62) == theirs.integers(2**62)
 
 
+@pytest.mark.parametrize("n", [65535, 65536, 65537, 300_007])
+def test_two_threads_give_the_same_orders_and_state(n: int) -> None:
+    # rows of at least PAIR_ROWS (65,536) values are shuffled by two threads
+    # when asked: one draws, the other swaps behind it
+    for seed in (0, 5):
+        for bit_generator in (np.random.PCG64, np.random.MT19937):
+            ours = np.random.Generator(bit_generator(seed))
+            theirs = np.random.Generator(bit_generator(seed))
+            orders = np.tile(np.arange(n, dtype=np.intp), (2, 1))
+            expected = _numpy_rows(theirs, orders)
+            _shuffle.shuffle_rows(ours.bit_generator, orders, 2)
+            np.testing.assert_array_equal(orders, expected)
+            np.testing.assert_array_equal(ours.integers(2**62, size=8),
+                                          theirs.integers(2**62, size=8))
+
+
+def test_a_fit_shuffles_the_same_on_one_thread_or_two() -> None:
+    import gdcore
+
+    X, y, _ = gdcore.make_regression(70_000, 3, seed=1)
+    runs = [gdcore.fit(X, y, method="sgd", lr=0.001, epochs=2, seed=4, n_threads=threads)
+            for threads in (1, 2)]
+    np.testing.assert_array_equal(runs[0].w, runs[1].w)
+    np.testing.assert_array_equal(runs[0].history, runs[1].history)
+
+
 @pytest.mark.parametrize("bit_generator", BIT_GENERATORS)
 def test_every_numpy_bit_generator(bit_generator: type) -> None:
     for n, seed in [(10, 3), (1000, 4), (70_000, 5)]:

@@ -212,7 +212,7 @@ class CythonTrainer(InMemory):
     def shuffle(self, rng: np.random.Generator, order: np.ndarray) -> None:
         """``rng.shuffle(order)`` in place, by the compiled shuffle
         (:func:`gdcore._orders.shuffle`: the same order and generator state)."""
-        _orders.shuffle(rng, order.reshape(1, -1))
+        _orders.shuffle(rng, order.reshape(1, -1), self._threads)
 
     def run(self, state: TrainState, order: np.ndarray | None, lr: float, first_step: int,
             stop_step: int, running: float) -> tuple[int, float, float, bool]:
@@ -257,7 +257,8 @@ class CythonTrainer(InMemory):
             epochs = min(epochs, max(1, ORDER_BLOCK_BYTES // (8 * n)))
             start = state.rng.bit_generator.state
             orders = _orders.draw(state.rng, epochs, n,
-                                  self._buffer.reshape(1, n) if epochs == 1 else None)
+                                  self._buffer.reshape(1, n) if epochs == 1 else None,
+                                  self._threads)
             try:
                 outcome = self._run_block(state, orders, epochs, lr, stopping)
             except BaseException:       # Ctrl-C: the state is as the call found it

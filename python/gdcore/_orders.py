@@ -54,15 +54,16 @@ def fill_range(buffer: np.ndarray) -> None:
         buffer[:] = np.arange(buffer.shape[0])
 
 
-def shuffle(rng: np.random.Generator, orders: np.ndarray) -> np.ndarray:
+def shuffle(rng: np.random.Generator, orders: np.ndarray, n_threads: int = 1) -> np.ndarray:
     """Each row of ``orders`` (C-contiguous ``intp``, shape (epochs, n))
     shuffled in place, one row after the other, by ``rng.shuffle`` of each
     in turn: for a plain ``Generator``, by the compiled ``gdcore._shuffle``
-    when it was built (NumPy's algorithm and draws, about twice as fast:
-    gdcore/shuffle.pyx; tests/test_shuffle.py checks the equality); a
-    subclass's own ``shuffle`` is called row by row."""
+    when it was built (NumPy's algorithm and draws, about twice as fast,
+    long rows on two threads when ``n_threads`` allows: gdcore/shuffle.pyx;
+    tests/test_shuffle.py checks the equality); a subclass's own ``shuffle``
+    is called row by row."""
     if type(rng) is np.random.Generator and _shuffle is not None:
-        _shuffle.shuffle_rows(rng.bit_generator, orders)
+        _shuffle.shuffle_rows(rng.bit_generator, orders, n_threads)
     else:
         for row in orders:
             rng.shuffle(row)
@@ -70,15 +71,16 @@ def shuffle(rng: np.random.Generator, orders: np.ndarray) -> np.ndarray:
 
 
 def draw(rng: np.random.Generator, epochs: int, n: int,
-         out: np.ndarray | None = None) -> np.ndarray:
+         out: np.ndarray | None = None, n_threads: int = 1) -> np.ndarray:
     """``epochs`` sample orders (into ``out``, of shape (epochs, n), when
-    given), each ``rng.shuffle`` of ``0..n-1`` (:func:`shuffle`)."""
+    given), each ``rng.shuffle`` of ``0..n-1`` (:func:`shuffle`, with
+    ``n_threads``)."""
     orders = np.empty((epochs, n), dtype=np.intp) if out is None else out
     if epochs == 1:
         fill_range(orders[0])                   # no temporary of size n
     else:
         orders[:] = np.arange(n, dtype=np.intp)
-    return shuffle(rng, orders)
+    return shuffle(rng, orders, n_threads)
 
 
 def rewind(rng: np.random.Generator, start: Any, epochs: int, n: int) -> None:
