@@ -33,7 +33,7 @@ def backend_named(name: Any) -> Backend:
 
 
 def _threads(n_threads: int | None) -> int:
-    return _dispatch.max_threads() if n_threads is None else n_threads
+    return _dispatch.threads(n_threads)
 
 
 def value_and_grad(X: Any, y: Any, w: Any, b: Any = 0.0, *, loss: str = "mse",
@@ -218,8 +218,11 @@ def fit(X: Any, y: Any, *, method: str = "minibatch", batch_size: int = 32,
         Threads for the full-data gradient of ``method="batch"`` (None:
         OpenMP's default). With 2 or more, a shuffled run of many epochs on
         small data draws the next epochs' sample orders on a second thread
-        while the current ones train. Results are bit-for-bit the same for
-        any value.
+        while the current ones train, and an order of 65,536 rows or more is
+        drawn by two threads. In a process forked after gdcore's threads
+        started (``multiprocessing``'s "fork"), every pass runs on one
+        thread: GNU OpenMP cannot start threads there. Results are
+        bit-for-bit the same for any value.
     momentum : float, default 0.0
         Momentum factor ``mu >= 0`` (PyTorch's convention): the buffer starts
         as the first gradient, ``v = g``; after that ``v = mu * v +

@@ -246,7 +246,7 @@ def _chunk_sums(X: Any, y: Any, weights: Any, box: Opaque) -> np.ndarray:
         mask[train] = 1.0
         w = mask if w is None else mask * w
     out = np.empty(1 + k + k * X.shape[1])
-    _dispatch.require().full_sums(X, Y, w, params, out, n_threads)
+    _dispatch.require().full_sums(X, Y, w, params, out, _dispatch.threads(n_threads))
     return out
 
 
@@ -298,7 +298,7 @@ def run_chunk(X: Any, y: Any, weights: Any, train: np.ndarray | None, config: Co
     assert Y is not None
     buffers = np.array(buffers, copy=True)
     kernels = _dispatch.require()
-    rule = kernels.Rule(config, config.batch_size, config.n_threads or 1)
+    rule = kernels.Rule(config, config.batch_size, _dispatch.threads(config.n_threads or 1))
     w = None if weights is None else np.asarray(weights, dtype=np.float64)
     order = chunk_order(train, X.shape[0], seed)
     steps, running, part, nonfinite, l1_total = kernels.run_epoch(

@@ -120,3 +120,34 @@ def require() -> ModuleType:
 def max_threads() -> int:
     """Threads a parallel pass uses by default (1 without a build)."""
     return kernels.max_threads() if kernels is not None else 1
+
+
+# A process forked from one whose kernels had started threads (an OpenMP
+# team) cannot start threads of its own: GNU OpenMP's thread pool does not
+# survive fork(), and the child waits for it for ever (multiprocessing's
+# default "fork" start method on Linux). So every thread count resolves
+# through threads(), which remembers whether a team may have started and,
+# in such a child, says 1 (tests/test_fork.py).
+_teams_started = False
+_forked_after_teams = False
+
+
+def threads(requested: int | None) -> int:
+    """Threads a call runs on: ``requested`` (None: :func:`max_threads`), or
+    1 in a process forked after this one's kernels started threads."""
+    global _teams_started
+    count = max_threads() if requested is None else requested
+    if _forked_after_teams:
+        return 1
+    if count >= 2 and OPENMP:
+        _teams_started = True
+    return count
+
+
+def _after_fork_in_child() -> None:
+    global _forked_after_teams
+    _forked_after_teams = _forked_after_teams or _teams_started
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
