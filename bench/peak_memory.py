@@ -18,7 +18,8 @@ What is measured, per training call (one epoch unless ``--epochs``):
   adds on top of the data.
 
 The contract: training needs ``X`` (in memory, or its pages in the page
-cache) + ``y`` + O(n) indices (one ``intp`` per row when shuffling) + O(d).
+cache) + ``y`` + O(n) indices (one ``intp`` per row when shuffling, plus 4
+bytes a row while an order is drawn on two threads) + O(d).
 
 Usage (Linux)::
 
