@@ -123,7 +123,8 @@ cdef inline uint64_t _interval64(bitgen_t *bitgen, uint64_t top) noexcept nogil:
 cdef Py_ssize_t _draw_batch(bitgen_t *bitgen, Py_ssize_t i, uint32_t *J) noexcept nogil:
     # The next draws of the shuffle at position i (1 <= i < 2**32): OUT J,
     # the partners of positions i, i - 1, ..., as many as one batch of raw
-    # draws gives (returned; at least one).
+    # draws gives (returned; none when every draw of the batch was rejected,
+    # which the caller's loop then simply repeats).
     cdef Py_ssize_t e, q, m = BATCH if i >= BATCH else i, found = 0
     cdef uint64_t raw[BATCH]
     cdef uint64_t mask, value
@@ -212,21 +213,19 @@ cdef void _swap_all(Py_ssize_t *a, Py_ssize_t n, const uint32_t *J,
         done = ready
 
 
-cdef bint _shuffle_in_two(bitgen_t *bitgen, Py_ssize_t *a, Py_ssize_t n) noexcept nogil:
+cdef bint _shuffle_in_two(bitgen_t *bitgen, Py_ssize_t *a, Py_ssize_t n,
+                          uint32_t *J) noexcept nogil:
     # _shuffle with the draws on one thread and the swaps on another, which
     # follows: the same draws and swaps in the same order, so the same
-    # result. The partners are kept for the whole row (4 bytes each), not
-    # in a ring: rewriting a ring's lines, which the other core has just
-    # read, made the drawing thread wait on that core (measured: 3.8 ms
-    # against 3.25 ms for n = 1,000,000). False (nothing done) when no memory
-    # or no second thread could be had.
+    # result. The partners are kept for the whole row (J: n - 1 entries of
+    # scratch), not in a ring: rewriting a ring's lines, which the other core
+    # has just read, made the drawing thread wait on that core (measured:
+    # 3.8 ms against 3.25 ms for n = 1,000,000). False (nothing done) when
+    # no second thread could be had.
     cdef Py_ssize_t drawn = 0
     cdef Py_ssize_t *shared = &drawn
-    cdef uint32_t *J = <uint32_t *> malloc((n - 1) * sizeof(uint32_t))
     cdef bint paired = False
     cdef bint *pairing = &paired
-    if J == NULL:
-        return False
     with parallel(num_threads=2):
         if threadid() == 0:
             if GD_TEAM_SIZE() == 2:
@@ -235,7 +234,6 @@ cdef bint _shuffle_in_two(bitgen_t *bitgen, Py_ssize_t *a, Py_ssize_t n) noexcep
         elif threadid() == 1:
             if GD_TEAM_SIZE() == 2:
                 _swap_all(a, n, J, shared)
-    free(J)
     return paired
 
 
@@ -258,11 +256,16 @@ def shuffle_rows(bit_generator, Py_ssize_t[:, ::1] orders not None,  # IN/OUT (e
     cdef bitgen_t *bitgen = <bitgen_t *> PyCapsule_GetPointer(
         bit_generator.capsule, "BitGenerator")
     cdef Py_ssize_t row, n = orders.shape[1]
-    cdef bint in_two = (n_threads >= 2 and n >= PAIR_ROWS and n - 1 <= LARGEST_32
-                        and GD_HAVE_ATOMICS and GD_HAVE_OPENMP)
+    cdef uint32_t *J = NULL             # the partners of a row shuffled in two
     if n < 2:
         return
-    with bit_generator.lock, nogil:
-        for row in range(orders.shape[0]):
-            if not (in_two and _shuffle_in_two(bitgen, &orders[row, 0], n)):
-                _shuffle(bitgen, &orders[row, 0], n)
+    if (n_threads >= 2 and n >= PAIR_ROWS and n - 1 <= LARGEST_32 and GD_HAVE_ATOMICS
+            and GD_HAVE_OPENMP):
+        J = <uint32_t *> malloc((n - 1) * sizeof(uint32_t))    # NULL: one thread
+    try:
+        with bit_generator.lock, nogil:
+            for row in range(orders.shape[0]):
+                if not (J != NULL and _shuffle_in_two(bitgen, &orders[row, 0], n, J)):
+                    _shuffle(bitgen, &orders[row, 0], n)
+    finally:
+        free(J)
