@@ -28,8 +28,9 @@
 # adds ``s * r * x`` to the gradient. Rows are visited in the order of an
 # index array (possibly a subset of the rows, the rest held out), or
 # 0..n-1, so shuffling never copies X; the row 4 KiB ahead in the visiting
-# order is prefetched (16 KiB ahead, into L2, when shuffled). Three epoch
-# loops, chosen by the batch size B:
+# order is prefetched (16 KiB ahead, into L2, with its targets and weight,
+# when shuffled: GD_PREFETCH_SAMPLE). Three epoch loops, chosen by the batch
+# size B:
 #
 # * ``B == 1``  per-sample SGD: one update after every row (_sgd_rows);
 # * ``B >= n``  full batch: one update per epoch from the sums over all rows,
@@ -95,7 +96,7 @@ include "common.pxi"
 
 from libc.float cimport DBL_MAX
 from libc.math cimport floor, log, pow, sqrt
-from libc.string cimport memcpy, memset
+from libc.string cimport memcpy
 
 cdef extern from *:
     """
@@ -1615,7 +1616,7 @@ cdef inline void _epoch_start(double *work, double *start, Py_ssize_t size) noex
     # A run_epochs epoch begins: start (OUT) = the working copy's rows and
     # its l1_total, then the gradient sum zeroed (IN/OUT work). Loops of
     # doubles, not memcpy/memset: on short rows their wide moves of values
-    # just written by the last row's update cost about 3 ns an epoch at 3 x 1.
+    # just written by the last row's update cost about 6 ns an epoch at 3 x 1.
     cdef Py_ssize_t row, j, stride = _lines(size)
     for row in range(N_STATE_ROWS):
         for j in range(size):

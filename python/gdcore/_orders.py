@@ -3,16 +3,19 @@
 A shuffled run visits each epoch's rows in the order ``rng.shuffle`` gives
 ``0..n-1`` (the contract both backends keep). When whole epochs run in one
 compiled call, their orders are drawn before it, as one array per block of
-epochs (:func:`draw`). On small data the draw costs about as much as the
-epochs themselves (NumPy's shuffle takes 7 to 10 ns a row, an epoch of
-per-sample SGD at d = 10 about 12 ns a row), so :class:`Ahead` draws the
-next blocks on a second thread while the compiled call runs the current one:
-NumPy releases the GIL while it shuffles, and the kernels while they train.
+epochs (:func:`draw`), by :func:`shuffle`: NumPy's shuffle done in C
+(gdcore/shuffle.pyx) when the compiled modules are built. On small data the
+draw still costs a good part of the epochs themselves (3 to 6 ns a row
+against about 7 ns a row for per-sample SGD at d = 1), so :class:`Ahead`
+draws the next blocks on a second thread while the compiled call runs the
+current one: the shuffle releases the GIL, and so do the kernels.
 
 The thread draws from its own copy of the run's generator, never from the
 generator itself: the same calls in the same order give the same orders,
-and the consumer sets the run's generator to the state its epochs used
-(:meth:`Ahead.state_after`), whatever the thread has drawn beyond them. The
+and each block comes with the generator states before and after its draw
+(:meth:`Ahead.next`), from which the consumer sets the run's generator to
+the state its epochs used (:func:`rewind`), whatever the thread has drawn
+beyond them. The
 thread is started without a ``threading.Thread`` object (whose start waits,
 and whose clean-up runs a callback: a Ctrl-C arriving in either was lost or
 left the thread behind) and ends by itself once the consumer is done with
