@@ -186,10 +186,16 @@ def bench(benchmark, bench_size):
     ``role`` is "gdcore", "floor" (the memory floor X.sum()) or "peer".  With
     ``subset_n`` the function works on the first ``subset_n`` of the n samples,
     and the ratio table scales its time by n / subset_n.  ``slow`` entries get
-    fewer rounds.
+    fewer rounds.  With ``paired_with`` (the group's gdcore call), the entry
+    also gets a paired ratio: after its own rounds, as many rounds again that
+    each time both calls back to back (in turns, which goes first), the
+    median of ``fn`` time / ``paired_with`` time. Memory-bound timings here
+    drift by 5 to 25 % over seconds, as much as an option costs; a pair sees
+    the same drift twice.
     """
 
-    def run(fn, *, impl, role="peer", subset_n=None, note=None, slow=False):
+    def run(fn, *, impl, role="peer", subset_n=None, note=None, slow=False,
+            paired_with=None):
         n = bench_size.n
         scale = 1.0 if subset_n is None else n / subset_n
         benchmark.extra_info.update(
@@ -202,14 +208,32 @@ def bench(benchmark, bench_size):
             scale=scale,
             note=note,
         )
-        return benchmark.pedantic(
+        rounds = bench_size.slow_rounds if slow else bench_size.rounds
+        result = benchmark.pedantic(
             fn,
-            rounds=bench_size.slow_rounds if slow else bench_size.rounds,
+            rounds=rounds,
             warmup_rounds=bench_size.slow_warmup if slow else bench_size.warmup,
             iterations=1,
         )
+        if paired_with is not None:
+            benchmark.extra_info["paired_ratio"] = _paired_ratio(fn, paired_with, rounds)
+        return result
 
     return run
+
+
+def _paired_ratio(fn, base, rounds: int) -> float:
+    """Median over ``rounds`` back-to-back pairs of fn's time / base's time."""
+    ratios = []
+    for r in range(rounds):
+        calls = (base, fn) if r % 2 == 0 else (fn, base)
+        times = {}
+        for call in calls:
+            start = time.perf_counter()
+            call()
+            times[call] = time.perf_counter() - start
+        ratios.append(times[fn] / times[base])
+    return float(np.median(ratios))
 
 
 # --------------------------------------------------------------------------- machine load
@@ -364,6 +388,7 @@ def _collect(config) -> dict | None:
                     "subset_n": info.get("subset_n"),
                     "scale": scale,
                     "note": info.get("note"),
+                    "paired_ratio": info.get("paired_ratio"),
                 }
             )
         role_order = {"gdcore": 0, "floor": 1, "floor2": 2}
@@ -397,7 +422,7 @@ def _write_table(tr, table: dict) -> None:
     env = table["environment"]
     tr.write_sep("=", f"gdcore ratio table ({table['bench_size']}: n = {table['n']:,})")
     tr.write_line("ratio = entry median / gdcore median  (> 1: gdcore is faster); "
-                  "min = fastest round")
+                  "min = fastest round; paired = median of entry / gdcore timed back to back")
     tr.write_line(
         f"OPENBLAS_CORETYPE={env.get('OPENBLAS_CORETYPE')}  "
         f"OPENBLAS_L2_SIZE={env.get('OPENBLAS_L2_SIZE')}  "
@@ -426,7 +451,9 @@ def _write_table(tr, table: dict) -> None:
     for group, g in table["groups"].items():
         tr.write_line("")
         tr.write_line(group)
-        tr.write_line(f"  {'entry':<44} {'median':>12}  {'ratio':>8}  {'min':>12}  {'rounds':>6}")
+        paired = any(e.get("paired_ratio") is not None for e in g["entries"])
+        tr.write_line(f"  {'entry':<44} {'median':>12}  {'ratio':>8}  {'min':>12}  {'rounds':>6}"
+                      + (f"  {'paired':>8}" if paired else ""))
         for e in g["entries"]:
             mark = ""
             if e["note"] or e["subset_n"]:
@@ -442,9 +469,11 @@ def _write_table(tr, table: dict) -> None:
                 mark = f" [{notes.index(text) + 1}]"
             ratio = e["ratio_to_gdcore"]
             ratio_s = f"{ratio:8.2f}" if ratio is not None else "     n/a"
+            pair = e.get("paired_ratio")
             tr.write_line(
                 f"  {e['impl'] + mark:<44} {_fmt_time(e['median_s']):>12}  {ratio_s}  "
                 f"{_fmt_time(e['min_s']):>12}  {e['rounds']:>6}"
+                + (f"  {pair:8.2f}" if pair is not None else "")
             )
         if g["gdcore_over_floor"] is not None:
             tr.write_line(f"  gdcore / floor X.sum() = {g['gdcore_over_floor']:.2f}")

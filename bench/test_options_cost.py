@@ -4,8 +4,10 @@ and W3 (mini-batch 32, d = 100), one epoch each, shuffle off.
 
 Each option is an entry of a group whose "gdcore" entry is plain SGD, so an
 entry's ratio in the table is its time over plain SGD's (> 1: the option costs
-that factor). The target: at most 1.15 for momentum, weight decay and
-schedules.
+that factor). Each entry also has a paired ratio (the table's "paired" column):
+the median, over as many rounds again, of the option's time over plain SGD's
+timed right before or after it, which the machine's drift between entries
+does not move. The target: at most 1.15 for every option.
 
 ``standardize`` times an epoch with the features' statistics already taken
 (a warm start from a run of 0 epochs): the pass that takes them is made once
@@ -69,5 +71,6 @@ def test_options_cost(bench, regression_data, method, batch_size, d, name):
     if options.get("standardize"):
         options["warm_start"] = _fit(data.X, data.y, method, batch_size, epochs=0, **options)
     result = bench(lambda: _fit(data.X, data.y, method, batch_size, **options),
-                   impl=f"gdcore {name}")
+                   impl=f"gdcore {name}",
+                   paired_with=lambda: _fit(data.X, data.y, method, batch_size))
     assert np.isfinite(result.w).all()
