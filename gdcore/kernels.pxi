@@ -593,6 +593,22 @@ cdef inline const double *_training_row(const char *row, bint single,
     return z
 
 
+cdef inline double _first_dot(const char *row, bint single, const double *center,
+                              const double *inv_scale, Py_ssize_t d, double *z,
+                              const double *w, const double **x) noexcept nogil:
+    # The dot product of a row as training reads it with w, and (OUT *x) that
+    # row (_training_row; z: OUT, d doubles, its scratch row): a standardized
+    # row is made into z by this dot product (_dot_read), not by a pass of
+    # its own (per sample at d = 100: standardize 1.16-1.21 x plain -> 1.09-1.10).
+    if center == NULL:
+        x[0] = _training_row(row, single, NULL, NULL, d, z)
+        return _dot(x[0], w, d)
+    x[0] = z
+    if single:
+        return _dot_read(<MadeRows *> NULL, <const float *> row, center, inv_scale, z, w, d)
+    return _dot_read(<MadeRows *> NULL, <const double *> row, center, inv_scale, z, w, d)
+
+
 cdef inline double _row_sums(const RowsTag *rows_tag, const Element *x,
                              const double *center, const double *inv_scale, double *z,
                              const double *params, const double *y, double s, Py_ssize_t d,
@@ -1300,7 +1316,7 @@ cdef EpochOutcome _sgd_rows(
     cdef Py_ssize_t stop = n if stop_step > n else stop_step
     cdef Py_ssize_t row_doubles = (p.row_bytes + 7) // 8     # of X's row, for prefetching
     cdef Py_ssize_t ahead = _prefetch_distance(row_doubles, p.order)
-    cdef double r, sq, lr, total = running
+    cdef double r, r0, sq, lr, total = running
     cdef double g_one[1]
     cdef double *g
     cdef MomentumStep m
@@ -1342,11 +1358,11 @@ cdef EpochOutcome _sgd_rows(
         if q + ahead < n:
             GD_PREFETCH_SAMPLE(X, row_bytes, row_doubles, Y, k, weight,
                                _row(order, q + ahead), order != NULL)
-        x = _training_row(X + i * row_bytes, single, center, inv_scale, d, z)
+        r0 = _first_dot(X + i * row_bytes, single, center, inv_scale, d, z, w, &x)
         y_row = Y + i * k
         sq = 0.0
         for c in range(k):
-            r = _dot(x, w + c * d, d) + (w[k * d + c] - y_row[c])
+            r = (r0 if c == 0 else _dot(x, w + c * d, d)) + (w[k * d + c] - y_row[c])
             g[c] = two_a * r          # dL/db[c] of this sample; dL/dW[:, c] = g[c] * x
             if weight != NULL:
                 sq += weight[i] * (r * r)
