@@ -413,10 +413,6 @@ cdef struct SingleRows:         # X's rows are floats, made doubles in the arith
     char unused
 cdef struct MadeRows:           # rows standardized as read (and kept in a scratch row)
     char unused
-cdef struct Unaveraged:         # a step that leaves the running average alone
-    char unused
-cdef struct Averaged:           # a step that moves the running average too
-    char unused
 
 ctypedef fused RuleTag:
     PlainTag
@@ -441,13 +437,6 @@ ctypedef fused PenaltyTag:
 ctypedef fused OutputsTag:
     OneOutput
     ManyOutputs
-
-# The per-sample loop moves the running average of the iterates in the loop
-# that moves the parameters (one pass over them a step, not two): the loop
-# picks the averaged copy of the update for the steps from average_from on.
-ctypedef fused AverageTag:
-    Unaveraged
-    Averaged
 
 # The full-data sums and the mini-batch loop are compiled once for rows of
 # doubles used as they are, once for rows of floats (each made a double as
@@ -768,15 +757,6 @@ cdef inline double _soft_threshold(double v, double threshold) noexcept nogil:
     return shrunk if v > 0.0 else -shrunk
 
 
-cdef inline void _average_into(double *avg, const double *p, Py_ssize_t count,
-                               double share) noexcept nogil:
-    # The running mean of the iterates one step on: avg[j] += (p[j] - avg[j])
-    # * share, share = 1 / (the number of iterates averaged). IN/OUT avg[0:count].
-    cdef Py_ssize_t j
-    for j in range(count):
-        avg[j] += (p[j] - avg[j]) * share
-
-
 cdef inline void _adam_plain(double *p, double scale, const double *src,
                              Py_ssize_t count, double l2, double *grad_sum, double *v,
                              double *s2, AdaptiveStep a) noexcept nogil:
@@ -800,21 +780,17 @@ cdef inline void _adam_plain(double *p, double scale, const double *src,
 
 
 cdef inline void _rule_steps(const RuleTag *rule_tag, const PenaltyTag *penalty_tag,
-                             const AverageTag *average_tag,
                              double *p, double scale, const double *src, Py_ssize_t count,
                              double lr, double l2, double l1, double u, double *grad_sum,
                              double *v, double *s2, double *aux, double *q,
-                             MomentumStep m, AdaptiveStep a, double *avg,
-                             double share) noexcept nogil:
+                             MomentumStep m, AdaptiveStep a) noexcept nogil:
     # One step of the rule of rule_tag with the penalty of penalty_tag.
     # IN/OUT p[0:count] and the buffers beside it: grad_sum, v (momentum, Adam's
     # first moment), s2 (the adaptive rules' squares), aux (amsgrad's maximum,
     # centred RMSprop's mean), q (cumulative L1); a buffer the rule does not use
     # is not touched. The loss gradient is scale * src[j]; u is the cumulative
     # L1 total including this step's. The momentum rule skips the
-    # multiplication by m.cg = 1 (the same bits). Averaged: IN/OUT also
-    # avg[0:count], the running average, moved towards each new p[j] by share
-    # (as _average_into); Unaveraged: avg and share are not read.
+    # multiplication by m.cg = 1 (the same bits).
     cdef Py_ssize_t j
     cdef double gj, vj, sj, den, z
     cdef bint decay_in_gradient = True
@@ -830,8 +806,6 @@ cdef inline void _rule_steps(const RuleTag *rule_tag, const PenaltyTag *penalty_
                 if penalty == NO_PENALTY:
                     l2 = 0.0
                 _adam_plain(p, scale, src, count, l2, grad_sum, v, s2, a)
-                if AverageTag is Averaged:
-                    _average_into(avg, p, count, share)
                 return
     for j in range(count):
         gj = scale * src[j]
@@ -901,8 +875,6 @@ cdef inline void _rule_steps(const RuleTag *rule_tag, const PenaltyTag *penalty_
                 vj = z + (u - q[j])
                 p[j] = vj if vj < 0.0 else 0.0
             q[j] += p[j] - z
-        if AverageTag is Averaged:
-            avg[j] += (p[j] - avg[j]) * share
 
 
 cdef inline void _step_with(const RuleTag *rule_tag, const RuleC *rule, int penalty,
@@ -921,23 +893,23 @@ cdef inline void _step_with(const RuleTag *rule_tag, const RuleC *rule, int pena
     cdef double *q = st.l1_applied + start
     cdef double u = st.l1_total[0]
     if RuleTag is AdamTag or RuleTag is AdagradTag or RuleTag is RMSpropTag:
-        _rule_steps(rule_tag, <AnyPenaltyTag *> NULL, <Unaveraged *> NULL, p, scale, src,
-                    count, lr, rule.l2, rule.l1, u, g, v, s2, aux, q, m, a, NULL, 0.0)
+        _rule_steps(rule_tag, <AnyPenaltyTag *> NULL, p, scale, src, count, lr, rule.l2,
+                    rule.l1, u, g, v, s2, aux, q, m, a)
     elif penalty == NO_PENALTY:
-        _rule_steps(rule_tag, <NoPenaltyTag *> NULL, <Unaveraged *> NULL, p, scale, src,
-                    count, lr, 0.0, 0.0, u, g, v, s2, aux, q, m, a, NULL, 0.0)
+        _rule_steps(rule_tag, <NoPenaltyTag *> NULL, p, scale, src, count, lr, 0.0, 0.0,
+                    u, g, v, s2, aux, q, m, a)
     elif penalty == L2_PENALTY:
-        _rule_steps(rule_tag, <L2Tag *> NULL, <Unaveraged *> NULL, p, scale, src,
-                    count, lr, rule.l2, rule.l1, u, g, v, s2, aux, q, m, a, NULL, 0.0)
+        _rule_steps(rule_tag, <L2Tag *> NULL, p, scale, src, count, lr, rule.l2, rule.l1,
+                    u, g, v, s2, aux, q, m, a)
     elif penalty == ELASTIC_PENALTY:
-        _rule_steps(rule_tag, <ElasticTag *> NULL, <Unaveraged *> NULL, p, scale, src,
-                    count, lr, rule.l2, rule.l1, u, g, v, s2, aux, q, m, a, NULL, 0.0)
+        _rule_steps(rule_tag, <ElasticTag *> NULL, p, scale, src, count, lr, rule.l2,
+                    rule.l1, u, g, v, s2, aux, q, m, a)
     elif penalty == PROXIMAL_PENALTY:
-        _rule_steps(rule_tag, <ProximalTag *> NULL, <Unaveraged *> NULL, p, scale, src,
-                    count, lr, rule.l2, rule.l1, u, g, v, s2, aux, q, m, a, NULL, 0.0)
+        _rule_steps(rule_tag, <ProximalTag *> NULL, p, scale, src, count, lr, rule.l2,
+                    rule.l1, u, g, v, s2, aux, q, m, a)
     else:
-        _rule_steps(rule_tag, <CumulativeTag *> NULL, <Unaveraged *> NULL, p, scale, src,
-                    count, lr, rule.l2, rule.l1, u, g, v, s2, aux, q, m, a, NULL, 0.0)
+        _rule_steps(rule_tag, <CumulativeTag *> NULL, p, scale, src, count, lr, rule.l2,
+                    rule.l1, u, g, v, s2, aux, q, m, a)
 
 
 cdef inline void _step(const RuleC *rule, const State *st, Py_ssize_t start, double scale,
@@ -970,10 +942,12 @@ cdef inline void _average_step(const RuleC *rule, const State *st, Py_ssize_t d,
                                Py_ssize_t k, Py_ssize_t t) noexcept nogil:
     # From global step average_from on: average = running mean of the iterates
     # (the weights, and the intercepts with fit_intercept). IN/OUT st.average.
+    cdef Py_ssize_t j
+    cdef double share
     if rule.average_from >= 0 and t >= rule.average_from:
-        # one division, not one per entry
-        _average_into(st.average, st.params, _moving(rule, d, k),
-                      1.0 / (t - rule.average_from + 1))
+        share = 1.0 / (t - rule.average_from + 1)      # one division, not one per entry
+        for j in range(_moving(rule, d, k)):
+            st.average[j] += (st.params[j] - st.average[j]) * share
 
 
 cdef void _apply_step(const RuleC *rule, State st, Py_ssize_t d, Py_ssize_t k,
@@ -1266,35 +1240,6 @@ cdef inline EpochOutcome _minibatch_rows(const OutputsTag *outputs, const RuleC 
                             stop_step, running, scratch)
 
 
-cdef inline void _sample_update(const RuleTag *rule_tag, const PenaltyTag *penalty_tag,
-                                const AverageTag *average_tag, const RuleC *rule,
-                                const State *st, const double *x, const double *g,
-                                Py_ssize_t d, Py_ssize_t k, double lr, double u,
-                                MomentumStep m, AdaptiveStep a, double share) noexcept nogil:
-    # One sample's update (_rule_steps) of every output's weights (the loss
-    # gradient g[c] * x for output c) and, with fit_intercept, of the
-    # intercepts (g), the running average moved with them if averaged.
-    # IN/OUT the state's rows.
-    cdef Py_ssize_t c
-    cdef double l2 = rule.l2, l1 = rule.l1
-    for c in range(k):
-        _rule_steps(rule_tag, penalty_tag, average_tag, st.params + c * d, g[c], x, d, lr,
-                    l2, l1, u, st.grad_sum + c * d, st.velocity + c * d,
-                    st.square_avg + c * d, st.aux + c * d, st.l1_applied + c * d, m, a,
-                    st.average + c * d, share)
-    if rule.fit_intercept:
-        if rule.decay_bias:
-            _rule_steps(rule_tag, penalty_tag, average_tag, st.params + k * d, 1.0, g, k,
-                        lr, l2, l1, u, st.grad_sum + k * d, st.velocity + k * d,
-                        st.square_avg + k * d, st.aux + k * d, st.l1_applied + k * d, m,
-                        a, st.average + k * d, share)
-        else:
-            _rule_steps(rule_tag, <NoPenaltyTag *> NULL, average_tag, st.params + k * d,
-                        1.0, g, k, lr, 0.0, 0.0, u, st.grad_sum + k * d,
-                        st.velocity + k * d, st.square_avg + k * d, st.aux + k * d,
-                        st.l1_applied + k * d, m, a, st.average + k * d, share)
-
-
 cdef EpochOutcome _sgd_rows(
         const RuleTag *rule_tag, const PenaltyTag *penalty_tag, const OutputsTag *outputs,
         const RuleC *rule, const Problem *p, State st, double base_lr, Py_ssize_t t,
@@ -1326,9 +1271,13 @@ cdef EpochOutcome _sgd_rows(
     cdef double *z = scratch + _lines(p.k)
     # Locals, not the structs' fields: the loop's stores to double arrays
     # could alias those (as far as the C compiler knows) and force a reload
-    # every row. (The update reads the rows from st, a copy on this stack
-    # whose address no store can hold.)
+    # every row.
     cdef double *w = st.params
+    cdef double *grad_sum = st.grad_sum
+    cdef double *v = st.velocity
+    cdef double *s2 = st.square_avg
+    cdef double *aux = st.aux
+    cdef double *l1_applied = st.l1_applied
     cdef double u = st.l1_total[0]
     cdef const char *X = p.X
     cdef Py_ssize_t row_bytes = p.row_bytes
@@ -1339,11 +1288,10 @@ cdef EpochOutcome _sgd_rows(
     cdef const double *weight = p.weight
     cdef const Py_ssize_t *order = p.order
     cdef double two_a = rule.two_a, power = rule.power
-    cdef double l1 = rule.l1
+    cdef double l2 = rule.l2, l1 = rule.l1
     cdef double momentum = rule.momentum, dampening = rule.dampening
-    cdef bint nesterov = rule.nesterov
-    cdef Py_ssize_t average_from = rule.average_from
-    cdef bint averaging = average_from >= 0
+    cdef bint nesterov = rule.nesterov, fit_intercept = rule.fit_intercept
+    cdef bint decay_bias = rule.decay_bias, averaging = rule.average_from >= 0
     if OutputsTag is OneOutput:
         g = g_one
     else:
@@ -1382,12 +1330,21 @@ cdef EpochOutcome _sgd_rows(
         if PenaltyTag is CumulativeTag or PenaltyTag is AnyPenaltyTag:
             if rule.penalty == CUMULATIVE_PENALTY:
                 u = u + lr * l1
-        if averaging and step >= average_from:
-            _sample_update(rule_tag, penalty_tag, <Averaged *> NULL, rule, &st, x, g, d, k,
-                           lr, u, m, a, 1.0 / (step - average_from + 1))
-        else:
-            _sample_update(rule_tag, penalty_tag, <Unaveraged *> NULL, rule, &st, x, g, d,
-                           k, lr, u, m, a, 0.0)
+        for c in range(k):
+            _rule_steps(rule_tag, penalty_tag, w + c * d, g[c], x, d, lr, l2, l1, u,
+                        grad_sum + c * d, v + c * d, s2 + c * d, aux + c * d,
+                        l1_applied + c * d, m, a)
+        if fit_intercept:
+            if decay_bias:
+                _rule_steps(rule_tag, penalty_tag, w + k * d, 1.0, g, k, lr, l2, l1, u,
+                            grad_sum + k * d, v + k * d, s2 + k * d, aux + k * d,
+                            l1_applied + k * d, m, a)
+            else:
+                _rule_steps(rule_tag, <NoPenaltyTag *> NULL, w + k * d, 1.0, g, k, lr,
+                            0.0, 0.0, u, grad_sum + k * d, v + k * d, s2 + k * d,
+                            aux + k * d, l1_applied + k * d, m, a)
+        if averaging:
+            _average_step(rule, &st, d, k, step)
         out.steps += 1
     st.l1_total[0] = u
     out.loss_sum = total
