@@ -60,7 +60,8 @@
 #
 # Standardizing. With ``standardize`` (fit's standardize=True) the loops
 # train on the rows (x - center) * inv_scale, each formed in a scratch row of
-# d doubles as it is read (_training_row): the parameters, the update rule
+# d doubles by the row's first dot product (_dot_read; _first_dot per
+# sample), which the rest of the row's work reads: the parameters, the update rule
 # and the penalties are those of the standardized problem, and the Python
 # layer maps them back to the units of X. Without it, the full-data sums and
 # the mini-batch loop run their copies for rows as they are (RowsTag: doubles,
@@ -555,31 +556,20 @@ cdef inline Py_ssize_t _row(const Py_ssize_t *order, Py_ssize_t q) noexcept nogi
     return order[q] if order != NULL else q
 
 
-cdef inline const double *_training_row(const char *row, bint single,
-                                        const double *center, const double *inv_scale,
-                                        Py_ssize_t d, double *z) noexcept nogil:
-    # A row of X as training sees it: the row itself (doubles), or z (OUT, d
-    # doubles) formed as the row is read: its floats made doubles (single;
-    # exact), and, when standardizing (center not NULL), (x - center) *
-    # inv_scale. X itself is never copied or changed.
+cdef inline const double *_training_row(const char *row, bint single, Py_ssize_t d,
+                                        double *z) noexcept nogil:
+    # A row of X as doubles: the row itself, or z (OUT, d doubles) holding its
+    # floats made doubles (single; exact) as the row is read. X itself is
+    # never copied or changed. (A standardized row is made by its first dot
+    # product: _dot_read, _first_dot.)
     cdef Py_ssize_t j
     cdef const float *f
-    cdef const double *x
     if single:
         f = <const float *> row
-        if center == NULL:
-            for j in range(d):
-                z[j] = f[j]
-        else:
-            for j in range(d):
-                z[j] = (<double> f[j] - center[j]) * inv_scale[j]
+        for j in range(d):
+            z[j] = f[j]
         return z
-    x = <const double *> row
-    if center == NULL:
-        return x
-    for j in range(d):
-        z[j] = (x[j] - center[j]) * inv_scale[j]
-    return z
+    return <const double *> row
 
 
 cdef inline double _first_dot(const char *row, bint single, const double *center,
@@ -591,7 +581,7 @@ cdef inline double _first_dot(const char *row, bint single, const double *center
     # its own (a standardized epoch per sample at d = 100: 33.7-34.9 ->
     # 32.3-33.5 ms).
     if center == NULL:
-        x[0] = _training_row(row, single, NULL, NULL, d, z)
+        x[0] = _training_row(row, single, d, z)
         return _dot(x[0], w, d)
     x[0] = z
     if single:
@@ -1432,15 +1422,15 @@ cdef EpochOutcome _sgd_steps(const RuleC *rule, const Problem *p, State st, doub
     cdef EpochOutcome out
     cdef Py_ssize_t c, i, d = p.d, k = p.k
     cdef Py_ssize_t stop = p.n if stop_step > p.n else stop_step
-    cdef double r, one_row = 0.0
+    cdef double r, r0, one_row = 0.0
     cdef const double *x
     if first_step + 1 == stop:
         i = _row(p.order, first_step)
-        x = _training_row(p.X + i * p.row_bytes, p.single, p.center, p.inv_scale, d,
-                          scratch + _lines(k))
+        r0 = _first_dot(p.X + i * p.row_bytes, p.single, p.center, p.inv_scale, d,
+                        scratch + _lines(k), st.params, &x)
         for c in range(k):
-            r = _dot(x, st.params + c * d, d) + (st.params[k * d + c]
-                                                             - p.Y[i * k + c])
+            r = (r0 if c == 0 else _dot(x, st.params + c * d, d)) + (st.params[k * d + c]
+                                                                     - p.Y[i * k + c])
             one_row += p.weight[i] * (r * r) if p.weight != NULL else r * r
     out = _sgd_epoch(rule, p, st, lr, t, first_step, stop_step, running, scratch)
     out.part = one_row if out.steps == 1 else out.loss_sum - running
@@ -1931,7 +1921,7 @@ def subset_loss(X,                               # IN (n, d) float64 or float32
                     if _interrupted(&watch, 0):
                         break
                 i = rows[q]
-                x = _training_row(p.X + i * p.row_bytes, p.single, NULL, NULL, d, z)
+                x = _training_row(p.X + i * p.row_bytes, p.single, d, z)
                 for c in range(k):
                     r = _dot(x, &params[c * d], d) + params[k * d + c] - Y[i, c]
                     total += r * r
